@@ -1,0 +1,53 @@
+# The two commands (see README.md):
+#   make compare   set everything up, then run the SQLite-vs-Kafka comparison (the main job)
+#   make test      set everything up, then lint, type-check and run the test suite
+# Everything is installed by these targets: the venv, Apache Kafka's jars (Maven Central),
+# and the Litestream binary (go install), into .venv and $(CACHE).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CACHE  ?= $(HOME)/.cache/sqlitequeue
+export SQLITEQUEUE_CACHE := $(CACHE)
+# Extra arguments for the main job, e.g. make compare ARGS=--quick
+ARGS   ?=
+
+.PHONY: setup venv kafka litestream compare quick test lint pytest lab clean
+
+setup: venv kafka litestream
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $@
+
+kafka: venv
+	$(PY) -m sqlitequeue kafka install
+
+litestream:
+	bash tools/install_litestream.sh
+
+compare: setup
+	$(PY) -m sqlitequeue bench compare $(ARGS)
+
+quick: setup
+	$(PY) -m sqlitequeue bench compare --quick $(ARGS)
+
+test: setup lint pytest
+
+lint: venv
+	$(VENV)/bin/ruff check sqlitequeue tests loadtests tools
+	$(VENV)/bin/ruff format --check sqlitequeue tests loadtests tools
+	$(VENV)/bin/mypy
+
+pytest: venv
+	$(VENV)/bin/pytest -q
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+"""Backends under test, behind one protocol (:mod:`sqlitequeue.bench.backends.base`)."""
+
+from sqlitequeue.bench.backends.base import (
+    BACKENDS,
+    Backend,
+    BackendSpec,
+    Consumer,
+    Delivery,
+    Producer,
+    Received,
+    open_backend,
+)
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendSpec",
+    "Consumer",
+    "Delivery",
+    "Producer",
+    "Received",
+    "open_backend",
+]

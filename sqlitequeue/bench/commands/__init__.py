@@ -1,0 +1,1 @@
+"""One module per workbench command (see :mod:`sqlitequeue.bench.cli`)."""

@@ -1,0 +1,55 @@
+"""Helpers shared by tests: real read-only and size-limited file systems, real processes."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_on_read_only_directory(
+    directory: Path, command: Sequence[str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` while ``directory`` is read-only, and return its result.
+
+    As root (CI), the directory is bind-mounted read-only in a private mount namespace
+    (``unshare --mount``), a real read-only file system; otherwise its permission bits
+    are cleared for the duration of the call.
+    """
+    if os.geteuid() == 0:
+        d = shlex.quote(str(directory))
+        script = f"mount --bind -o ro {d} {d} && exec {shlex.join(command)}"
+        argv = ["unshare", "--mount", "bash", "-c", script]
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+        )
+    modes = {p: p.stat().st_mode for p in [directory, *directory.iterdir()]}
+    try:
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        return subprocess.run(
+            list(command), capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+        )
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def run_on_small_file_system(
+    directory: Path, size: str, command: Sequence[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with a fresh tmpfs of ``size`` (e.g. "2m") mounted on ``directory``.
+
+    Needs root (CI runs as root): a private mount namespace keeps the mount invisible to
+    everything else and it disappears with the process.
+    """
+    d = shlex.quote(str(directory))
+    script = f"mount -t tmpfs -o size={size} tmpfs {d} && exec {shlex.join(command)}"
+    argv = ["unshare", "--mount", "bash", "-c", script]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+    )
