@@ -53,3 +53,37 @@ def run_on_small_file_system(
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
     )
+
+
+def execute_notebook(
+    path: Path, parameters: dict[str, object], cwd: Path, timeout: int = 600
+) -> object:
+    """Execute a notebook headless with ``parameters`` injected after its parameters cell.
+
+    The notebook's cell tagged ``parameters`` holds the defaults a user edits; this adds a
+    cell right after it assigning ``parameters`` (papermill's convention), runs every cell
+    with the current interpreter's ``python3`` kernel in ``cwd``, and returns the executed
+    notebook. Raises nbclient's CellExecutionError (with the traceback) if a cell fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), as_version=4)
+    index = next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if "parameters" in c.get("metadata", {}).get("tags", [])
+        ),
+        None,
+    )
+    if index is None:
+        raise AssertionError(f"{path} has no cell tagged 'parameters'")
+    source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(index + 1, injected)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    return nb
