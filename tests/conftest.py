@@ -2,12 +2,68 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from sqlitequeue.bench.kafka_broker import KafkaBroker
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A path for a new database file in a fresh temporary directory."""
     return tmp_path / "queue.db"
+
+
+# --------------------------------------------------------------------------- Kafka
+# One real broker for the whole session (KafkaBroker.auto(): KAFKA_BOOTSTRAP_SERVERS, else a
+# local JVM, else testcontainers). If it cannot start, every test using it FAILS with the
+# broker's log: Kafka tests never skip.
+
+
+@pytest.fixture(scope="session")
+def kafka_session_broker() -> Iterator[KafkaBroker]:
+    """The session's started broker (``.bootstrap_servers``, ``.pid`` for sampling the JVM)."""
+    from sqlitequeue.bench.kafka_broker import KafkaBroker
+    from sqlitequeue.errors import KafkaError
+
+    try:
+        broker = KafkaBroker.auto().start()
+    except KafkaError as exc:
+        pytest.fail(f"Kafka could not be started for the tests:\n{exc}", pytrace=False)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_session_broker: KafkaBroker) -> str:
+    """Bootstrap servers of the one broker shared by the whole test session."""
+    return kafka_session_broker.bootstrap_servers
+
+
+@pytest.fixture
+def kafka_broker_factory() -> Iterator[Callable[..., KafkaBroker]]:
+    """Start extra brokers for one test (e.g. to kill them); all are stopped afterwards.
+
+    ``kafka_broker_factory(brokers=1, mode="local", **options)`` returns a started broker
+    (options as for :class:`sqlitequeue.bench.kafka_broker.LocalKafka`, e.g. ``heap="512M"``).
+    """
+    from sqlitequeue.bench.kafka_broker import KafkaBroker
+    from sqlitequeue.errors import KafkaError
+
+    started: list[KafkaBroker] = []
+
+    def make(brokers: int = 1, mode: str = "local", **options: Any) -> KafkaBroker:
+        broker = KafkaBroker.auto(mode=mode, brokers=brokers, **options)
+        started.append(broker)
+        try:
+            return broker.start()
+        except KafkaError as exc:
+            pytest.fail(f"an extra Kafka broker could not be started:\n{exc}", pytrace=False)
+
+    yield make
+    for broker in reversed(started):
+        broker.stop()

@@ -1,0 +1,183 @@
+"""Get a real Apache Kafka for the workbench and the notebooks.
+
+  sqlitequeue kafka install              download Kafka's jars into the cache (idempotent, fast
+                                         when cached; `make kafka` runs this)
+  sqlitequeue kafka start [--brokers 3]  start a local KRaft broker that keeps running after this
+                                         command exits; prints `export KAFKA_BOOTSTRAP_SERVERS=...`
+  sqlitequeue kafka status               is the broker started by `kafka start` up? (exit 3: no)
+  sqlitequeue kafka stop                 stop it and delete its data (exit 3: nothing to stop)
+
+Example:
+  eval "$(sqlitequeue kafka start)"   # the notebooks and `bench` now use this broker
+  sqlitequeue kafka stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "install, start, stop or check a local Apache Kafka broker (for the notebooks)"
+
+EXIT_OK = 0
+EXIT_NOTHING = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the install/start/status/stop sub-commands."""
+    parser.set_defaults(kafka_help=parser.format_help)
+    sub = parser.add_subparsers(dest="kafka_action", metavar="ACTION")
+    install = sub.add_parser("install", help="download Kafka's jars from Maven Central (cached)")
+    install.add_argument("--version", default=None, help="Kafka version (default: %(default)s)")
+    start = sub.add_parser("start", help="start a detached local broker; print the export line")
+    start.add_argument("--brokers", type=int, choices=(1, 3), default=1, help="1 (default) or 3")
+    start.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
+    start.add_argument("--heap", default=None, help="JVM heap per node, e.g. 1G (default)")
+    sub.add_parser("status", help="show the broker started by `kafka start`")
+    sub.add_parser("stop", help="stop the broker started by `kafka start`; delete its data")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen action; return the exit code."""
+    actions = {"install": _install, "start": _start, "status": _status, "stop": _stop}
+    action = actions.get(getattr(args, "kafka_action", None) or "")
+    if action is None:
+        print(args.kafka_help(), file=sys.stderr)
+        return 2
+    return action(args)
+
+
+# --------------------------------------------------------------------------- state file
+
+
+def state_path() -> Path:
+    """Where `kafka start` records its broker: ``<cache>/kafka-broker.json``."""
+    from sqlitequeue.bench.kafka_dist import cache_root
+
+    return cache_root() / "kafka-broker.json"
+
+
+def read_state() -> dict[str, Any] | None:
+    """The recorded broker, or None when there is none (or the file is unreadable)."""
+    try:
+        state = json.loads(state_path().read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _live_pids(state: dict[str, Any]) -> list[int]:
+    """The recorded pids that still run a Kafka JVM of this broker (guards against pid reuse)."""
+    from sqlitequeue.bench.kafka_node import pid_alive
+
+    live = []
+    for pid in state.get("pids", []):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if pid_alive(pid) and b"kafka.Kafka" in cmdline and state["data_dir"].encode() in cmdline:
+            live.append(pid)
+    return live
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _install(args: argparse.Namespace) -> int:
+    from sqlitequeue.bench import kafka_dist
+    from sqlitequeue.errors import KafkaError
+
+    version = args.version or kafka_dist.KAFKA_VERSION
+    libs = kafka_dist.install(version)
+    print(f"Apache Kafka {version} jars: {libs}")
+    try:
+        java = kafka_dist.require_java()
+        print(f"Java: {java} (Java {kafka_dist.java_major_version(java)})")
+    except KafkaError as exc:
+        print(f"warning: the local broker cannot run yet: {exc}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _start(args: argparse.Namespace) -> int:
+    from sqlitequeue.bench.kafka_broker import LocalKafka
+
+    state = read_state()
+    if state and _live_pids(state):
+        print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
+        print(
+            f"already running (pids {state['pids']}); `sqlitequeue kafka stop` stops it",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    started = time.monotonic()
+    broker = LocalKafka(args.brokers, port=args.port, heap=args.heap, detached=True)
+    broker.start()
+    state = {
+        "pids": broker.pids,
+        "bootstrap": broker.bootstrap_servers,
+        "data_dir": str(broker.data_dir),
+        "version": broker.version,
+        "brokers": args.brokers,
+        "started_at": time.time(),
+    }
+    state_path().parent.mkdir(parents=True, exist_ok=True)
+    state_path().write_text(json.dumps(state, indent=2) + "\n")
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+    print(
+        f"Kafka {broker.version} ready in {time.monotonic() - started:.1f} s "
+        f"(pids {broker.pids}, data and logs in {broker.data_dir}); "
+        "stop it with `sqlitequeue kafka stop`",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sqlitequeue.bench.kafka_protocol import wait_for_metadata
+    from sqlitequeue.errors import KafkaError
+
+    state = read_state()
+    if state is None:
+        print("no broker started by `sqlitequeue kafka start`")
+        return EXIT_NOTHING
+    live = _live_pids(state)
+    if not live:
+        state_path().unlink(missing_ok=True)
+        print(f"not running: its JVMs {state['pids']} are gone (stale state removed)")
+        return EXIT_NOTHING
+    try:
+        meta = wait_for_metadata(state["bootstrap"], timeout=5.0)
+        health = f"answering: {len(meta.brokers)} broker(s), cluster {meta.cluster_id}"
+    except KafkaError as exc:
+        health = f"NOT answering: {exc}"
+    uptime = time.time() - float(state.get("started_at", time.time()))
+    print(f"Kafka {state['version']} at {state['bootstrap']}: {health}")
+    print(f"pids {live} of {state['pids']}, up {uptime:.0f} s, data in {state['data_dir']}")
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    import shutil
+    import signal
+
+    from sqlitequeue.bench.kafka_node import signal_group, terminate_pid
+
+    state = read_state()
+    if state is None:
+        print("no broker started by `sqlitequeue kafka start`: nothing to stop")
+        return EXIT_NOTHING
+    live = _live_pids(state)
+    for pid in live:  # all at once, so no node waits for a quorum that is shutting down
+        signal_group(pid, signal.SIGTERM)
+    for pid in live:
+        terminate_pid(pid, timeout=30.0)
+    shutil.rmtree(state["data_dir"], ignore_errors=True)
+    state_path().unlink(missing_ok=True)
+    print(f"stopped Kafka at {state['bootstrap']} (pids {live}); removed {state['data_dir']}")
+    return EXIT_OK
