@@ -105,6 +105,15 @@ class Backend(ABC):
     #: False for backends where every group is a work queue fed at publish time
     #: (consumers of a group must subscribe before records are produced).
     replays_history: ClassVar[bool] = True
+    #: False when records polled but not committed are NOT delivered again after the
+    #: consumer dies or closes (no storage, or no lease: see the backend's docstring).
+    redelivers_uncommitted: ClassVar[bool] = True
+    #: False when a group's committed position does not survive a consumer restart.
+    commits_survive_restart: ClassVar[bool] = True
+    #: False when only one consumer group per topic is supported.
+    fan_out: ClassVar[bool] = True
+    #: False when record keys are not stored (``Received.key`` is then None).
+    preserves_keys: ClassVar[bool] = True
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -159,7 +168,7 @@ def open_backend(spec: BackendSpec) -> Backend:
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise BackendError(
             f"backend {spec.name!r} needs a package that is not installed ({exc.name}); "
             "install it with: pip install 'sqlitequeue[kafka]'"
