@@ -20,6 +20,7 @@ and what to do about it. The tree::
     │   └── OffsetOutOfRange                a seek before the earliest or after the end offset
     └── BenchError                          the workbench (sqlitequeue.bench)
         ├── WorkloadError                   a bad workload file (names the field)
+        ├── ProfileError                    a bad team profile for `decide` (names the field)
         ├── BackendError                    a backend failed or is unknown
         ├── KafkaError                      a broker could not be started or reached
         └── LitestreamError                 the litestream binary failed or is missing
@@ -92,6 +93,10 @@ class BenchError(QueueError):
 
 class WorkloadError(BenchError):
     """A workload file is missing, malformed, or has a bad field."""
+
+
+class ProfileError(BenchError):
+    """A team profile (``sqlitequeue decide``) is missing, malformed, or has a bad field."""
 
 
 class BackendError(BenchError):
