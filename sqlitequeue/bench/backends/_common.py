@@ -172,3 +172,26 @@ class BatchingWriter:
                 with self._cond:
                     self._in_flight = 0
                     self._cond.notify_all()
+
+
+def durability(backend: str, synchronous: object) -> str:
+    """Map a profile's ``synchronous`` (OFF/NORMAL/FULL) to sqlitequeue's ``durability``.
+
+    Raises BackendError for any other value.
+    """
+    value = str(synchronous).lower()
+    if value not in ("off", "normal", "full"):
+        raise BackendError(
+            f"backend {backend!r}: synchronous must be OFF, NORMAL or FULL, not {synchronous!r}"
+        )
+    return value
+
+
+def sqlitequeue_version() -> str:
+    """Return the installed sqlitequeue version ("unknown" when not installed)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("sqlitequeue")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
