@@ -26,6 +26,8 @@ from sqlitequeue.errors import (
     StreamError,
     WorkloadError,
 )
+from sqlitequeue.queue import Message, Queue, QueueStats
+from sqlitequeue.stream import Consumer, Offset, Record, Retention, Stream
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,7 @@ __all__ = [
     "BackendError",
     "BenchError",
     "Closed",
+    "Consumer",
     "CorruptDatabase",
     "DatabaseBusy",
     "DatabaseError",
@@ -40,14 +43,21 @@ __all__ = [
     "KafkaError",
     "LeaseLost",
     "LitestreamError",
+    "Message",
     "NotAQueueDatabase",
     "NotPartitionOwner",
+    "Offset",
     "OffsetOutOfRange",
     "PayloadTooLarge",
     "ProfileError",
+    "Queue",
     "QueueError",
+    "QueueStats",
     "ReadOnlyDatabase",
+    "Record",
+    "Retention",
     "SchemaTooNew",
+    "Stream",
     "StreamError",
     "WorkloadError",
     "__version__",

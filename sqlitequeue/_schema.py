@@ -28,11 +28,73 @@ CREATE TABLE queue_messages (
 """
 
 #: Tables of the log (sqlitequeue.stream).
+#:
+#: A record's id packs its partition and offset: ``id = pid << 47 | offset`` (``pid`` is
+#: the partition's global id in ``stream_partitions``), so a partition's records are one
+#: contiguous rowid range: appends go to the end of one b-tree, reads are range scans, and
+#: retention deletes a prefix of the range. A partition's end offset is its newest record's
+#: offset + 1 (one b-tree seek, no counter row to rewrite on every append); when retention
+#: deleted every record, ``stream_partitions.log_start`` holds it, so offsets are never
+#: reused. Within a partition ``ts`` never decreases and ``cum_bytes`` (bytes appended up
+#: to and including the record) increases, so both are binary-searched by offset.
 STREAM_TABLES = """
 CREATE TABLE stream_topics (
-    topic      TEXT    PRIMARY KEY,
-    partitions INTEGER NOT NULL
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT    NOT NULL UNIQUE,
+    partitions      INTEGER NOT NULL,
+    retention_age   REAL,     -- seconds; NULL = keep forever
+    retention_bytes INTEGER,  -- per partition; NULL = no size limit
+    created_at      REAL    NOT NULL
 );
+CREATE TABLE stream_partitions (
+    pid         INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic_id    INTEGER NOT NULL REFERENCES stream_topics (id),
+    partition   INTEGER NOT NULL,
+    log_start   INTEGER NOT NULL DEFAULT 0,  -- earliest retained offset
+    start_bytes INTEGER NOT NULL DEFAULT 0,  -- bytes appended before log_start
+    start_ts    REAL    NOT NULL DEFAULT 0,  -- timestamp of the record before log_start
+    UNIQUE (topic_id, partition)
+);
+CREATE TABLE stream_records (
+    id        INTEGER PRIMARY KEY,  -- pid << 47 | offset
+    ts        REAL    NOT NULL,
+    cum_bytes INTEGER NOT NULL,
+    key       BLOB,
+    headers   BLOB,
+    payload   BLOB    NOT NULL
+);
+CREATE TABLE stream_offsets (
+    grp          TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    committed    INTEGER NOT NULL,  -- next offset the group reads
+    committed_at REAL    NOT NULL,
+    owner        TEXT,              -- member id holding the partition, or NULL
+    PRIMARY KEY (grp, pid)
+) WITHOUT ROWID;
+CREATE TABLE stream_members (
+    topic_id   INTEGER NOT NULL,
+    grp        TEXT    NOT NULL,
+    member     TEXT    NOT NULL,
+    expires_at REAL    NOT NULL,  -- the member's lease on its partitions
+    joined_at  REAL    NOT NULL,
+    PRIMARY KEY (topic_id, grp, member)
+) WITHOUT ROWID;
+CREATE VIEW stream_partition_state AS
+    SELECT p.pid, p.topic_id, p.partition, p.log_start,
+           coalesce(r.id - (p.pid << 47) + 1, p.log_start) AS next_offset,
+           coalesce(r.ts, p.start_ts) AS last_ts,
+           p.start_bytes,
+           coalesce(r.cum_bytes, p.start_bytes) AS end_bytes
+    FROM stream_partitions p
+    LEFT JOIN stream_records r ON r.id = (
+        SELECT max(id) FROM stream_records
+        WHERE id >= (p.pid << 47) AND id < ((p.pid + 1) << 47));
+CREATE VIEW stream_records_view AS
+    SELECT t.name AS topic, p.partition, r.id - (p.pid << 47) AS offset, r.ts, r.key,
+           r.headers, r.payload
+    FROM stream_records r
+    JOIN stream_partitions p ON p.pid = r.id >> 47
+    JOIN stream_topics t ON t.id = p.topic_id;
 """
 
 MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES]
