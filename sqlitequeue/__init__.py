@@ -27,6 +27,7 @@ from sqlitequeue.errors import (
     WorkloadError,
 )
 from sqlitequeue.queue import Message, Queue, QueueStats
+from sqlitequeue.queue import Message, Queue, QueueStats
 from sqlitequeue.stream import Consumer, Offset, Record, Retention, Stream
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ __all__ = [
     "LeaseLost",
     "LitestreamError",
     "Message",
+    "Message",
     "NotAQueueDatabase",
     "NotPartitionOwner",
     "Offset",
@@ -51,7 +53,9 @@ __all__ = [
     "PayloadTooLarge",
     "ProfileError",
     "Queue",
+    "Queue",
     "QueueError",
+    "QueueStats",
     "QueueStats",
     "ReadOnlyDatabase",
     "Record",

@@ -10,21 +10,28 @@ from __future__ import annotations
 #: PRAGMA application_id of every sqlitequeue file ("SQQU").
 APPLICATION_ID = 0x53515155
 
-#: Tables of the work queue (sqlitequeue.queue).
+#: Tables of the work queue (sqlitequeue.queue). One row per message, in one of four states:
+#: 0 ready (claimable now), 1 delayed (claimable at available_at), 2 leased (claimed; claimable
+#: again when the lease expires at available_at), 3 dead (a dead letter; last_error says why).
+#: Each state has its own partial index, so a claim seeks straight to the best ready row and
+#: never walks past leased, delayed or dead ones. Acked messages are deleted.
 QUEUE_TABLES = """
 CREATE TABLE queue_messages (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused
-    queue            TEXT    NOT NULL,
-    payload          BLOB    NOT NULL,
-    key              TEXT,
-    priority         INTEGER NOT NULL DEFAULT 0,
-    enqueued_at      REAL    NOT NULL,
-    available_at     REAL    NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    lease_token      INTEGER,
-    lease_expires_at REAL,
-    last_error       TEXT
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused
+    queue        TEXT    NOT NULL,
+    state        INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 delayed, 2 leased, 3 dead
+    priority     INTEGER NOT NULL DEFAULT 0,  -- higher first, then id (FIFO)
+    available_at REAL    NOT NULL,  -- delayed: end of the delay, leased: lease expiry
+    attempts     INTEGER NOT NULL DEFAULT 0,  -- deliveries so far
+    lease_token  INTEGER,  -- random per claim: a stale holder cannot touch a new claim
+    enqueued_at  REAL    NOT NULL,
+    key          BLOB,  -- str or bytes, stored as given
+    last_error   TEXT,  -- reason of the last nack, bury or lease expiry
+    payload      BLOB    NOT NULL  -- last, so the other columns never need overflow pages
 );
+CREATE INDEX queue_ready ON queue_messages (queue, priority DESC, id) WHERE state = 0;
+CREATE INDEX queue_due ON queue_messages (queue, available_at, state) WHERE state IN (1, 2);
+CREATE INDEX queue_dead ON queue_messages (queue, id) WHERE state = 3;
 """
 
 #: Tables of the log (sqlitequeue.stream).
