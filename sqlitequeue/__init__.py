@@ -27,7 +27,6 @@ from sqlitequeue.errors import (
     WorkloadError,
 )
 from sqlitequeue.queue import Message, Queue, QueueStats
-from sqlitequeue.queue import Message, Queue, QueueStats
 from sqlitequeue.stream import Consumer, Offset, Record, Retention, Stream
 
 __version__ = "0.1.0"
@@ -45,7 +44,6 @@ __all__ = [
     "LeaseLost",
     "LitestreamError",
     "Message",
-    "Message",
     "NotAQueueDatabase",
     "NotPartitionOwner",
     "Offset",
@@ -53,9 +51,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProfileError",
     "Queue",
-    "Queue",
     "QueueError",
-    "QueueStats",
     "QueueStats",
     "ReadOnlyDatabase",
     "Record",
