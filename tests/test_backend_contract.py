@@ -1,0 +1,348 @@
+"""One contract, every backend: the behaviour the workbench relies on.
+
+Each test runs once per backend in the registry. The Kafka backends use the session's real
+broker (``kafka_bootstrap``); they run in CI, never skip. Where a backend lacks a capability
+by design (``memory`` has no storage, ``sqlite-seed`` has no lease and no groups), the test
+asserts the class flag that says so *and* the documented behaviour that follows from it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sqlitequeue.bench.backends import (
+    BACKENDS,
+    Backend,
+    BackendSpec,
+    Consumer,
+    Delivery,
+    Received,
+    open_backend,
+)
+from sqlitequeue.bench.profiles import backend_spec
+from sqlitequeue.errors import BackendError, KafkaError
+
+KAFKA_BACKENDS = ("kafka", "kafka-confluent")
+
+#: Test-only settings: short leases so a dead consumer's records come back within seconds.
+FAST = {
+    "sqlite-queue": {"lease_s": 1.0},
+    "sqlite-stream": {"lease_s": 1.0},
+}
+
+
+def _param(name: str) -> Any:
+    marks = [pytest.mark.kafka] if name in KAFKA_BACKENDS else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+ALL = [_param(name) for name in sorted(BACKENDS)]
+
+
+@pytest.fixture(params=ALL)
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> BackendSpec:
+    """A spec for the backend under test (default profile, fast test overrides)."""
+    name = request.param
+    servers = request.getfixturevalue("kafka_bootstrap") if name in KAFKA_BACKENDS else None
+    return backend_spec(
+        name, data_dir=tmp_path, bootstrap_servers=servers, overrides=FAST.get(name, {})
+    )
+
+
+@pytest.fixture
+def backend(spec: BackendSpec) -> Iterator[Backend]:
+    """The backend under test, closed afterwards."""
+    with open_backend(spec) as opened:
+        yield opened
+
+
+@pytest.fixture
+def topic(backend: Backend) -> str:
+    """A fresh topic (one partition) on the backend under test."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    backend.create_topic(name, 1)
+    return name
+
+
+def produce(backend: Backend, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Send ``records``, flush, close; assert every delivery was confirmed exactly once."""
+    deliveries: list[Delivery] = []
+    producer = backend.producer(topic)
+    try:
+        for key, payload in records:
+            producer.send(key, payload, deliveries.append)
+        producer.flush(60)
+    finally:
+        producer.close()
+    assert len(deliveries) == len(records)
+    assert all(d.ok for d in deliveries), [d.error for d in deliveries if not d.ok][:3]
+    assert all(d.published_at > 0 for d in deliveries)
+
+
+def drain(consumer: Consumer, count: int, timeout: float = 60.0) -> list[Received]:
+    """Poll until ``count`` records arrived or ``timeout`` passed; return what arrived."""
+    received: list[Received] = []
+    deadline = time.monotonic() + timeout
+    while len(received) < count and time.monotonic() < deadline:
+        received += consumer.poll(count - len(received), 0.5)
+    return received
+
+
+def quiet(consumer: Consumer, seconds: float = 1.0) -> list[Received]:
+    """Poll for ``seconds`` and return whatever arrives (expected: nothing)."""
+    received: list[Received] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        received += consumer.poll(100, 0.2)
+    return received
+
+
+def numbered(count: int, keys: int = 1) -> list[tuple[bytes | None, bytes]]:
+    """``count`` records spread over ``keys`` keys; the payload names key and sequence."""
+    records: list[tuple[bytes | None, bytes]] = []
+    for seq in range(count):
+        key = f"k{seq % keys}".encode()
+        records.append((key, key + b":" + str(seq).encode()))
+    return records
+
+
+def payloads(received: list[Received]) -> list[bytes]:
+    return [r.payload for r in received]
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+def test_round_trip(backend: Backend, topic: str) -> None:
+    consumer = backend.consumer(topic, "g1")
+    records = numbered(20, keys=3)
+    produce(backend, topic, records)
+    received = drain(consumer, 20)
+    consumer.commit()
+    consumer.close()
+    assert sorted(payloads(received)) == sorted(p for _, p in records)
+    if backend.preserves_keys:
+        assert sorted((r.key, r.payload) for r in received) == sorted(records)
+    else:
+        assert all(r.key is None for r in received)
+
+
+def test_order_per_key(backend: Backend) -> None:
+    topic = f"t-{uuid.uuid4().hex[:12]}"
+    backend.create_topic(topic, 2)
+    consumer = backend.consumer(topic, "g1")
+    records = numbered(60, keys=4)
+    produce(backend, topic, records)
+    received = drain(consumer, 60)
+    consumer.close()
+    assert len(received) == 60
+    by_key: dict[bytes, list[int]] = {}
+    for payload in payloads(received):
+        key, seq = payload.split(b":")
+        by_key.setdefault(key, []).append(int(seq))
+    assert len(by_key) == 4
+    for key, seqs in by_key.items():
+        assert seqs == sorted(seqs), f"key {key!r} out of order: {seqs}"
+
+
+def test_redelivery_after_close_without_commit(backend: Backend, topic: str) -> None:
+    first = backend.consumer(topic, "g1")
+    records = numbered(10)
+    produce(backend, topic, records)
+    assert len(drain(first, 10)) == 10
+    first.close()  # no commit
+    second = backend.consumer(topic, "g1")
+    try:
+        if backend.redelivers_uncommitted:
+            again = drain(second, 10)
+            assert sorted(payloads(again)) == sorted(p for _, p in records)
+        else:
+            assert backend.name in ("memory", "sqlite-seed")  # the flag is off on purpose
+            assert quiet(second) == []  # polled-but-uncommitted records are gone
+    finally:
+        second.close()
+
+
+def _poll_then_hang(spec: BackendSpec, topic: str, count: int, conn: Any) -> None:
+    """Child process: join group g1, poll ``count`` records without committing, then hang."""
+    backend = open_backend(spec)
+    consumer = backend.consumer(topic, "g1")
+    conn.send(len(drain(consumer, count)))
+    time.sleep(600)
+
+
+@pytest.mark.slow
+def test_redelivery_after_consumer_is_killed(
+    backend: Backend, spec: BackendSpec, topic: str
+) -> None:
+    if backend.name == "memory":
+        # No storage: nothing could survive the consumer's process. The flag says so.
+        assert not backend.redelivers_uncommitted
+        assert not backend.commits_survive_restart
+        return
+    if not backend.replays_history:
+        backend.consumer(topic, "g1").close()  # subscribe the group before producing
+    records = numbered(10)
+    produce(backend, topic, records)
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_poll_then_hang, args=(spec, topic, 10, child), daemon=True)
+    process.start()
+    try:
+        assert parent.poll(90), "the child consumer never reported"
+        assert parent.recv() == 10
+    finally:
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+    survivor = backend.consumer(topic, "g1")
+    try:
+        if backend.redelivers_uncommitted:
+            again = drain(survivor, 10, timeout=60)
+            assert sorted(payloads(again)) == sorted(p for _, p in records)
+        else:
+            assert backend.name == "sqlite-seed"  # no lease: the article's known gap
+            assert quiet(survivor, 2.0) == []
+            path = backend.path(topic)  # type: ignore[attr-defined]
+            with sqlite3.connect(path) as conn:
+                stranded = conn.execute(
+                    "SELECT count(*) FROM events WHERE status='processing'"
+                ).fetchone()[0]
+            assert stranded == 10
+    finally:
+        survivor.close()
+
+
+def test_two_groups_each_see_everything(backend: Backend, topic: str) -> None:
+    first = backend.consumer(topic, "g1")
+    if not backend.fan_out:
+        assert backend.name == "sqlite-seed"  # the article's table has no groups
+        with pytest.raises(BackendError, match="no consumer groups"):
+            backend.consumer(topic, "g2")
+        first.close()
+        return
+    second = backend.consumer(topic, "g2")
+    records = numbered(15, keys=2)
+    produce(backend, topic, records)
+    expected = sorted(p for _, p in records)
+    try:
+        assert sorted(payloads(drain(first, 15))) == expected
+        assert sorted(payloads(drain(second, 15))) == expected
+    finally:
+        first.close()
+        second.close()
+
+
+def test_commit_survives_consumer_restart(backend: Backend, topic: str) -> None:
+    first = backend.consumer(topic, "g1")
+    produce(backend, topic, numbered(10))
+    assert len(drain(first, 10)) == 10
+    first.commit()
+    first.close()
+    if not backend.commits_survive_restart:
+        assert backend.name == "memory"
+        # No storage: with no live member, records have nowhere to go and say so.
+        deliveries: list[Delivery] = []
+        producer = backend.producer(topic)
+        producer.send(b"k", b"lost", deliveries.append)
+        producer.close()
+        assert [d.ok for d in deliveries] == [False]
+        return
+    later = [(b"k", f"later:{n}".encode()) for n in range(5)]
+    produce(backend, topic, later)
+    second = backend.consumer(topic, "g1")
+    try:
+        got = drain(second, 5)
+        got += quiet(second, 0.5)
+        assert sorted(payloads(got)) == sorted(p for _, p in later)
+    finally:
+        second.close()
+
+
+def test_large_and_empty_payloads(backend: Backend, topic: str) -> None:
+    consumer = backend.consumer(topic, "g1")
+    big = os.urandom(1024 * 1024)
+    produce(backend, topic, [(b"big", big), (b"empty", b""), (None, b"x")])
+    received = drain(consumer, 3)
+    consumer.close()
+    assert sorted(payloads(received), key=len) == [b"", b"x", big]
+
+
+def test_clean_close_twice(backend: Backend, topic: str) -> None:
+    consumer = backend.consumer(topic, "g1")
+    producer = backend.producer(topic)
+    producer.send(None, b"one")
+    producer.flush(30)
+    producer.close()
+    producer.close()
+    with pytest.raises(BackendError):
+        producer.send(None, b"after close")
+    consumer.close()
+    consumer.close()
+    with pytest.raises(BackendError):
+        consumer.poll(1, 0.0)
+    backend.close()
+    backend.close()
+
+
+def test_describe_records_versions_and_settings(backend: Backend) -> None:
+    info = backend.describe()
+    assert info["backend"] == backend.name
+    assert info["profile"]
+    assert info["settings"]
+    if backend.name.startswith("sqlite"):
+        assert info["sqlite_version"] == sqlite3.sqlite_version
+        assert info["synchronous"] in ("OFF", "NORMAL", "FULL")
+    if backend.name in KAFKA_BACKENDS:
+        assert info["client"]
+        assert info["settings"]["producer.acks"] == "all"
+
+
+# --------------------------------------------------------------------------- bad settings
+
+
+def test_unknown_backend_lists_the_names() -> None:
+    with pytest.raises(BackendError) as excinfo:
+        open_backend(BackendSpec("rabbitmq"))
+    for name in BACKENDS:
+        assert name in str(excinfo.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("name", KAFKA_BACKENDS)
+@pytest.mark.parametrize(
+    "action",
+    [lambda b: b.create_topic("t"), lambda b: b.producer("t"), lambda b: b.consumer("t", "g")],
+    ids=["create_topic", "producer", "consumer"],
+)
+def test_unreachable_bootstrap_fails_fast(name: str, action: Callable[[Backend], Any]) -> None:
+    servers = f"127.0.0.1:{_closed_port()}"
+    spec = backend_spec(name, bootstrap_servers=servers, overrides={"connect.timeout.s": 2})
+    started = time.monotonic()
+    with pytest.raises(KafkaError, match="cannot reach Kafka") as excinfo:
+        action(open_backend(spec))
+    assert time.monotonic() - started < 30
+    assert servers in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", KAFKA_BACKENDS)
+def test_missing_bootstrap_says_how_to_set_it(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    with pytest.raises(BackendError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        open_backend(BackendSpec(name))
