@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -37,6 +38,7 @@ from sqlitequeue.bench import kafka_dist
 from sqlitequeue.bench.kafka_node import (
     HOST,
     KafkaNode,
+    check_port_free,
     format_storage,
     free_port,
     new_cluster_id,
@@ -48,6 +50,13 @@ BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 MODE_ENV = "SQLITEQUEUE_KAFKA_MODE"
 IMAGE_ENV = "SQLITEQUEUE_KAFKA_IMAGE"
 MODES = ("auto", "external", "local", "testcontainers")
+#: Optional ``settings`` for tests and failure experiments: the controller fences a dead or
+#: restarted node after 2 s instead of Kafka's default 9 s (``broker.session.timeout.ms``), so a
+#: restart after ``kill()`` is ready ~8 s sooner. Failover measurements should state which they use.
+FAST_FAILURE_DETECTION = {
+    "broker.session.timeout.ms": "2000",
+    "broker.heartbeat.interval.ms": "500",
+}
 #: Default start-up budget: a warm start takes ~10 s, but CPU may be shared.
 START_TIMEOUT = 120.0
 
@@ -225,6 +234,9 @@ class LocalKafka(KafkaBroker):
     ``settings`` override broker properties; ``data_dir`` keeps data somewhere chosen (else a
     temp dir removed by ``stop()``); ``detached`` leaves the JVMs running after Python exits
     (used by ``sqlitequeue kafka start``).
+
+    Owned JVMs die with the thread that started them (``PR_SET_PDEATHSIG``): start the broker
+    from a thread that outlives it, such as the main thread.
     """
 
     mode = "local"
@@ -294,6 +306,10 @@ class LocalKafka(KafkaBroker):
         if not self.nodes:
             self.nodes = self._make_nodes(dist)
         try:
+            for node in self.nodes:
+                if not node.running:  # fail fast, before the StorageTool JVM runs
+                    check_port_free(node.port)
+                    check_port_free(node.controller_port)
             format_storage(self.nodes)
             for node in self.nodes:
                 node.launch(detached=self.detached)
@@ -333,8 +349,6 @@ class LocalKafka(KafkaBroker):
             self.nodes = []
 
     def _stop_nodes(self, timeout: float = 30.0) -> None:
-        import signal
-
         for node in self.nodes:  # all at once: a lone survivor would wait for a lost quorum
             node.signal(signal.SIGTERM)
         for node in self.nodes:
@@ -513,15 +527,16 @@ def choose_broker(mode: str | None = None, brokers: int = 1, **options: Any) -> 
     mode = (mode or os.environ.get(MODE_ENV) or "auto").strip().lower()
     if mode not in MODES:
         raise KafkaError(f"unknown Kafka mode {mode!r} (from {MODE_ENV}?): use one of {MODES}")
+    connect_timeout = float(options.pop("connect_timeout", 10.0))  # external mode only
     if mode == "external" or (mode == "auto" and os.environ.get(BOOTSTRAP_ENV, "").strip()):
-        return ExternalKafka(connect_timeout=options.get("connect_timeout", 10.0))
+        return ExternalKafka(connect_timeout=connect_timeout)
     if mode == "local":
-        return LocalKafka(brokers, **options)
+        return _local(brokers, **options)
     if mode == "testcontainers":
         return _container_or_error(brokers)
     why_local = local_problem(options.get("version", kafka_dist.KAFKA_VERSION))
     if why_local is None:
-        return LocalKafka(brokers, **options)
+        return _local(brokers, **options)
     why_docker = docker_problem()
     if why_docker is None and brokers == 1:
         return ContainerKafka()
@@ -531,6 +546,10 @@ def choose_broker(mode: str | None = None, brokers: int = 1, **options: Any) -> 
         f"  local: {why_local}\n"
         f"  testcontainers: {why_docker or 'only one broker is supported in a container'}"
     )
+
+
+def _local(brokers: int, **options: Any) -> LocalKafka:
+    return KafkaCluster(brokers, **options) if brokers > 1 else LocalKafka(brokers, **options)
 
 
 def _container_or_error(brokers: int) -> ContainerKafka:
