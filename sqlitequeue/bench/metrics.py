@@ -134,13 +134,13 @@ class Histogram:
 class WindowedHistograms:
     """Histograms keyed by a time window (e.g. the second a message was scheduled in)."""
 
-    def __init__(self, window_seconds: float = 1.0) -> None:
+    def __init__(self, window_seconds: float = 0.1) -> None:
         self.window = window_seconds
         self.windows: dict[int, Histogram] = {}
 
     def record(self, at: float, micros: int) -> None:
         """Record ``micros`` in the window holding time ``at`` (seconds from the start)."""
-        key = int(at // self.window) if at >= 0 else -1
+        key = math.floor(at / self.window)
         hist = self.windows.get(key)
         if hist is None:
             hist = self.windows[key] = Histogram()
@@ -165,7 +165,7 @@ class WindowedHistograms:
         """Return one histogram of the windows starting in ``[start, end)`` seconds."""
         out = Histogram()
         for key, hist in self.windows.items():
-            if start <= key * self.window < end:
+            if start - 1e-9 <= key * self.window < end - 1e-9:
                 out.merge(hist)
         return out
 

@@ -754,6 +754,7 @@ def _progress_bar(run: _Run) -> Any:
         unit="s",
         bar_format="{desc} {bar} {n:.0f}/{total:.0f}s {postfix}",
         leave=False,
+        disable=None,  # only on a terminal
     )
 
 

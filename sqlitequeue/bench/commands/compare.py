@@ -1,0 +1,63 @@
+"""Run the workload suite against SQLite and Kafka, then write the report (the main job).
+
+Runs a harness self-check (the `memory` backend at 5x the suite's peak rate), then every
+workload of the suite against every backend: sqlite-queue, sqlite-stream, sqlite-seed (the
+seed article's table), kafka-confluent and kafka (kafka-python). Kafka is started
+automatically (KAFKA_BOOTSTRAP_SERVERS, else a local broker from the cached jars); when it
+cannot be, a note says how to add it and the SQLite backends still run. Ends with
+results/<run-id>/report/index.html written and the summary printed.
+
+Example:
+  sqlitequeue bench compare                 # about 10 minutes on 2 cores
+  sqlitequeue bench compare --quick         # about 2 minutes
+  sqlitequeue bench compare --backends sqlite-queue,kafka-confluent --workloads steady-1kb
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "run the suite against SQLite and Kafka, write charts + report (the main job)"
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --quick, --backends, --workloads, --duration, --out, --p99-target, --profile."""
+    parser.add_argument("--quick", action="store_true", help="the short suite (~2 minutes)")
+    parser.add_argument("--backends", type=_names, metavar="A,B", help="backends to compare")
+    parser.add_argument(
+        "--workloads", type=_names, metavar="A,B", help="workload names or files (default: suite)"
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="override every workload's duration"
+    )
+    parser.add_argument("--out", metavar="DIR", default="results", help="results root")
+    parser.add_argument("--p99-target", type=float, metavar="MS", help="latency target")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="[BACKEND=]PROFILE",
+        help="backend settings profile (repeatable); see `sqlitequeue bench list --profiles`",
+    )
+    parser.add_argument("--no-selfcheck", action="store_true", help="skip the harness check")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison; return 0 once the report is written."""
+    from sqlitequeue.bench.compare import run_compare
+
+    run_compare(
+        quick=args.quick,
+        backends=args.backends,
+        workloads=args.workloads,
+        out=args.out,
+        duration=args.duration,
+        p99_target_ms=args.p99_target,
+        profiles=args.profile,
+        run_selfcheck=not args.no_selfcheck,
+    )
+    return 0

@@ -1,0 +1,340 @@
+"""The main job: run a suite of workloads against SQLite and Kafka, then write the report.
+
+:func:`run_compare` runs every workload of the suite against every backend (workloads
+outer, so backends take turns on the same workload), into one results folder, after a
+harness self-check on the ``memory`` backend. When a Kafka backend is asked for, it starts
+Kafka with :meth:`KafkaBroker.auto` (an external cluster from KAFKA_BOOTSTRAP_SERVERS, else
+a local broker from the cached jars); when that fails it prints how to add Kafka and runs
+the SQLite backends alone. It ends with ``report/index.html`` written and the summary
+printed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sqlitequeue.bench.workload import Workload, bundled_names, load_workload, read_trace
+from sqlitequeue.errors import BenchError
+
+SQLITE_BACKENDS = ("sqlite-queue", "sqlite-stream", "sqlite-seed")
+KAFKA_BACKENDS = ("kafka-confluent", "kafka")
+DEFAULT_BACKENDS = (*SQLITE_BACKENDS, *KAFKA_BACKENDS)
+
+#: suite name -> (workload, seconds per run). About 10 min / 2 min on 2 cores, 5 backends.
+SUITES: dict[str, list[tuple[str, float]]] = {
+    "default": [
+        ("seed-clickstream", 16),
+        ("steady-1kb", 10),
+        ("bursts-512b", 10),
+        ("fanout-3-groups", 8),
+        ("backlog-drain", 10),
+        ("large-64kb", 8),
+        ("max-rate-1kb", 24),
+    ],
+    "quick": [
+        ("seed-clickstream", 6),
+        ("steady-1kb", 5),
+        ("max-rate-1kb", 10),
+    ],
+}
+SELFCHECK_FACTOR = 5.0
+
+Printer = Callable[[str], None]
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- harness self-check ----------------------------------------------------------------
+
+
+def suite_peak_rate(names: Sequence[str] | None = None) -> float:
+    """Return the highest scheduled rate (msg/s) among the bundled workloads ``names``.
+
+    Fixed shapes report their peak; a trace its busiest second times its speed; a max-rate
+    search (``producerRate: 0``) has no fixed rate and is skipped.
+    """
+    peak = 0.0
+    for name in names or bundled_names():
+        w = load_workload(name)
+        if w.trace is not None:
+            counts: dict[int, int] = {}
+            for send in read_trace(w.trace):
+                second = int(send.at / w.trace.speed)
+                counts[second] = counts.get(second, 0) + 1
+            peak = max(peak, max(counts.values(), default=0))
+        else:
+            peak = max(peak, float(w.peak_rate))
+    return peak
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The harness self-check: could ``memory`` sustain ``target`` msg/s?"""
+
+    target: float
+    achieved: float
+    p99_ms: float
+    suite_peak: float
+    ok: bool
+
+    def describe(self) -> str:
+        """Return the one-line verdict that is printed."""
+        verdict = "OK" if self.ok else "NOT MET: the harness may be the bottleneck"
+        return (
+            f"harness self-check: memory backend sustained {self.achieved:,.0f} msg/s "
+            f"(target {SELFCHECK_FACTOR:g} x suite peak {self.suite_peak:,.0f} = "
+            f"{self.target:,.0f} msg/s), e2e p99 {self.p99_ms:.1f} ms: {verdict}"
+        )
+
+
+def selfcheck(duration: float = 5.0, progress: bool = False) -> SelfCheck:
+    """Run ``memory`` at 5x the suite's peak rate for ``duration`` s; return the verdict.
+
+    Passes when the consume rate is within 5 % of the target, nothing was lost and the
+    end-to-end p99 stayed under 50 ms. Raises BackendError if the backend fails.
+    """
+    from sqlitequeue.bench.backends.base import BackendSpec
+    from sqlitequeue.bench.runner import run_workload
+    from sqlitequeue.bench.workload import parse_workload
+
+    peak = suite_peak_rate()
+    target = SELFCHECK_FACTOR * peak
+    workload = parse_workload(
+        {
+            "name": "selfcheck",
+            "producerRate": target,
+            "messageSize": 1024,
+            "testDurationSeconds": duration,
+            "warmupDurationSeconds": 1.0,
+        }
+    )
+    result = run_workload(workload, BackendSpec("memory"), progress=progress)
+    achieved = result.scalars["consume_rate_mean"]
+    p99 = result.scalars["e2e_latency_ms.p99"]
+    ok = achieved >= 0.95 * target and result.scalars["lost"] == 0 and p99 <= 50.0
+    return SelfCheck(target, achieved, p99, peak, ok)
+
+
+# --- Kafka -----------------------------------------------------------------------------
+
+
+def start_kafka(printer: Printer = _print) -> Any | None:
+    """Start Kafka via KafkaBroker.auto(); return it, or None after printing how to add it."""
+    from sqlitequeue.bench.kafka_broker import KafkaBroker
+    from sqlitequeue.errors import KafkaError
+
+    printer("starting Kafka (KafkaBroker.auto: KAFKA_BOOTSTRAP_SERVERS, else a local broker)…")
+    started = time.monotonic()
+    try:
+        broker = KafkaBroker.auto()
+        broker.start()
+    except (KafkaError, OSError) as exc:
+        printer(
+            "NOTE: Kafka is not available, so this comparison runs the SQLite backends only.\n"
+            f"  why: {exc}\n"
+            "  to add Kafka: `make setup` (or `python -m sqlitequeue kafka install`) to fetch "
+            "its jars for a local broker (needs Java 17+), or point at a cluster with "
+            "KAFKA_BOOTSTRAP_SERVERS=host:port, then run the comparison again."
+        )
+        return None
+    printer(
+        f"Kafka {broker.version or ''} ready at {broker.bootstrap_servers} "
+        f"({time.monotonic() - started:.0f} s)"
+    )
+    return broker
+
+
+# --- the main job ----------------------------------------------------------------------
+
+
+def _suite(
+    quick: bool, workloads: Sequence[str] | None, duration: float | None, p99: float | None
+) -> list[Workload]:
+    suite = dict(SUITES["quick" if quick else "default"])
+    chosen: list[tuple[str, float | None]] = (
+        [(w, suite.get(w)) for w in workloads] if workloads else list(suite.items())
+    )
+    out = []
+    for name, seconds in chosen:
+        w = load_workload(name)
+        if duration or seconds:
+            w = w.with_duration(duration or seconds or w.duration_seconds)
+        if p99 is not None:
+            w = replace(w, p99_target_ms=p99)
+        out.append(w)
+    return out
+
+
+def _backends(backends: Sequence[str] | None) -> list[str]:
+    from sqlitequeue.bench.runner import check_registry
+
+    names = list(backends or DEFAULT_BACKENDS)
+    check_registry(names)
+    return names
+
+
+def run_compare(
+    quick: bool = False,
+    backends: Sequence[str] | None = None,
+    workloads: Sequence[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    duration: float | None = None,
+    *,
+    p99_target_ms: float | None = None,
+    profiles: Sequence[str] = (),
+    progress: bool = True,
+    run_selfcheck: bool = True,
+    label: str | None = None,
+    printer: Printer = _print,
+) -> Path:
+    """Run the suite against the backends, write the report; return the results folder.
+
+    ``quick`` picks the short suite (about 2 minutes); ``backends`` defaults to
+    :data:`DEFAULT_BACKENDS`; ``workloads`` (bundled names or paths) replaces the suite;
+    ``out`` is the results root (default ``results/``); ``duration`` (seconds) overrides
+    every workload's duration (else: the suite's durations for its workloads, the file's
+    for others). ``profiles`` holds ``PROFILE`` (for every backend it lists) or
+    ``BACKEND=PROFILE`` entries; other backends use their default profile. A backend run
+    that fails is recorded under ``failures`` in run.json and the comparison goes on.
+    Raises BenchError for an unknown backend or workload, or when every run failed.
+    """
+    from sqlitequeue.bench import report
+    from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
+
+    names = _backends(backends)
+    suite = _suite(quick, workloads, duration, p99_target_ms)
+    chosen_profiles = _profiles(names, profiles)
+    broker = None
+    notes: list[str] = []
+    if any(b in KAFKA_BACKENDS for b in names):
+        broker = start_kafka(printer)
+        if broker is None:
+            notes.append("Kafka was not available; its backends were skipped")
+            names = [b for b in names if b not in KAFKA_BACKENDS]
+    if not names:
+        raise BenchError("no backend left to run (Kafka unavailable); add a SQLite backend")
+    try:
+        writer = RunWriter(
+            Path(out or DEFAULT_ROOT), new_run_id(label or ("quick" if quick else "compare"))
+        )
+        with writer:
+            _record_setup(writer, suite, names, broker, notes)
+            if run_selfcheck:
+                check = selfcheck(progress=progress)
+                printer(check.describe())
+                writer.metadata(selfcheck=check.__dict__ | {"text": check.describe()})
+            runs = _Runs(writer, broker, chosen_profiles, progress, printer)
+            failures = runs.run_all(suite, names)
+        if failures and len(failures) == len(suite) * len(names):
+            raise BenchError(f"every run failed; first: {failures[0]}")
+        index = report.write_report(writer.dir)
+        printer("")
+        printer(report.terminal_summary(writer.dir))
+        printer(f"\nreport: {index}")
+        return writer.dir
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _record_setup(
+    writer: Any, suite: list[Workload], names: list[str], broker: Any, notes: list[str]
+) -> None:
+    writer.metadata(
+        workloads={w.name: w.describe() for w in suite},
+        backend_order=names,
+        p99_target_ms=max(w.p99_target_ms for w in suite),
+        kafka=broker.describe() if broker is not None else None,
+        setup_notes=notes,
+        failures=[],
+    )
+
+
+def _profiles(names: Sequence[str], given: Sequence[str]) -> dict[str, str]:
+    """Return backend -> profile for ``given`` entries; raise BackendError if one misfits."""
+    from sqlitequeue.bench.profiles import load_profile
+
+    chosen: dict[str, str] = {}
+    for entry in given:
+        backend, sep, profile = entry.partition("=")
+        if sep:
+            load_profile(profile).settings_for(backend)  # raises when it does not apply
+            chosen[backend] = profile
+            continue
+        loaded = load_profile(entry)
+        fits = [b for b in names if b in loaded.backends]
+        if not fits:
+            raise BenchError(
+                f"profile {entry!r} is for {', '.join(loaded.backends)}, none of which runs "
+                f"here ({', '.join(names)})"
+            )
+        chosen.update(dict.fromkeys(fits, entry))
+    return chosen
+
+
+@dataclass
+class _Runs:
+    """Runs every (workload, backend) pair into one writer; failures are recorded."""
+
+    writer: Any
+    broker: Any
+    profiles: dict[str, str]
+    progress: bool
+    printer: Printer
+
+    def run_all(self, suite: list[Workload], names: list[str]) -> list[str]:
+        failures: list[str] = []
+        for workload in suite:
+            for name in names:
+                error = self.run_one(workload, name)
+                if error is not None:
+                    failures.append(f"{name} / {workload.name}: {error}")
+                    self.writer.metadata(failures=list(failures))
+                    first = error.splitlines()[0] if error else ""
+                    self.printer(f"  {name:>15} {workload.name:<18} FAILED: {first}")
+        return failures
+
+    def run_one(self, workload: Workload, name: str) -> str | None:
+        from sqlitequeue.bench.profiles import backend_spec
+        from sqlitequeue.bench.runner import run_workload, write_result
+
+        kafka = name in KAFKA_BACKENDS and self.broker is not None
+        started = time.monotonic()
+        try:
+            spec = backend_spec(
+                name,
+                self.profiles.get(name),
+                bootstrap_servers=self.broker.bootstrap_servers if kafka else None,
+            )
+            data_dir = getattr(self.broker, "data_dir", None) if kafka else None
+            result = run_workload(
+                workload,
+                spec,
+                progress=self.progress,
+                kafka_pid=self.broker.pid if kafka else None,
+                disk_paths=[data_dir] if data_dir else [],
+            )
+        except BenchError as exc:
+            return str(exc)
+        write_result(self.writer, result)
+        self.printer(_one_line(result, time.monotonic() - started))
+        return None
+
+
+def _one_line(result: Any, seconds: float) -> str:
+    s = result.scalars
+    text = (
+        f"  {result.backend:>15} {result.workload:<18} "
+        f"{s['consume_rate_mean']:>8,.0f} msg/s  e2e p50 {s['e2e_latency_ms.p50']:>7.2f} ms  "
+        f"p99 {s['e2e_latency_ms.p99']:>8.2f} ms  lost {int(s['lost'])}"
+    )
+    if "max_sustainable_rate" in s:
+        text += f"  max sustainable {s['max_sustainable_rate']:,.0f} msg/s"
+    return text + f"  ({seconds:.0f} s)"

@@ -1,0 +1,491 @@
+"""Charts, an HTML report and a terminal summary, from a results folder only.
+
+Reads what :class:`~sqlitequeue.bench.results.RunWriter` wrote (``run.json``,
+``metrics.csv``, ``latency_hist.csv``, ``rate_steps.csv``) and never imports a backend.
+
+* :func:`summary_table`  one row per (workload, backend): rates, latency percentiles,
+  losses, CPU, memory, disk.
+* :func:`max_rate_table`  per backend: the maximum sustainable rate at the p99 target
+  (from a ``producerRate: 0`` search) and the highest suite rate met within the target.
+* :func:`reading`  plain-language sentences computed from the numbers.
+* :func:`write_charts` / :func:`write_report`  PNG charts and ``report/index.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlitequeue.bench.results import Results, load
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_P99_TARGET_MS = 50.0
+MB = 1024 * 1024
+CHARTS = {
+    "throughput": "Publish and consume rate over time",
+    "latency_vs_rate": "End-to-end p99 latency against achieved rate",
+    "latency_cdf": "End-to-end latency distribution (CDF)",
+    "backlog": "Backlog (messages not yet consumed) over time",
+    "resources": "CPU and memory of every process involved",
+}
+SUMMARY_COLUMNS = {
+    "target_rate": "target msg/s",
+    "publish_rate_mean": "publish msg/s",
+    "consume_rate_mean": "consume msg/s",
+    "publish_latency_ms.p99": "publish p99 ms",
+    "e2e_latency_ms.p50": "e2e p50 ms",
+    "e2e_latency_ms.p99": "e2e p99 ms",
+    "e2e_latency_ms.max": "e2e max ms",
+    "lost": "lost",
+    "duplicates": "dups",
+    "errors": "errors",
+}
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def _resources(res: Results) -> pd.DataFrame:
+    """Per (backend, workload): mean CPU % and peak RSS of clients+broker, final disk."""
+    import pandas as pd
+
+    df = res.metrics[res.metrics.t.notna()]
+    rows = []
+    for (backend, workload), g in df.groupby(["backend", "workload"]):
+        cpu = g[g.metric.str.startswith("cpu_percent.") & ~g.metric.str.endswith(".harness")]
+        rss = g[g.metric.str.startswith("rss_bytes.") & ~g.metric.str.endswith(".harness")]
+        cpu_by_t = cpu.groupby("t").value.sum()
+        rss_by_t = rss.groupby("t").value.sum()
+        rows.append(
+            {
+                "backend": backend,
+                "workload": workload,
+                "cpu %": cpu_by_t.mean() if len(cpu_by_t) else math.nan,
+                "rss MB": rss_by_t.max() / MB if len(rss_by_t) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=["backend", "workload", "cpu %", "rss MB"])
+
+
+def summary_table(res: Results) -> pd.DataFrame:
+    """Return one row per (workload, backend) with the headline numbers, in run order."""
+    import pandas as pd
+
+    scalars = res.scalars().reset_index()
+    if scalars.empty:
+        return pd.DataFrame()
+    cols = ["workload", "backend"] + [c for c in SUMMARY_COLUMNS if c in scalars]
+    table = scalars[cols].rename(columns=SUMMARY_COLUMNS)
+    table = table.merge(_resources(res), on=["workload", "backend"], how="left")
+    if "disk_bytes_final" in scalars:
+        disk = scalars[["workload", "backend", "disk_bytes_final"]]
+        table = table.merge(disk, on=["workload", "backend"], how="left")
+        table["disk MB"] = table.pop("disk_bytes_final") / MB
+    order = _run_order(res)
+    table["_w"] = table.workload.map({w: i for i, w in enumerate(order["workloads"])})
+    table["_b"] = table.backend.map({b: i for i, b in enumerate(order["backends"])})
+    return table.sort_values(["_w", "_b"]).drop(columns=["_w", "_b"]).reset_index(drop=True)
+
+
+def _run_order(res: Results) -> dict[str, list[str]]:
+    m = res.metrics
+    return {
+        "workloads": list(dict.fromkeys(m.workload)),
+        "backends": list(dict.fromkeys(m.backend)),
+    }
+
+
+def p99_target(res: Results) -> float:
+    """Return the run's p99 target in ms (run.json ``p99_target_ms``, else the default)."""
+    value = res.meta.get("p99_target_ms")
+    if value is None and not res.metrics.empty:
+        rows = res.metrics[res.metrics.metric == "p99_target_ms"].value
+        value = rows.max() if len(rows) else None
+    return float(value) if value is not None else DEFAULT_P99_TARGET_MS
+
+
+def max_rate_table(res: Results, target_ms: float | None = None) -> pd.DataFrame:
+    """Return per backend the maximum sustainable rate with e2e p99 within ``target_ms``.
+
+    Columns: ``backend``, ``p99 target ms``, ``searched max msg/s`` (from workloads with
+    ``producerRate: 0``; NaN when none ran), ``highest suite rate met`` (the highest mean
+    target rate among fixed-rate workloads whose p99 met the target with nothing lost and
+    the consume rate within 5 % of the target; NaN when none did).
+    """
+    import pandas as pd
+
+    target = p99_target(res) if target_ms is None else target_ms
+    scalars = res.scalars().reset_index()
+    rows = []
+    for backend in _run_order(res)["backends"]:
+        mine = scalars[scalars.backend == backend]
+        searched = mine.get("max_sustainable_rate", pd.Series(dtype=float)).dropna()
+        fixed = mine[mine.get("target_rate", pd.Series(0.0, index=mine.index)) > 0]
+        met = fixed[
+            (fixed["e2e_latency_ms.p99"] <= target)
+            & (fixed.get("lost", 0) == 0)
+            & (fixed["consume_rate_mean"] >= 0.95 * fixed["target_rate"])
+        ]
+        rows.append(
+            {
+                "backend": backend,
+                "p99 target ms": target,
+                "searched max msg/s": searched.max() if len(searched) else math.nan,
+                "highest suite rate met": met.target_rate.max() if len(met) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Return ``df`` as an aligned plain-text table (numbers rounded for reading)."""
+    if df.empty:
+        return "(no results)"
+    shown = df.copy()
+    for col in shown.columns:
+        if shown[col].dtype.kind == "f":
+            shown[col] = shown[col].map(_fmt)
+    return str(shown.to_string(index=False))
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def terminal_summary(path: str | os.PathLike[str]) -> str:
+    """Return the summary and max-sustainable-rate tables of a results folder as text."""
+    res = load(path)
+    parts = [
+        f"results: {res.path}",
+        format_table(summary_table(res)),
+        "",
+        f"max sustainable rate at e2e p99 <= {p99_target(res):g} ms:",
+        format_table(max_rate_table(res)),
+    ]
+    lines = reading(res)
+    if lines:
+        parts += ["", *(f"- {line}" for line in lines)]
+    return "\n".join(parts)
+
+
+# --- plain-language reading ------------------------------------------------------------
+
+
+def reading(res: Results) -> list[str]:
+    """Return sentences describing the results, every number taken from ``res``."""
+    table = summary_table(res)
+    if table.empty:
+        return ["This run recorded no results."]
+    lines: list[str] = []
+    for workload, rows in table.groupby("workload", sort=False):
+        rows = rows.dropna(subset=["e2e p99 ms"])
+        rows = rows[rows["consume msg/s"] > 0]
+        if rows.empty:
+            continue
+        best = rows.loc[rows["e2e p99 ms"].idxmin()]
+        worst = rows.loc[rows["e2e p99 ms"].idxmax()]
+        text = (
+            f"{workload}: lowest end-to-end p99 was {best.backend} ({_fmt(best['e2e p99 ms'])} ms)"
+        )
+        if worst.backend != best.backend:
+            text += f", highest {worst.backend} ({_fmt(worst['e2e p99 ms'])} ms)"
+        lines.append(text + ".")
+    lines += _rate_reading(res)
+    for row in table.itertuples(index=False):
+        lost = getattr(row, "lost", 0) or 0
+        if lost > 0:
+            lines.append(f"{row.backend} lost {int(lost)} message(s) on {row.workload}.")
+    lines += _resource_reading(table)
+    return lines
+
+
+def _rate_reading(res: Results) -> list[str]:
+    rates = max_rate_table(res)
+    searched = rates.dropna(subset=["searched max msg/s"])
+    if searched.empty:
+        return []
+    target = p99_target(res)
+    top = searched.loc[searched["searched max msg/s"].idxmax()]
+    parts = ", ".join(
+        f"{r['backend']} {_fmt(r['searched max msg/s'])} msg/s" for _, r in searched.iterrows()
+    )
+    lines = [f"Highest rate sustained with p99 <= {target:g} ms: {parts}."]
+    low = searched.loc[searched["searched max msg/s"].idxmin()]
+    if low["searched max msg/s"] > 0 and top.backend != low.backend:
+        ratio = top["searched max msg/s"] / low["searched max msg/s"]
+        lines.append(f"{top.backend} sustained {ratio:.1f}x the rate of {low.backend}.")
+    return lines
+
+
+def _resource_reading(table: pd.DataFrame) -> list[str]:
+    if "rss MB" not in table or table["rss MB"].isna().all():
+        return []
+    by_backend = table.groupby("backend", sort=False)[["cpu %", "rss MB"]].mean()
+    parts = ", ".join(
+        f"{b} {_fmt(r['cpu %'])} % CPU / {_fmt(r['rss MB'])} MB" for b, r in by_backend.iterrows()
+    )
+    return [f"Average CPU (100 % = one core) and peak memory, clients and broker: {parts}."]
+
+
+# --- charts ----------------------------------------------------------------------------
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(3, max(1, n))
+    return math.ceil(n / cols), cols
+
+
+def _series_chart(res: Results, metrics: list[tuple[str, str]], ylabel: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    order = _run_order(res)
+    rows, cols = _grid(len(order["workloads"]))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    colors = _colors(order["backends"])
+    for ax, workload in zip(axes.flat, order["workloads"], strict=False):
+        for metric, style in metrics:
+            s = res.series(metric)
+            s = s[s.workload == workload]
+            for backend, g in s.groupby("backend", sort=False):
+                label = backend if style == "-" else None
+                ax.plot(g.t, g.value, style, color=colors[backend], label=label, lw=1.2)
+        ax.set_title(workload, fontsize=10)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(order["workloads"]) :]:
+        ax.set_visible(False)
+    _legend(fig, axes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _colors(backends: list[str]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {b: cycle[i % len(cycle)] for i, b in enumerate(backends)}
+
+
+def _legend(fig: Any, axes: Any) -> None:
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=False):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="upper right", fontsize=8)
+
+
+def _latency_vs_rate(res: Results, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    order = _run_order(res)
+    colors = _colors(order["backends"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    scalars = res.scalars().reset_index()
+    steps = res.tables.get("rate_steps")
+    for backend in order["backends"]:
+        pts: list[tuple[float, float]] = []
+        mine = scalars[scalars.backend == backend]
+        if "e2e_latency_ms.p99" in mine:
+            fixed = mine[mine.get("target_rate", 0) > 0]
+            pts += list(zip(fixed.consume_rate_mean, fixed["e2e_latency_ms.p99"], strict=False))
+        if steps is not None and not steps.empty:
+            s = steps[(steps.backend == backend) & (steps.achieved_rate > 0)]
+            pts += list(zip(s.achieved_rate, s.p99_ms, strict=False))
+        pts = sorted(p for p in pts if p[0] > 0 and p[1] > 0)
+        if pts:
+            xs, ys = zip(*pts, strict=False)
+            ax.plot(xs, ys, "o-", color=colors[backend], label=backend, ms=4, lw=1)
+    ax.axhline(p99_target(res), color="grey", ls="--", lw=1, label="p99 target")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("achieved rate (msg/s)")
+    ax.set_ylabel("end-to-end p99 (ms)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _latency_cdf(res: Results, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    hist = res.tables.get("latency_hist")
+    order = _run_order(res)
+    rows, cols = _grid(len(order["workloads"]))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    colors = _colors(order["backends"])
+    for ax, workload in zip(axes.flat, order["workloads"], strict=False):
+        if hist is not None and not hist.empty:
+            h = hist[(hist.workload == workload) & (hist.kind == "e2e")]
+            for backend, g in h.groupby("backend", sort=False):
+                g = g.sort_values("upper_ms")
+                cdf = g["count"].cumsum() / g["count"].sum()
+                ax.step(
+                    g.upper_ms.clip(lower=0.001),
+                    cdf,
+                    where="post",
+                    color=colors[backend],
+                    label=backend,
+                    lw=1.2,
+                )
+        ax.set_xscale("log")
+        ax.set_title(workload, fontsize=10)
+        ax.set_xlabel("end-to-end latency (ms)")
+        ax.set_ylabel("fraction of messages")
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(order["workloads"]) :]:
+        ax.set_visible(False)
+    _legend(fig, axes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _resources_chart(res: Results, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    df = res.metrics[res.metrics.t.notna()]
+    order = _run_order(res)["backends"]
+    fig, (ax_cpu, ax_mem) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, prefix, scale, label in (
+        (ax_cpu, "cpu_percent.", 1.0, "mean CPU % (100 = one core)"),
+        (ax_mem, "rss_bytes.", 1 / MB, "peak resident memory (MB)"),
+    ):
+        sub = df[df.metric.str.startswith(prefix)].copy()
+        sub["group"] = sub.metric.str[len(prefix) :]
+        agg = "mean" if prefix.startswith("cpu") else "max"
+        per_run = sub.groupby(["backend", "workload", "group"]).value.agg(agg)
+        table = per_run.groupby(["backend", "group"]).mean().unstack(fill_value=0) * scale
+        table = table.reindex([b for b in order if b in table.index])
+        if not table.empty:
+            table.plot.bar(stacked=True, ax=ax, rot=20)
+        ax.set_ylabel(label)
+        ax.set_xlabel("")
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_charts(res: Results, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write the PNG charts of :data:`CHARTS` into ``out_dir``; return name -> path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.png" for name in CHARTS}
+    _series_chart(
+        res,
+        [("publish_rate", "-"), ("consume_rate", "--")],
+        "msg/s (dashed: consume)",
+        paths["throughput"],
+    )
+    _latency_vs_rate(res, paths["latency_vs_rate"])
+    _latency_cdf(res, paths["latency_cdf"])
+    _series_chart(res, [("backlog", "-")], "messages", paths["backlog"])
+    _resources_chart(res, paths["resources"])
+    return paths
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    shown = df.copy()
+    for col in shown.columns:
+        if shown[col].dtype.kind == "f":
+            shown[col] = shown[col].map(_fmt)
+    return str(shown.to_html(index=False, border=0, classes="t", escape=True))
+
+
+def _facts(res: Results) -> list[tuple[str, str]]:
+    m = res.meta
+    versions = m.get("versions", {})
+    host = m.get("host", {})
+    kafka = m.get("kafka") or {}
+    facts = [
+        ("run", str(m.get("run_id", res.path.name))),
+        ("created", str(m.get("created", ""))),
+        ("command", " ".join(map(str, m.get("command", [])))),
+        ("git commit", str(m.get("git_commit"))),
+        (
+            "machine",
+            f"{host.get('os', '')}, {host.get('cpu_count', '?')} CPUs, "
+            f"{(host.get('memory_bytes') or 0) / 1024**3:.0f} GiB",
+        ),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+        ("Kafka", ", ".join(f"{k}: {v}" for k, v in kafka.items()) or "not used"),
+    ]
+    return facts
+
+
+def write_report(
+    path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write charts and ``index.html`` for the results folder ``path``; return the HTML path.
+
+    ``out_dir`` defaults to ``<path>/report``. Raises BenchError if ``path`` is not a
+    results folder.
+    """
+    res = load(path)
+    out = Path(out_dir) if out_dir is not None else res.path / "report"
+    charts = write_charts(res, out)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>sqlitequeue bench: {html.escape(res.path.name)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th"
+        "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        "img{max-width:100%}dt{font-weight:bold}</style></head><body>",
+        f"<h1>SQLite vs Kafka: {html.escape(res.path.name)}</h1>",
+        "<h2>Reading</h2><ul>",
+        *(f"<li>{html.escape(line)}</li>" for line in reading(res)),
+        "</ul>",
+        f"<h2>Maximum sustainable rate (e2e p99 &le; {p99_target(res):g} ms)</h2>",
+        _html_table(max_rate_table(res)),
+        "<h2>Summary</h2>",
+        _html_table(summary_table(res)),
+    ]
+    for name, title in CHARTS.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='{charts[name].name}' alt='{name}'>")
+    parts += _notes_html(res)
+    parts.append("<h2>What ran where</h2><dl>")
+    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _facts(res)]
+    parts.append("</dl></body></html>")
+    index = out / "index.html"
+    index.write_text("\n".join(parts))
+    return index
+
+
+def _notes_html(res: Results) -> list[str]:
+    notes = dict(res.meta.get("notes") or {})
+    for failure in res.meta.get("failures") or []:
+        notes.setdefault("failures", []).append(str(failure))
+    if not notes:
+        return []
+    out = ["<h2>Notes</h2><ul>"]
+    for where, items in notes.items():
+        for item in items if isinstance(items, list) else [items]:
+            out.append(f"<li><b>{html.escape(str(where))}</b>: {html.escape(str(item))}</li>")
+    out.append("</ul>")
+    return out
