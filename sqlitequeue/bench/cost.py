@@ -100,6 +100,40 @@ class Parameters:
         """Return the entries a user overrode."""
         return [p for p in self.entries.values() if p.source.startswith("user override")]
 
+    def override(self, overrides: Mapping[str, Any], origin: str = "dict") -> Parameters:
+        """Return a copy with ``overrides`` (``name: value`` or ``name: {value: ...}``) applied.
+
+        Raises BenchError naming the parameter when a name is unknown (typo guard; new
+        members of ``msk_broker_hour.*`` and ``ec2_hour.*`` are allowed), a record has no
+        value, or a value's type does not match the default's.
+        """
+        entries = dict(self.entries)
+        today = dt.date.today().isoformat()
+        for name, spec in overrides.items():
+            rec = dict(spec) if isinstance(spec, Mapping) else {"value": spec}
+            if "value" not in rec:
+                raise BenchError(f"cost parameter override {name!r} in {origin} has no 'value'")
+            old = entries.get(name)
+            if old is None and not name.startswith(OPEN_FAMILIES):
+                raise BenchError(
+                    f"unknown cost parameter {name!r} in {origin}; "
+                    "see `sqlitequeue bench cost --list-params` for the names"
+                )
+            value = rec["value"]
+            if old is not None and not _same_kind(old.value, value):
+                raise BenchError(
+                    f"cost parameter {name!r} in {origin} must be like {old.value!r}, got {value!r}"
+                )
+            entries[name] = Parameter(
+                name,
+                value,
+                str(rec.get("unit", old.unit if old else "")),
+                str(rec.get("source", f"user override ({origin})")),
+                str(rec.get("date", today)),
+                str(rec.get("note", "")),
+            )
+        return Parameters(entries)
+
     def table(self) -> list[dict[str, Any]]:
         """Return every parameter as a dict row (name, value, unit, source, date, note)."""
         return [vars(p).copy() for p in self.entries.values()]
@@ -139,48 +173,21 @@ def load_parameters(
     """Return the bundled parameters with ``overrides`` applied.
 
     ``overrides`` is a dict or a YAML file path holding ``name: value`` or
-    ``name: {value: ..., source: ..., date: ...}``. Raises BenchError naming the parameter
-    when a name is unknown (typo guard; new members of ``msk_broker_hour.*`` and
-    ``ec2_hour.*`` are allowed) or a value's type does not match the default's.
+    ``name: {value: ..., source: ..., date: ...}``. Raises BenchError as
+    :meth:`Parameters.override` does, or when the file is missing or not a mapping.
     """
     params = default_parameters()
     if overrides is None:
         return params
-    origin = "dict"
-    if not isinstance(overrides, Mapping):
-        path = Path(overrides)
-        if not path.exists():
-            raise BenchError(f"parameters file {path} does not exist")
-        origin = str(path)
-        overrides = _read_yaml(path.read_text(), origin) or {}
-        if not isinstance(overrides, Mapping):
-            raise BenchError(f"{origin} must hold a mapping of parameter names to values")
-    entries = dict(params.entries)
-    today = dt.date.today().isoformat()
-    for name, spec in overrides.items():
-        rec = dict(spec) if isinstance(spec, Mapping) else {"value": spec}
-        if "value" not in rec:
-            raise BenchError(f"cost parameter override {name!r} in {origin} has no 'value'")
-        old = entries.get(name)
-        if old is None and not name.startswith(OPEN_FAMILIES):
-            raise BenchError(
-                f"unknown cost parameter {name!r} in {origin}; "
-                "see `sqlitequeue bench cost --list-params` for the names"
-            )
-        value = rec["value"]
-        if old is not None and not _same_kind(old.value, value):
-            raise BenchError(
-                f"cost parameter {name!r} in {origin} must be like {old.value!r}, got {value!r}"
-            )
-        entries[name] = Parameter(
-            name,
-            value,
-            str(rec.get("unit", old.unit if old else "")),
-            str(rec.get("source", f"user override ({origin})")),
-            str(rec.get("date", today)),
-            str(rec.get("note", "")),
-        )
-    return Parameters(entries)
+    if isinstance(overrides, Mapping):
+        return params.override(overrides)
+    path = Path(overrides)
+    if not path.exists():
+        raise BenchError(f"parameters file {path} does not exist")
+    loaded = _read_yaml(path.read_text(), str(path)) or {}
+    if not isinstance(loaded, Mapping):
+        raise BenchError(f"{path} must hold a mapping of parameter names to values")
+    return params.override(loaded, origin=str(path))
 
 
 def _same_kind(old: Any, new: Any) -> bool:
