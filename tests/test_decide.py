@@ -51,8 +51,10 @@ def faults_run(root: Path, rows: list[dict[str, Any]] | None = None) -> Path:
     rows = rows or [
         {"experiment": "kill-consumer", "backend": "sqlite-queue", "durability": "NORMAL",
          "rto_s": 0.4, "rpo_s": 0.0, "lost": 0, "rpo_messages": 0},
-        {"experiment": "host-loss-litestream", "backend": "sqlite-queue", "durability": "NORMAL",
+        {"experiment": "host-loss", "backend": "sqlite-queue", "durability": "NORMAL",
          "rto_s": 3.5, "rpo_s": 1.2, "lost": 150, "rpo_messages": 150},
+        {"experiment": "host-loss-litestream-down", "backend": "sqlite-queue",
+         "durability": "NORMAL", "rto_s": 3.0, "rpo_s": 2.9, "lost": 400, "rpo_messages": 400},
         {"experiment": "kill-broker", "backend": "kafka", "durability": "acks=all",
          "rto_s": 9.0, "rpo_s": 0.0, "lost": 0, "rpo_messages": 0},
     ]  # fmt: skip
@@ -86,7 +88,12 @@ def test_seed_profile_fits_with_evidence(tmp_path: Path) -> None:
     # worst RTO/RPO over the failure lab's SQLite runs, not the Kafka rows
     assert "worst RTO 3.5 s" in hard["downtime"].evidence
     assert "worst RPO 1.2 s" in hard["data_loss"].evidence
+    assert "controls not counted: host-loss-litestream-down" in hard["data_loss"].evidence
     assert any("peak above 3,000 msg/s" in line for line in decision.changes)
+    reading = decide.summary_text(decision)
+    assert "All 6 hard criteria pass" in reading and "tightest" in reading
+    fig = decide.plot_criteria(decision)
+    assert len(fig.axes[0].patches) == 4  # throughput, downtime, data loss, cost
 
 
 def test_big_multi_region_profile_stays_on_kafka(tmp_path: Path) -> None:

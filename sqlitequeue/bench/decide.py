@@ -32,6 +32,7 @@ from sqlitequeue.errors import ProfileError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from sqlitequeue.bench.results import Results
 
@@ -44,6 +45,9 @@ PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 ECOSYSTEM = ("kafka-streams", "ksqldb", "kafka-connect", "schema-registry", "mirrormaker", "flink")
 TEAM_CAPACITY = ("small", "kafka-ops")
 OBJECT_STORES = ("s3", "r2", "b2")
+#: failure-lab experiments that are controls (e.g. Litestream killed before the host, to prove
+#: loss is detected): shown in the evidence, left out of the worst case
+CONTROL_EXPERIMENTS = ("litestream-down", "control")
 
 # ------------------------------------------------------------------------------ profile
 
@@ -325,6 +329,9 @@ def _faults(evidence: Evidence) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
     df = df[df.backend.map(_is_sqlite)].copy()
+    df["control"] = df.experiment.astype(str).map(
+        lambda name: any(marker in name for marker in CONTROL_EXPERIMENTS)
+    )
     for column in ("rto_s", "rpo_s", "lost", "acknowledged"):
         df[column] = pd.to_numeric(df.get(column), errors="coerce")
     if "durability" not in df:
@@ -344,19 +351,22 @@ class Recovery:
     experiments: tuple[str, ...]
     runs: int
     source: str
+    controls: tuple[str, ...] = ()
 
 
 def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
     """Worst RTO, RPO and loss per SQLite durability setting (NaN where not measured).
 
     RPO is the measured ``rpo_s``; where it is missing but no acknowledged message was
-    lost, the RPO is 0.
+    lost, the RPO is 0. Control experiments (:data:`CONTROL_EXPERIMENTS`) are named in
+    ``controls`` but do not count.
     """
     df = _faults(evidence)
     out: list[Recovery] = []
     if df.empty:
         return out
-    for durability, group in df.groupby("durability"):
+    controls = tuple(sorted(map(str, df[df.control].experiment.unique())))
+    for durability, group in df[~df.control].groupby("durability"):
         rpo = group.rpo_s.where(group.rpo_s.notna() | (group.lost.fillna(1) > 0), 0.0)
         out.append(
             Recovery(
@@ -367,6 +377,7 @@ def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
                 experiments=tuple(sorted(map(str, group.experiment.unique()))),
                 runs=len(group),
                 source=str(group.run.iloc[0]),
+                controls=controls,
             )
         )
     return out
@@ -386,6 +397,22 @@ class Criterion:
     evidence: str
     headroom: str = ""
     would_change: str = ""
+    measured: float | None = None
+    threshold: float | None = None
+    unit: str = ""
+    higher_is_better: bool = True
+
+    @property
+    def margin(self) -> float | None:
+        """How far from flipping: > 1 passes with room, < 1 fails (None without numbers)."""
+        if self.measured is None or self.threshold is None:
+            return None
+        good, bad = (
+            (self.measured, self.threshold)
+            if self.higher_is_better
+            else (self.threshold, self.measured)
+        )
+        return math.inf if bad == 0 else good / bad
 
 
 def _fmt(x: float) -> str:
@@ -431,9 +458,21 @@ def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
             evidence,
             f"{ratio:.1f}x peak (at least)",
             "a max-rate search with a higher ceiling (producerMaxRate)",
+            capacity.rate,
+            need,
+            "msg/s",
         )
     return Criterion(
-        "throughput", title, PASS if ok else FAIL, True, evidence, f"{ratio:.1f}x peak", change
+        "throughput",
+        title,
+        PASS if ok else FAIL,
+        True,
+        evidence,
+        f"{ratio:.1f}x peak",
+        change,
+        capacity.rate,
+        need,
+        "msg/s",
     )
 
 
@@ -484,6 +523,10 @@ def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | Non
         f"msg/s, run {run}) vs target {_fmt(target)} ms",
         f"{target / p99:.1f}x" if p99 > 0 else "",
         f"a p99 target below {_fmt(p99)} ms" if ok else f"a p99 target of {_fmt(p99)} ms or more",
+        p99,
+        target,
+        "ms",
+        higher_is_better=False,
     )
 
 
@@ -494,6 +537,10 @@ def _pick_recovery(profile: Profile, recoveries: list[Recovery]) -> Recovery | N
     good = [r for r in recoveries if meets(r)]
     pool = good or [r for r in recoveries if not math.isnan(r.rto_s)] or recoveries
     return min(pool, key=lambda r: (r.rpo_s, r.rto_s)) if pool else None
+
+
+def _controls(rec: Recovery) -> str:
+    return f"; controls not counted: {', '.join(rec.controls)}" if rec.controls else ""
 
 
 def check_downtime(profile: Profile, rec: Recovery | None) -> Criterion:
@@ -516,11 +563,15 @@ def check_downtime(profile: Profile, rec: Recovery | None) -> Criterion:
         True,
         f"worst RTO {_fmt(rec.rto_s)} s over {rec.runs} runs of {', '.join(rec.experiments)} "
         f"(durability {rec.durability}; run {rec.source}) vs tolerance "
-        f"{_fmt(profile.downtime_tolerance_s)} s",
+        f"{_fmt(profile.downtime_tolerance_s)} s{_controls(rec)}",
         f"{profile.downtime_tolerance_s / rec.rto_s:.1f}x" if rec.rto_s > 0 else "no downtime",
         f"a downtime tolerance below {_fmt(rec.rto_s)} s"
         if ok
         else f"a downtime tolerance of {_fmt(rec.rto_s)} s or a faster restore",
+        rec.rto_s,
+        profile.downtime_tolerance_s,
+        "s",
+        higher_is_better=False,
     )
 
 
@@ -545,12 +596,16 @@ def check_data_loss(profile: Profile, rec: Recovery | None) -> Criterion:
         True,
         f"worst RPO {_fmt(rec.rpo_s)} s, {rec.lost} acknowledged message(s) lost over "
         f"{rec.runs} runs (durability {rec.durability}; run {rec.source}) vs tolerance "
-        f"{_fmt(profile.data_loss_tolerance_s)} s",
+        f"{_fmt(profile.data_loss_tolerance_s)} s{_controls(rec)}",
         headroom,
         f"a data-loss tolerance below {_fmt(rec.rpo_s)} s"
         if ok
         else f"a tolerance of {_fmt(rec.rpo_s)} s, a shorter Litestream sync interval, or "
         "synchronous replication",
+        rec.rpo_s,
+        profile.data_loss_tolerance_s,
+        "s",
+        higher_is_better=False,
     )
 
 
@@ -647,6 +702,10 @@ def check_cost(profile: Profile, projections: list[cost.Projection]) -> Criterio
         "prices or traffic that make Kafka cheaper (see the break-even chart)"
         if ok
         else "more traffic (usage-priced Kafka grows with bytes) or cheaper object storage",
+        sqlite.total,
+        kafka.total,
+        "USD/month",
+        higher_is_better=False,
     )
 
 
@@ -692,7 +751,7 @@ class Decision:
         return {
             "profile": asdict(self.profile),
             "verdict": self.verdict,
-            "criteria": [asdict(c) for c in self.criteria],
+            "criteria": [{**asdict(c), "margin": c.margin} for c in self.criteria],
             "what_would_change_it": self.changes,
             "monthly_cost_usd": {p.architecture: round(p.total, 2) for p in self.projections},
             "assumptions": self.assumptions,
@@ -767,6 +826,75 @@ def evaluate(
     )
 
 
+def summary_text(decision: Decision) -> str:
+    """Return a plain-language reading of the decision, computed from its criteria and costs."""
+    hard = [c for c in decision.criteria if c.hard]
+    failed = [c.title for c in hard if c.status == FAIL]
+    unknown = [c.title for c in hard if c.status == UNKNOWN]
+    name = decision.profile.name
+    if failed:
+        lines = [
+            f"For profile '{name}': {decision.verdict}. {len(failed)} of {len(hard)} hard "
+            f"criteria fail: {'; '.join(failed)}."
+        ]
+    elif unknown:
+        lines = [
+            f"For profile '{name}': {decision.verdict}. Nothing fails, but {len(unknown)} hard "
+            f"criteria lack measurements: {'; '.join(unknown)}."
+        ]
+    else:
+        lines = [f"For profile '{name}': {decision.verdict}. All {len(hard)} hard criteria pass."]
+    numeric = [c for c in hard if c.status == PASS and c.margin is not None]
+    if numeric:
+        tight = min(numeric, key=lambda c: c.margin or math.inf)
+        margin = "no measured loss or delay" if tight.margin == math.inf else f"{tight.margin:.1f}x"
+        lines.append(
+            f"The tightest passing criterion is '{tight.title}': measured "
+            f"{_fmt(tight.measured or 0)} {tight.unit} against {_fmt(tight.threshold or 0)} "
+            f"{tight.unit} ({margin}); it flips with {tight.would_change}."
+        )
+    cost_c = next((c for c in decision.criteria if c.key == "cost"), None)
+    if cost_c is not None:
+        lines.append(f"Cost: {cost_c.evidence} ({cost_c.headroom}).")
+    soft = [c.title for c in decision.criteria if not c.hard and c.status == FAIL]
+    if soft and not failed:
+        lines.append(f"Caveats (soft criteria that do not hold): {'; '.join(soft)}.")
+    return " ".join(lines)
+
+
+def plot_criteria(decision: Decision) -> Figure:
+    """Bar chart of each numeric criterion's margin (log scale; 1 = the threshold).
+
+    Bars right of 1 pass with that much room; left of 1 fail. Criteria without numbers
+    (writers, regions, ecosystem, team) are listed in the title instead.
+    """
+    from matplotlib.figure import Figure
+
+    numeric = [c for c in decision.criteria if c.margin is not None]
+    fig = Figure(figsize=(8, 0.5 * max(len(numeric), 1) + 1.8))
+    ax = fig.subplots()
+    colours = {PASS: "tab:green", FAIL: "tab:red", UNKNOWN: "tab:grey"}
+    for y, c in enumerate(numeric):
+        margin = min(c.margin or 1.0, 1000.0)
+        ax.barh(y, margin, left=0, color=colours[c.status])
+        ax.text(
+            margin,
+            y,
+            f" {_fmt(c.measured or 0)} vs {_fmt(c.threshold or 0)} {c.unit}",
+            va="center",
+            fontsize=8,
+        )
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(numeric)), [c.title.split(":")[0] for c in numeric])
+    ax.invert_yaxis()
+    ax.set_xlabel("margin (x): > 1 passes, < 1 fails")
+    others = ", ".join(f"{c.key} {c.status}" for c in decision.criteria if c.margin is None)
+    ax.set_title(f"{decision.profile.name}: {decision.verdict}\n{others}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------------------ reports
 
 _MARK = {PASS: "pass", FAIL: "FAIL", UNKNOWN: "unknown"}
@@ -779,6 +907,8 @@ def render_markdown(decision: Decision) -> str:
         f"## Decision for profile `{p.name}`: **{decision.verdict}**",
         "",
         f"{p.description}".strip(),
+        "",
+        summary_text(decision),
         "",
         "| criterion | kind | status | evidence | headroom |",
         "|---|---|---|---|---|",
@@ -822,6 +952,7 @@ def render_html(decision: Decision) -> str:
     return (
         f"<section class='decision'><h2>Decision for profile <code>{e(p.name)}</code>: "
         f"<strong>{e(decision.verdict)}</strong></h2><p>{e(p.description)}</p>"
+        f"<p>{e(summary_text(decision))}</p>"
         "<table><thead><tr><th>criterion</th><th>kind</th><th>status</th><th>evidence</th>"
         f"<th>headroom</th></tr></thead><tbody>{rows}</tbody></table>"
         f"<h3>What would change it</h3><ul>{changes}</ul>"

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decide, print the verdict and criteria, and write the report; return 0."""
     from sqlitequeue.bench import cost
-    from sqlitequeue.bench.decide import decide
+    from sqlitequeue.bench.decide import decide, summary_text
 
     params = cost.load_parameters(args.params) if args.params else None
     decision, paths = decide(
@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
     print("what would change it:")
     for line in decision.changes:
         print(f"  - {line}")
+    print("\n" + summary_text(decision))
     print("report: " + ", ".join(str(p) for p in paths))
     return 0
