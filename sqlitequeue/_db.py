@@ -100,21 +100,24 @@ class Database:
         # connections' commits, so wait_for_change also watches this counter (a thread
         # blocked in it must wake when another thread commits on the same connection).
         self._local_commits = 0
-        _check_file_before_open(self.path)
-        try:
-            self.conn = sqlite3.connect(
-                str(self.path),
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=256,
-            )
-        except sqlite3.Error as exc:
-            raise _translate_open_error(self.path, exc) from exc
+        with _OPEN_FILES_LOCK:
+            _check_file_before_open(self.path, read_header=_file_key(self.path) not in _OPEN_FILES)
+            try:
+                self.conn = sqlite3.connect(
+                    str(self.path),
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    cached_statements=256,
+                )
+            except sqlite3.Error as exc:
+                raise _translate_open_error(self.path, exc) from exc
+            self._file_key = _register_open_file(self.path)
         try:
             self._prepare(busy_timeout)
         except BaseException:
             self.conn.close()
+            _unregister_open_file(self._file_key)
             raise
 
     # -- opening -------------------------------------------------------------------------
@@ -382,6 +385,7 @@ class Database:
             if not self._closed:
                 self._closed = True
                 self.conn.close()
+                _unregister_open_file(self._file_key)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -394,16 +398,55 @@ class Database:
         self.close()
 
 
-def _check_file_before_open(path: Path) -> None:
-    """Reject what SQLite would otherwise happily modify or half-open."""
+#: Files this process has open through a Database: (st_dev, st_ino) -> how many. POSIX
+#: locks belong to the process, and closing *any* descriptor of a file drops every lock the
+#: process holds on it, SQLite's included; another process may then believe it is the last
+#: user, checkpoint and delete the WAL while we still use it (two diverging copies of the
+#: data). So the header check, which opens and closes the file, is skipped while this
+#: process already has the file open (it was checked then).
+_OPEN_FILES: dict[tuple[int, int] | None, int] = {}
+_OPEN_FILES_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _register_open_file(path: Path) -> tuple[int, int] | None:
+    """Count one more open Database on ``path`` (call with _OPEN_FILES_LOCK held)."""
+    key = _file_key(path)
+    if key is not None:
+        _OPEN_FILES[key] = _OPEN_FILES.get(key, 0) + 1
+    return key
+
+
+def _unregister_open_file(key: tuple[int, int] | None) -> None:
+    with _OPEN_FILES_LOCK:
+        if key in _OPEN_FILES:
+            _OPEN_FILES[key] -= 1
+            if not _OPEN_FILES[key]:
+                del _OPEN_FILES[key]
+
+
+def _check_file_before_open(path: Path, *, read_header: bool = True) -> None:
+    """Reject what SQLite would otherwise happily modify or half-open.
+
+    ``read_header=False`` skips reading the first bytes (see :data:`_OPEN_FILES`).
+    """
     if path.is_dir():
         raise InvalidArgument(f"{path} is a directory; give the path of a database file")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.exists():
         raise InvalidArgument(f"directory {directory} does not exist; create it first")
     if path.exists():
-        with open(path, "rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
+        header = SQLITE_HEADER
+        if read_header:
+            with open(path, "rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
         if header and header != SQLITE_HEADER[: len(header)]:
             raise NotAQueueDatabase(
                 f"{path} is not an SQLite database (its first bytes are {header[:16]!r}); "
