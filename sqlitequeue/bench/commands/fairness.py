@@ -38,18 +38,30 @@ TARGET_RATIO = 2.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the command's options."""
-    parser.add_argument("--count", type=int, default=200_000, help="records per run")
-    parser.add_argument("--size", type=int, default=1024, help="record size in bytes")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (median reported)")
-    parser.add_argument("--partitions", type=int, default=1, help="partitions per topic")
     parser.add_argument(
-        "--profile", default="kafka-throughput", help="Kafka profile (name or YAML path)"
+        "--count", type=int, default=200_000, help="records per run (default: 200000)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=1024, help="record size in bytes (default: 1024)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of each, median reported (default: 3)"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=1, help="partitions per topic (default: 1)"
+    )
+    parser.add_argument(
+        "--profile",
+        default="kafka-throughput",
+        help="Kafka profile, name or YAML path (default: kafka-throughput)",
     )
     parser.add_argument("--acks", help="override the profile's acks (all, 1, 0)")
     parser.add_argument(
         "--mode", help="broker: auto, external, local, testcontainers (default: auto)"
     )
-    parser.add_argument("--out", default="results", help="results root directory")
+    parser.add_argument(
+        "--out", default="results", help="results root directory (default: results)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
