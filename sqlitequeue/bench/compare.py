@@ -26,6 +26,8 @@ KAFKA_BACKENDS = ("kafka-confluent", "kafka")
 DEFAULT_BACKENDS = (*SQLITE_BACKENDS, *KAFKA_BACKENDS)
 
 #: suite name -> (workload, seconds per run). About 10 min / 2 min on 2 cores, 5 backends.
+#: Every run keeps at least MIN_WARMUP seconds of warm-up (Kafka's group join, fresh topic).
+MIN_WARMUP = 1.0
 SUITES: dict[str, list[tuple[str, float]]] = {
     "default": [
         ("seed-clickstream", 16),
@@ -39,7 +41,7 @@ SUITES: dict[str, list[tuple[str, float]]] = {
     "quick": [
         ("seed-clickstream", 6),
         ("steady-1kb", 5),
-        ("max-rate-1kb", 10),
+        ("max-rate-1kb", 9),
     ],
 }
 SELFCHECK_FACTOR = 5.0
@@ -165,7 +167,8 @@ def _suite(
     for name, seconds in chosen:
         w = load_workload(name)
         if duration or seconds:
-            w = w.with_duration(duration or seconds or w.duration_seconds)
+            total = duration or seconds or w.duration_seconds
+            w = w.with_duration(total, max(min(w.warmup_seconds, total / 5), MIN_WARMUP))
         if p99 is not None:
             w = replace(w, p99_target_ms=p99)
         out.append(w)
@@ -231,6 +234,7 @@ def run_compare(
                 printer(check.describe())
                 writer.metadata(selfcheck=check.__dict__ | {"text": check.describe()})
             runs = _Runs(writer, broker, chosen_profiles, progress, printer)
+            runs.warm_up_kafka(names)
             failures = runs.run_all(suite, names)
         if failures and len(failures) == len(suite) * len(names):
             raise BenchError(f"every run failed; first: {failures[0]}")
@@ -301,7 +305,19 @@ class _Runs:
                     self.printer(f"  {name:>15} {workload.name:<18} FAILED: {first}")
         return failures
 
-    def run_one(self, workload: Workload, name: str) -> str | None:
+    def warm_up_kafka(self, names: list[str]) -> None:
+        """Run each Kafka backend briefly, unrecorded: a new broker's first seconds are slow."""
+        from sqlitequeue.bench.workload import parse_workload
+
+        warm = parse_workload(
+            {"name": "kafka-warm-up", "producerRate": 100, "testDurationSeconds": 3}
+        )
+        for name in names:
+            if name in KAFKA_BACKENDS and self.broker is not None:
+                self.printer(f"  {name:>15} warming up the broker (not recorded)")
+                self.run_one(warm, name, record=False)
+
+    def run_one(self, workload: Workload, name: str, record: bool = True) -> str | None:
         from sqlitequeue.bench.profiles import backend_spec
         from sqlitequeue.bench.runner import run_workload, write_result
 
@@ -323,6 +339,8 @@ class _Runs:
             )
         except BenchError as exc:
             return str(exc)
+        if not record:
+            return None
         write_result(self.writer, result)
         self.printer(_one_line(result, time.monotonic() - started))
         return None

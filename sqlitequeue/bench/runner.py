@@ -48,6 +48,9 @@ from sqlitequeue.errors import BackendError, BenchError
 REPORT_EVERY = 0.25  # seconds between children's stats messages
 POLL_RECORDS = 1000
 READY_TIMEOUT = 90.0
+PRIME_TIMEOUT = 60.0
+#: producer index stamped into priming messages (sent before the run; never counted)
+PRIME = 0xFFFFFFFF
 
 
 @dataclass
@@ -75,10 +78,12 @@ class _Control:
     consume_go: Any
     consumers_stop: Any
     start_at: Any
+    prime: Any
 
     @classmethod
     def create(cls, ctx: Any) -> _Control:
-        return cls(ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event(), ctx.Value("d", 0.0))
+        e = ctx.Event
+        return cls(e(), e(), e(), e(), ctx.Value("d", 0.0), e())
 
 
 def _context() -> Any:
@@ -110,6 +115,9 @@ def _producer_main(
         backend = _child_backend(spec, registry)
         producer = backend.producer(topic[1])
         out.put(("ready", role, os.getpid()))
+        ctl.prime.wait()
+        producer.send(None, HEADER.pack(time.time(), 0, PRIME) + bytes(workload.message_size))
+        producer.flush(PRIME_TIMEOUT)
         ctl.go.wait()
         _produce(producer, workload, index, producers, ctl, out, role)
         producer.close()
@@ -218,7 +226,7 @@ def _consumer_main(
         consumer = backend.consumer(topic[1], group[1])
         state = _ConsumerState()
         out.put(("ready", role, os.getpid()))
-        ctl.go.wait()
+        _await_prime(consumer, ctl, out, role)
         ctl.consume_go.wait()
         state.start = ctl.start_at.value
         _consume(consumer, state, ctl, out, role)
@@ -256,6 +264,17 @@ class _ConsumerState:
         return out
 
 
+def _await_prime(consumer: base.Consumer, ctl: _Control, out: Any, role: tuple[Any, ...]) -> None:
+    """Poll until the run starts, reporting each priming message (the group is live)."""
+    while not ctl.go.is_set():
+        records = consumer.poll(100, 0.05)
+        for record in records:
+            if HEADER.unpack_from(record.payload)[2] == PRIME:
+                out.put(("primed", role, None))
+        if records:
+            consumer.commit()
+
+
 def _consume(
     consumer: base.Consumer, state: _ConsumerState, ctl: _Control, out: Any, role: tuple[Any, ...]
 ) -> None:
@@ -264,7 +283,10 @@ def _consume(
         records = consumer.poll(POLL_RECORDS, 0.05)
         now = time.time()
         for record in records:
-            if len(record.payload) >= HEADER_SIZE:
+            if (
+                len(record.payload) >= HEADER_SIZE
+                and HEADER.unpack_from(record.payload)[2] != PRIME
+            ):
                 state.handle(record.payload, now)
         if records:
             consumer.commit()
@@ -390,6 +412,32 @@ class _Run:
                 pargs = (self.spec, registry, w, (t, topic), p, n, self.ctl, self.out)
                 self._spawn(_producer_main, pargs, f"sqq-producer-{t}-{p}")
         self._wait_ready(w.producers_per_topic * w.topics)
+
+    def prime(self) -> None:
+        """Send one priming message per producer; wait until every group has received one.
+
+        Joining a group and finding a new topic take a while on Kafka; priming keeps that
+        out of the measurement for every backend alike. Gives up (with a note) after
+        PRIME_TIMEOUT seconds.
+        """
+        self.ctl.prime.set()
+        w = self.workload
+        waiting = {(t, g) for t in range(w.topics) for g in range(w.subscriptions_per_topic)}
+        deadline = time.monotonic() + PRIME_TIMEOUT
+        while waiting and time.monotonic() < deadline:
+            try:
+                kind, role, data = self.out.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == "error":
+                raise BackendError(f"{self.spec.name}: a {role[0]} process failed:\n{data}")
+            if kind == "primed":
+                waiting.discard((role[1], role[2]))
+        if waiting:
+            self.notes.append(
+                f"{len(waiting)} consumer group(s) had not received the priming message "
+                f"after {PRIME_TIMEOUT:.0f} s; the run started anyway"
+            )
 
     def _spawn(self, target: Any, args: tuple[Any, ...], name: str) -> None:
         proc = self.ctx.Process(target=target, args=args, name=name, daemon=True)
@@ -718,6 +766,7 @@ def _execute(run: _Run) -> RunResult:
     finally:
         backend.close()
     run.start_children(topics)
+    run.prime()
     data_paths = [run.spec.data_dir]
     kafka_pid = run.kafka_pid
     run.disk_baseline = path_bytes(run.extra_disk)

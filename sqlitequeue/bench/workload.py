@@ -139,7 +139,7 @@ class Workload:
         shape = self.shape
         if shape.type == "daily" and shape.period_seconds > seconds:
             shape = replace(shape, period_seconds=seconds)  # still one whole "day"
-        step = min(self.ramp_step_seconds, max(1.0, seconds / 4))
+        step = min(self.ramp_step_seconds, max(1.0, (seconds - warmup) / 6))
         return replace(
             self,
             duration_seconds=seconds,
