@@ -152,6 +152,24 @@ def test_recovery_uses_the_durability_that_meets_both_tolerances(tmp_path: Path)
     assert status(slow)["downtime"] == decide.FAIL
 
 
+def test_experiments_run_at_one_durability_count_for_every_setting(tmp_path: Path) -> None:
+    rows = [
+        {"experiment": "consumer-kill", "backend": "sqlite-queue", "durability": "normal",
+         "rto_s": 7.0, "rpo_s": 0.0, "lost": 0, "rpo_messages": 0},
+        {"experiment": "host-loss", "backend": "sqlite-queue", "durability": "normal",
+         "rto_s": 1.0, "rpo_s": 8.0, "lost": 800, "rpo_messages": 800},
+        {"experiment": "host-loss", "backend": "sqlite-queue", "durability": "full",
+         "rto_s": 2.0, "rpo_s": 1.0, "lost": 100, "rpo_messages": 100},
+    ]  # fmt: skip
+    evidence = decide.gather_evidence([faults_run(tmp_path, rows)])
+    full = next(r for r in decide.recovery_by_durability(evidence) if r.durability == "full")
+    assert (full.rto_s, full.rpo_s, full.experiments) == (7.0, 1.0, ("consumer-kill", "host-loss"))
+    downtime = next(
+        c for c in decide.evaluate(seed_profile(), evidence).criteria if c.key == "downtime"
+    )
+    assert "worst RTO 7 s" in downtime.evidence and "durability full" in downtime.evidence
+
+
 def test_writers_can_funnel_through_one_service() -> None:
     assert decide.check_writers(seed_profile(writers=3)).status == decide.FAIL
     funnel = seed_profile(writers=3, writers_can_funnel=True)

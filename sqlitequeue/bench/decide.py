@@ -357,16 +357,26 @@ class Recovery:
 def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
     """Worst RTO, RPO and loss per SQLite durability setting (NaN where not measured).
 
-    RPO is the measured ``rpo_s``; where it is missing but no acknowledged message was
-    lost, the RPO is 0. Control experiments (:data:`CONTROL_EXPERIMENTS`) are named in
-    ``controls`` but do not count.
+    For a setting, every (non-control) experiment counts: with its rows at that setting
+    when it ran at it, else with all its rows (e.g. a consumer kill measured only at
+    ``normal`` also counts for ``full``). RPO is the measured ``rpo_s``; where it is missing
+    but no acknowledged message was lost, the RPO is 0. Control experiments
+    (:data:`CONTROL_EXPERIMENTS`) are named in ``controls`` but do not count.
     """
+    import pandas as pd
+
     df = _faults(evidence)
     out: list[Recovery] = []
     if df.empty:
         return out
     controls = tuple(sorted(map(str, df[df.control].experiment.unique())))
-    for durability, group in df[~df.control].groupby("durability"):
+    df = df[~df.control]
+    for durability in sorted(df.durability.unique()):
+        parts = []
+        for _, rows in df.groupby("experiment"):
+            mine = rows[rows.durability == durability]
+            parts.append(mine if not mine.empty else rows)
+        group = pd.concat(parts)
         rpo = group.rpo_s.where(group.rpo_s.notna() | (group.lost.fillna(1) > 0), 0.0)
         out.append(
             Recovery(
