@@ -63,6 +63,9 @@ MAX_PARTITIONS = 4096
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 START_POSITIONS = ("earliest", "latest")
 
+#: What payloads, keys and header values may be (stored as bytes).
+BytesLike = bytes | bytearray | memoryview
+
 
 class Offset(NamedTuple):
     """Where a record was stored: its partition and its offset in that partition."""
@@ -319,10 +322,10 @@ class Stream:
 
     def append(
         self,
-        payload: bytes,
+        payload: BytesLike,
         *,
-        key: bytes | None = None,
-        headers: Mapping[str, bytes] | None = None,
+        key: BytesLike | None = None,
+        headers: Mapping[str, BytesLike] | None = None,
     ) -> Offset:
         """Append one record; return where it was stored once it is committed.
 
@@ -344,11 +347,11 @@ class Stream:
 
     def append_many(
         self,
-        payloads: Iterable[bytes],
+        payloads: Iterable[BytesLike],
         *,
-        key: bytes | None = None,
-        keys: Iterable[bytes | None] | None = None,
-        headers: Mapping[str, bytes] | Sequence[Mapping[str, bytes] | None] | None = None,
+        key: BytesLike | None = None,
+        keys: Iterable[BytesLike | None] | None = None,
+        headers: Mapping[str, BytesLike] | Sequence[Mapping[str, BytesLike] | None] | None = None,
     ) -> list[Offset]:
         """Append records in one transaction; return their offsets in input order.
 
@@ -367,10 +370,12 @@ class Stream:
             return []
         return self._store(prepared)
 
-    def _append_plain(self, items: list[bytes]) -> list[Offset]:
+    def _append_plain(self, given: list[BytesLike]) -> list[Offset]:
         """append_many's fast path for records without key or headers (C-level loops)."""
-        if set(map(type, items)) != {bytes}:
-            items = [codec.as_bytes(p, f"payload #{i}") for i, p in enumerate(items)]
+        if set(map(type, given)) == {bytes}:
+            items: list[bytes] = given  # type: ignore[assignment]
+        else:
+            items = [codec.as_bytes(p, f"payload #{i}") for i, p in enumerate(given)]
         sizes = list(map(len, items))
         if max(sizes) > self.max_payload_size:
             self._record_size(items[sizes.index(max(sizes))], None, None)
@@ -403,7 +408,7 @@ class Stream:
         ]
 
     def _keys_for(
-        self, count: int, key: bytes | None, keys: Iterable[bytes | None] | None
+        self, count: int, key: BytesLike | None, keys: Iterable[BytesLike | None] | None
     ) -> list[bytes | None] | None:
         if keys is None:
             return None if key is None else [codec.as_bytes(key, "key")] * count
@@ -427,7 +432,7 @@ class Stream:
 
     def _prepare(
         self,
-        items: list[bytes],
+        items: list[BytesLike],
         keys: list[bytes | None] | None,
         headers: list[bytes | None] | None,
     ) -> list[tuple[int, bytes | None, bytes | None, bytes, int]]:
