@@ -234,3 +234,14 @@ def test_sweep_break_even_and_charts() -> None:
     assert len(fig.axes[0].get_lines()) >= len(cost.ARCHITECTURES)
     bars = cost.plot_breakdown(project(seed))
     assert len(bars.axes[0].get_yticklabels()) == len(cost.ARCHITECTURES)
+
+
+def test_docs_list_every_parameter_and_profile_field() -> None:
+    from pathlib import Path
+
+    from sqlitequeue.bench.decide import FIELDS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cost-and-decision.md").read_text()
+    names = [*cost.default_parameters().entries, *FIELDS]
+    missing = [n for n in names if f"`{n}`" not in doc]
+    assert not missing, f"missing from docs/cost-and-decision.md: {missing}"
