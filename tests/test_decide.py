@@ -134,6 +134,35 @@ def test_a_search_that_never_failed_is_a_lower_bound(tmp_path: Path) -> None:
     assert "lower bound" in criterion.evidence
 
 
+def test_a_failed_first_ramp_step_is_unknown_not_zero_capacity(tmp_path: Path) -> None:
+    evidence = decide.gather_evidence([bench_run(tmp_path, sqlite_rate=0.0)])
+    criterion = decide.evaluate(seed_profile(), evidence).criteria[0]
+    assert criterion.status == decide.UNKNOWN and "first step" in criterion.evidence
+
+
+def test_decide_without_results_runs_quick_measurements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring only: the real runs take minutes (see `make compare`)."""
+    from sqlitequeue.bench import compare, faults
+
+    calls: list[tuple[str, bool, Any]] = []
+
+    def fake_compare(quick: bool = False, out: Any = None, **_: Any) -> Path:
+        calls.append(("compare", quick, out))
+        return bench_run(tmp_path)
+
+    def fake_faults(quick: bool = False, out: Any = None, **_: Any) -> Path:
+        calls.append(("faults", quick, out))
+        return faults_run(tmp_path)
+
+    monkeypatch.setattr(compare, "run_compare", fake_compare)
+    monkeypatch.setattr(faults, "run_faults", fake_faults)
+    decision, paths = decide.decide(SEED, out=tmp_path)
+    assert calls == [("compare", True, tmp_path), ("faults", True, tmp_path)]
+    assert decision.verdict == decide.SQLITE_FITS and paths[0].exists()
+
+
 def test_recovery_uses_the_durability_that_meets_both_tolerances(tmp_path: Path) -> None:
     rows = [
         {"experiment": "host-loss", "backend": "sqlite-queue", "durability": "OFF",

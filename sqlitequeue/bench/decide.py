@@ -275,7 +275,7 @@ def sqlite_capacity(evidence: Evidence) -> Capacity | None:
     """
     df = _scalars(evidence)
     rows = df[(df.metric == "max_sustainable_rate") & df.backend.map(_is_sqlite)]
-    rows = rows[rows.value > 0] if not rows.empty else rows
+    rows = rows[rows.value.notna()]
     if rows.empty:
         return None
     worst = rows.loc[rows.groupby("backend").value.idxmin()]
@@ -441,6 +441,16 @@ def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
             True,
             "no max_sustainable_rate for a SQLite backend in the bench results",
             would_change="run `sqlitequeue bench compare` (it includes max-rate-1kb)",
+        )
+    if capacity.rate <= 0:
+        return Criterion(
+            "throughput",
+            title,
+            UNKNOWN,
+            True,
+            f"every SQLite backend failed even the first step of the max-rate search "
+            f"(run {capacity.run}): an overloaded machine or a harness problem",
+            would_change="rerun `sqlitequeue bench compare` on a quieter machine",
         )
     target = f" at p99 <= {_fmt(capacity.p99_target_ms)} ms" if capacity.p99_target_ms else ""
     bound = " (a lower bound: every ramp step passed)" if capacity.lower_bound else ""
