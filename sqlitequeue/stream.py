@@ -570,6 +570,15 @@ class Stream:
         with self._db.read() as conn:
             return {p: log.offset_for_timestamp(conn, pid, ts) for p, pid in enumerate(self._pids)}
 
+    def wait(self, timeout: float | None) -> bool:
+        """Block until the file changes (e.g. a record is appended) or ``timeout`` passes.
+
+        Returns True on a change, False on timeout (None waits forever). For readers that
+        follow the topic with :meth:`read`; consumers' ``poll`` waits by itself.
+        """
+        codec.check_seconds(timeout, "timeout")
+        return self._db.wait_for_change(timeout)
+
     # -- groups --------------------------------------------------------------------------
 
     def consumer(
