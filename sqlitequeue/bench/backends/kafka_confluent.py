@@ -42,10 +42,15 @@ from sqlitequeue.errors import BackendError, KafkaError
 #: Java client name -> librdkafka name, where they differ.
 ALIASES = {"max.request.size": "message.max.bytes", "fetch.max.wait.ms": "fetch.wait.max.ms"}
 
+#: librdkafka defaults that differ from the Java client's and kafka-python's behaviour:
+#: both set TCP_NODELAY; librdkafka leaves Nagle on unless told, which adds up to ~40 ms
+#: (delayed ACK) to small requests. A profile may still override it.
+CLIENT_DEFAULTS: dict[str, Any] = {"socket.nagle.disable": True}
+
 
 def client_config(options: Mapping[str, Any]) -> dict[str, Any]:
     """Translate Java-named ``options`` into a librdkafka configuration dict."""
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = dict(CLIENT_DEFAULTS)
     for name, value in options.items():
         config[ALIASES.get(name, name)] = value
     return config
@@ -198,8 +203,14 @@ class ConfluentConsumer(Consumer):
         """Return up to ``max_records`` records (joining the group on first use)."""
         if self._closed:
             raise BackendError("poll() after the consumer was closed")
+        # consume(n, timeout) waits for n messages or the whole timeout, which would add up
+        # to `timeout` of latency; poll() returns at the first message, then consume(..., 0)
+        # takes what librdkafka has already fetched.
         try:
-            messages = self._client.consume(num_messages=max_records, timeout=timeout)
+            first = self._client.poll(timeout)
+            messages = [] if first is None else [first]
+            if first is not None and max_records > 1:
+                messages += self._client.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise BackendError(f"confluent-kafka poll failed: {exc}") from exc
         records = []
