@@ -26,163 +26,62 @@ import logging
 import os
 import random
 import re
-import socket
 import sqlite3
 import time
-import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
 from sqlitequeue import _stream_codec as codec
 from sqlitequeue import _stream_log as log
 from sqlitequeue._db import Database
-from sqlitequeue.errors import (
-    Closed,
-    InvalidArgument,
-    NotPartitionOwner,
-    OffsetOutOfRange,
-    PayloadTooLarge,
-    StreamError,
+from sqlitequeue._stream_consumer import DEFAULT_LEASE, Consumer
+from sqlitequeue._stream_types import (
+    START_POSITIONS,
+    BytesLike,
+    GroupInfo,
+    GroupPartition,
+    Offset,
+    PartitionInfo,
+    Record,
+    Reset,
+    Retention,
+    TopicInfo,
+    check_group,
+    check_in_range,
+    records_from_rows,
+    to_timestamp,
 )
+from sqlitequeue.errors import InvalidArgument, PayloadTooLarge, StreamError
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "BytesLike",
+    "Consumer",
+    "GroupInfo",
+    "GroupPartition",
+    "Offset",
+    "PartitionInfo",
+    "Record",
+    "Reset",
+    "Retention",
+    "Stream",
+    "TopicInfo",
+    "groups",
+    "topics",
+]
 
 logger = logging.getLogger("sqlitequeue.stream")
 
 #: Default largest record (payload + key + encoded headers), as Kafka's message.max.bytes.
 DEFAULT_MAX_PAYLOAD_SIZE = 1024 * 1024
-#: Default member lease: a member that does not poll for this long loses its partitions.
-DEFAULT_LEASE = 10.0
 #: How often an appending Stream applies the topic's retention, in seconds.
 RETENTION_INTERVAL = 1.0
 #: Largest number of partitions of one topic.
 MAX_PARTITIONS = 4096
 #: Topic names: Kafka's rule (letters, digits, ".", "_", "-"; up to 249 characters).
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-START_POSITIONS = ("earliest", "latest")
-
-#: What payloads, keys and header values may be (stored as bytes).
-BytesLike = bytes | bytearray | memoryview
-
-
-class Offset(NamedTuple):
-    """Where a record was stored: its partition and its offset in that partition."""
-
-    partition: int
-    offset: int
-
-
-class Record(NamedTuple):
-    """One record read from a topic. ``timestamp`` is seconds since the epoch (append time)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    payload: bytes
-    headers: Mapping[str, bytes]
-    timestamp: float
-
-
-class Reset(NamedTuple):
-    """A position moved by the consumer itself: ``from_offset`` was no longer retained."""
-
-    partition: int
-    from_offset: int
-    to_offset: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long a topic keeps records: by age (seconds) and/or size (bytes per partition).
-
-    A record is deleted once it is older than ``max_age`` or once the newer records of its
-    partition alone exceed ``max_bytes`` (payload + key + headers). None = no limit.
-    """
-
-    max_age: float | None = None
-    max_bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        codec.check_seconds(self.max_age, "Retention.max_age")
-        if self.max_bytes is not None:
-            codec.check_int(self.max_bytes, "Retention.max_bytes", minimum=0)
-
-
-@dataclass(frozen=True)
-class PartitionInfo:
-    """One partition of a topic: retained offsets [earliest, end), bytes and newest time."""
-
-    partition: int
-    earliest: int
-    end: int
-    records: int
-    bytes: int
-    last_timestamp: float | None
-
-
-@dataclass(frozen=True)
-class TopicInfo:
-    """A topic of the file, as :func:`topics` reports it."""
-
-    name: str
-    partitions: tuple[PartitionInfo, ...]
-    retention: Retention | None
-    created_at: float
-
-    @property
-    def records(self) -> int:
-        """Records retained over all partitions."""
-        return sum(p.records for p in self.partitions)
-
-    @property
-    def bytes(self) -> int:
-        """Bytes retained over all partitions (payload + key + headers)."""
-        return sum(p.bytes for p in self.partitions)
-
-
-@dataclass(frozen=True)
-class GroupPartition:
-    """A group's progress in one partition; ``lag`` counts retained records not committed."""
-
-    partition: int
-    committed: int
-    earliest: int
-    end: int
-    lag: int
-    owner: str | None
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    """A consumer group of a topic, as :func:`groups` reports it."""
-
-    topic: str
-    group: str
-    members: tuple[str, ...]
-    partitions: tuple[GroupPartition, ...]
-
-    @property
-    def lag(self) -> int:
-        """Total lag over all partitions."""
-        return sum(p.lag for p in self.partitions)
-
-
-def _timestamp(value: object, what: str = "timestamp") -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    seconds = codec.check_seconds(value, what, allow_none=False)
-    assert seconds is not None
-    return seconds
-
-
-def _check_group(group: object) -> str:
-    if not isinstance(group, str) or not group:
-        raise InvalidArgument(f"group must be a non-empty str, not {group!r}")
-    return group
 
 
 class Stream:
@@ -545,7 +444,7 @@ class Stream:
                 log.FETCH,
                 (base + min(offset, log.OFFSET_LIMIT), base + log.OFFSET_LIMIT, max_records),
             ).fetchall()
-        return _records(self.topic, partition, base, rows)
+        return records_from_rows(self.topic, partition, base, rows)
 
     def earliest_offsets(self) -> dict[int, int]:
         """Return partition -> earliest retained offset (the end offset when none is retained)."""
@@ -566,7 +465,7 @@ class Stream:
         ``timestamp`` is seconds since the epoch or a datetime; a partition with no such
         record maps to its end offset.
         """
-        ts = _timestamp(timestamp)
+        ts = to_timestamp(timestamp)
         with self._db.read() as conn:
             return {p: log.offset_for_timestamp(conn, pid, ts) for p, pid in enumerate(self._pids)}
 
@@ -619,14 +518,14 @@ class Stream:
         raises StreamError naming them otherwise. OffsetOutOfRange for an offset outside a
         partition's retained range. ``dry_run`` computes without writing.
         """
-        _check_group(group)
+        check_group(group)
         if (to is None) == (timestamp is None):
             raise InvalidArgument("give exactly one of to= and timestamp=")
         if isinstance(to, str) and to not in START_POSITIONS:
             raise InvalidArgument(f"to must be 'earliest', 'latest' or an offset, not {to!r}")
         if to is not None and not isinstance(to, str):
             codec.check_int(to, "offset")
-        ts = None if timestamp is None else _timestamp(timestamp)
+        ts = None if timestamp is None else to_timestamp(timestamp)
         chosen = sorted({self._check_partition(p) for p in (partitions or range(self.partitions))})
         with self._db.write() as conn:
             self._refuse_live_members(conn, group)
@@ -671,7 +570,7 @@ class Stream:
         if to == "latest":
             return end
         assert isinstance(to, int)
-        _check_in_range(self.topic, partition, to, start, end)
+        check_in_range(self.topic, partition, to, start, end)
         return to
 
     # -- life cycle ----------------------------------------------------------------------
@@ -695,455 +594,6 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"Stream({str(self.path)!r}, {self.topic!r}, partitions={self.partitions})"
-
-
-def _check_in_range(topic: str, partition: int, offset: int, start: int, end: int) -> None:
-    if not start <= offset <= end:
-        raise OffsetOutOfRange(
-            f"offset {offset} is outside partition {partition} of topic {topic!r}: its "
-            f"retained offsets are {start}..{end} (the end offset {end} means 'next record')"
-        )
-
-
-def _records(topic: str, partition: int, base: int, rows: list[tuple]) -> list[Record]:
-    decode = codec.decode_headers
-    empty = codec.NO_HEADERS
-    return [
-        Record(topic, partition, rid - base, key, payload, empty if h is None else decode(h), ts)
-        for rid, ts, key, h, payload in rows
-    ]
-
-
-_UPSERT_MEMBER = (
-    "INSERT INTO stream_members (topic_id, grp, member, expires_at, joined_at)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic_id, grp, member)"
-    " DO UPDATE SET expires_at = excluded.expires_at"
-)
-_ASSIGNMENT_STATE = (
-    "SELECT p.partition, p.pid, p.log_start, p.next_offset, o.committed, o.owner"
-    " FROM stream_partition_state p LEFT JOIN stream_offsets o ON o.pid = p.pid AND o.grp = ?"
-    " WHERE p.topic_id = ? ORDER BY p.partition"
-)
-_COMMIT = (
-    "UPDATE stream_offsets SET committed = ?, committed_at = ? WHERE grp = ? AND pid = ?"
-    " AND owner = ?"
-)
-
-
-class Consumer:
-    """A member of a consumer group reading one topic. Create it with :meth:`Stream.consumer`.
-
-    Owns some of the topic's partitions (all of them when it is the group's only member),
-    reads them from its position, and commits positions to the group. Not thread-safe:
-    use one consumer per thread. ``resets`` lists the positions this consumer moved
-    because retention had deleted them (each also logged as a warning).
-    """
-
-    def __init__(self, stream: Stream, group: str, *, start: str, lease: float) -> None:
-        self.group = _check_group(group)
-        if start not in START_POSITIONS:
-            raise InvalidArgument(f"start must be 'earliest' or 'latest', not {start!r}")
-        lease_seconds = codec.check_seconds(lease, "lease", allow_none=False)
-        assert lease_seconds is not None
-        if lease_seconds <= 0:
-            raise InvalidArgument("lease must be > 0 seconds")
-        self.stream = stream
-        self.topic = stream.topic
-        self.start = start
-        self.lease = lease_seconds
-        self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.resets: list[Reset] = []
-        self._topic_id = stream._row.id
-        self._pids = stream._pids
-        self._bases = stream._bases
-        self._positions: dict[int, int] = {}  # owned partition -> next offset to read
-        self._committed: dict[int, int] = {}  # owned partition -> offset committed in the file
-        self._rotation = 0
-        self._next_heartbeat = 0.0
-        self._db = Database(stream.path, durability=stream.durability)
-        try:
-            self._heartbeat()
-        except BaseException:
-            self._db.close()
-            raise
-
-    # -- membership ----------------------------------------------------------------------
-
-    def _heartbeat(self) -> None:
-        """Renew this member's lease; take and release partitions to match the live members.
-
-        Partition ``p`` belongs to the ``p % n``-th live member (by id). A member takes a
-        partition only when it is free (never owned, released, or its owner's lease
-        expired), so a partition never has two live owners.
-        """
-        now = time.time()
-        pending = False
-        with self._db.write() as conn:
-            key = (self._topic_id, self.group)
-            conn.execute(_UPSERT_MEMBER, (*key, self.member, now + self.lease, now))
-            conn.execute(
-                "DELETE FROM stream_members WHERE topic_id = ? AND grp = ? AND expires_at < ?",
-                (*key, now),
-            )
-            members = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT member FROM stream_members WHERE topic_id = ? AND grp = ?"
-                    " ORDER BY member",
-                    key,
-                )
-            ]
-            live = set(members)
-            for row in conn.execute(_ASSIGNMENT_STATE, (self.group, self._topic_id)).fetchall():
-                pending |= self._reconcile(conn, members, live, now, *row)
-        interval = self.lease / (10 if pending else 3)
-        self._next_heartbeat = time.monotonic() + interval
-
-    def _reconcile(
-        self,
-        conn: sqlite3.Connection,
-        members: list[str],
-        live: set[str],
-        now: float,
-        partition: int,
-        pid: int,
-        start: int,
-        end: int,
-        committed: int | None,
-        owner: str | None,
-    ) -> bool:
-        """Take, keep or release one partition; return True if it is ours but not yet free."""
-        mine = members[partition % len(members)] == self.member
-        if owner != self.member and partition in self._positions:
-            self._drop(partition, f"was taken over by {owner or 'nobody'}")
-        if owner == self.member and not mine:
-            conn.execute(
-                "UPDATE stream_offsets SET owner = NULL WHERE grp = ? AND pid = ?",
-                (self.group, pid),
-            )
-            self._drop(partition, "was handed over to another member")
-            return False
-        if not mine:
-            return False
-        if owner is not None and owner != self.member and owner in live:
-            return True  # the previous owner releases it at its next heartbeat
-        if owner == self.member and partition in self._positions:
-            return False
-        if committed is None:
-            committed = start if self.start == "earliest" else end
-            conn.execute(
-                "INSERT INTO stream_offsets (grp, pid, committed, committed_at, owner)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (self.group, pid, committed, now, self.member),
-            )
-        else:
-            conn.execute(
-                "UPDATE stream_offsets SET owner = ? WHERE grp = ? AND pid = ?",
-                (self.member, self.group, pid),
-            )
-        if owner is not None and owner != self.member:
-            logger.info(
-                "group %r of topic %r: %s took partition %d from expired member %s",
-                self.group,
-                self.topic,
-                self.member,
-                partition,
-                owner,
-            )
-        self._committed[partition] = committed
-        self._positions[partition] = committed
-        if committed < start:
-            self._reset(partition, committed, start)
-        return False
-
-    def _drop(self, partition: int, why: str) -> None:
-        position = self._positions.pop(partition, None)
-        committed = self._committed.pop(partition, None)
-        if position is not None and position != committed:
-            logger.info(
-                "group %r of topic %r: partition %d %s; records %d..%d were not committed "
-                "and will be delivered again to its new owner",
-                self.group,
-                self.topic,
-                partition,
-                why,
-                committed,
-                position - 1,
-            )
-
-    def _reset(self, partition: int, old: int, new: int) -> None:
-        reason = (
-            f"offset {old} of partition {partition} of topic {self.topic!r} was deleted by "
-            f"retention; group {self.group!r} continues at the earliest retained offset {new}"
-        )
-        self.resets.append(Reset(partition, old, new, reason))
-        self._positions[partition] = new
-        logger.warning("%s (%d records skipped)", reason, new - old)
-
-    # -- reading -------------------------------------------------------------------------
-
-    def poll(self, max_records: int = 500, timeout: float | None = None) -> list[Record]:
-        """Return up to ``max_records`` records from the owned partitions, oldest first per
-        partition, and advance the position past them.
-
-        Blocks until at least one record is available or ``timeout`` seconds pass (None
-        waits forever; 0 never waits), then returns an empty list. Also heartbeats: renews
-        this member's lease and takes part in rebalancing. Wakes within a few ms of an
-        append by another process.
-        """
-        codec.check_int(max_records, "max_records", minimum=1)
-        codec.check_seconds(timeout, "timeout")
-        self._check_open()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if time.monotonic() >= self._next_heartbeat:
-                self._heartbeat()
-            records = self._fetch(max_records)
-            if records:
-                return records
-            version = self._db.data_version()
-            records = self._fetch(max_records)  # anything committed before `version`
-            if records:
-                return records
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return []
-            wait = self._next_heartbeat - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            self._wait_for_change(version, wait)
-
-    def _wait_for_change(self, version: int, timeout: float) -> None:
-        """Sleep until the file changes after ``version`` was read, or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        sleep = 0.00005
-        while self._db.data_version() == version:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(sleep, left))
-            sleep = min(sleep * 1.5, 0.002)
-
-    def _fetch(self, max_records: int) -> list[Record]:
-        owned = list(self._positions)
-        if not owned:
-            return []
-        self._rotation += 1
-        first = self._rotation % len(owned)
-        records: list[Record] = []
-        with self._db.read() as conn:
-            for partition in owned[first:] + owned[:first]:
-                position = self._positions[partition]
-                base = self._bases[partition]
-                rows = conn.execute(
-                    log.FETCH,
-                    (base + position, base + log.OFFSET_LIMIT, max_records - len(records)),
-                ).fetchall()
-                if not rows:
-                    continue
-                if rows[0][0] - base != position:
-                    self._reset(partition, position, rows[0][0] - base)
-                records += _records(self.topic, partition, base, rows)
-                self._positions[partition] = rows[-1][0] - base + 1
-                if len(records) >= max_records:
-                    break
-        return records
-
-    # -- positions -----------------------------------------------------------------------
-
-    def commit(self, offsets: Mapping[int, int] | Iterable[Offset] | None = None) -> None:
-        """Commit offsets for the group, all or nothing.
-
-        Without arguments commits the position (after the last polled record) of every
-        owned partition. ``offsets`` maps partition -> next offset to read (or is a list of
-        :class:`Offset` with that meaning). Raises NotPartitionOwner if a partition is
-        owned by another member now (its uncommitted records go to that member; nothing
-        is committed), OffsetOutOfRange for an offset past the end, InvalidArgument for
-        a bad partition or offset.
-        """
-        self._check_open()
-        if offsets is None:
-            updates = {
-                p: pos for p, pos in self._positions.items() if self._committed.get(p) != pos
-            }
-            explicit = False
-        else:
-            updates = self._check_offsets(offsets)
-            explicit = True
-        if not updates:
-            return
-        now = time.time()
-        args = [(off, now, self.group, self._pids[p], self.member) for p, off in updates.items()]
-        lost: list[int] = []
-        try:
-            with self._db.write() as conn:
-                if explicit:
-                    for p, off in updates.items():
-                        _start, end = log.partition_bounds(conn, self._pids[p])
-                        if off > end:
-                            _check_in_range(self.topic, p, off, 0, end)
-                cursor = conn.executemany(_COMMIT, args)
-                if cursor.rowcount != len(args):
-                    lost = self._lost_partitions(conn, updates)
-                    raise NotPartitionOwner(self._not_owner_message(lost))
-        except NotPartitionOwner:
-            for partition in lost:
-                self._drop(partition, "was lost")
-            self._next_heartbeat = 0.0
-            raise
-        self._committed.update(updates)
-
-    def _check_offsets(self, offsets: object) -> dict[int, int]:
-        pairs: Iterable[tuple[object, object]]
-        if isinstance(offsets, Mapping):
-            pairs = offsets.items()
-        elif isinstance(offsets, Iterable) and not isinstance(offsets, (str, bytes)):
-            pairs = [self._offset_pair(o) for o in offsets]
-        else:
-            raise InvalidArgument(
-                f"offsets must be a dict partition -> offset, not {type(offsets).__name__}"
-            )
-        updates = {}
-        for partition, offset in pairs:
-            p = self.stream._check_partition(partition)
-            updates[p] = codec.check_int(offset, f"offset for partition {p}")
-        return updates
-
-    @staticmethod
-    def _offset_pair(item: object) -> tuple[object, object]:
-        if isinstance(item, Offset) or (isinstance(item, tuple) and len(item) == 2):
-            return item[0], item[1]
-        raise InvalidArgument(f"offsets must hold Offset(partition, offset) items, not {item!r}")
-
-    def _lost_partitions(self, conn: sqlite3.Connection, updates: Mapping[int, int]) -> list[int]:
-        lost = []
-        for p in updates:
-            row = conn.execute(
-                "SELECT owner FROM stream_offsets WHERE grp = ? AND pid = ?",
-                (self.group, self._pids[p]),
-            ).fetchone()
-            if row is None or row[0] != self.member:
-                lost.append(p)
-        return lost
-
-    def _not_owner_message(self, lost: list[int]) -> str:
-        return (
-            f"member {self.member} of group {self.group!r} no longer owns partition(s) "
-            f"{', '.join(map(str, lost))} of topic {self.topic!r} (its lease expired and "
-            "another member took them over), so nothing was committed; their uncommitted "
-            f"records go to the new owner. Poll at least every {self.lease:g} s (the lease), "
-            "or raise lease="
-        )
-
-    def _owned(self, partition: object) -> int:
-        p = self.stream._check_partition(partition)
-        if p not in self._positions:
-            raise NotPartitionOwner(
-                f"partition {p} of topic {self.topic!r} is not assigned to member "
-                f"{self.member} of group {self.group!r}; it owns {self.assignment()}"
-            )
-        return p
-
-    def seek(self, partition: int, offset: int) -> None:
-        """Move the position of an owned ``partition`` to ``offset`` (next poll reads it).
-
-        Raises InvalidArgument for a bad partition or offset, NotPartitionOwner if this
-        member does not own the partition, OffsetOutOfRange outside the retained range
-        (the end offset itself is allowed). Commit to make it the group's position.
-        """
-        self._check_open()
-        p = self._owned(partition)
-        codec.check_int(offset, "offset")
-        with self._db.read() as conn:
-            start, end = log.partition_bounds(conn, self._pids[p])
-        _check_in_range(self.topic, p, offset, start, end)
-        self._positions[p] = offset
-
-    def seek_to_timestamp(self, timestamp: float | datetime) -> dict[int, int]:
-        """Move every owned partition to its first record at or after ``timestamp``.
-
-        Returns partition -> new position (the end offset where no record is that recent).
-        """
-        self._check_open()
-        ts = _timestamp(timestamp)
-        with self._db.read() as conn:
-            for p in self._positions:
-                self._positions[p] = log.offset_for_timestamp(conn, self._pids[p], ts)
-        return dict(self._positions)
-
-    def seek_to_beginning(self) -> dict[int, int]:
-        """Move every owned partition to its earliest retained offset; return the positions."""
-        return self._seek_all(0)
-
-    def seek_to_end(self) -> dict[int, int]:
-        """Move every owned partition to its end offset; return the positions."""
-        return self._seek_all(1)
-
-    def _seek_all(self, which: int) -> dict[int, int]:
-        self._check_open()
-        with self._db.read() as conn:
-            for p in self._positions:
-                self._positions[p] = log.partition_bounds(conn, self._pids[p])[which]
-        return dict(self._positions)
-
-    def position(self) -> dict[int, int]:
-        """Return owned partition -> next offset this consumer will read."""
-        return dict(self._positions)
-
-    def committed(self) -> dict[int, int]:
-        """Return owned partition -> offset committed by the group (as last seen)."""
-        return dict(self._committed)
-
-    def assignment(self) -> list[int]:
-        """Return the partitions this member owns now (changes at rebalances)."""
-        return sorted(self._positions)
-
-    def lag(self) -> dict[int, int]:
-        """Return owned partition -> retained records after this consumer's position."""
-        self._check_open()
-        with self._db.read() as conn:
-            bounds = {p: log.partition_bounds(conn, self._pids[p]) for p in self._positions}
-        return {p: end - max(self._positions[p], start) for p, (start, end) in bounds.items()}
-
-    # -- life cycle ----------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._db.closed
-
-    def _check_open(self) -> None:
-        if self._db.closed:
-            raise Closed(f"consumer {self.member} of group {self.group!r} was closed")
-
-    def close(self) -> None:
-        """Leave the group without committing: release the partitions at once (the other
-        members take them at their next poll) and close the connection. Safe to call twice.
-        """
-        if self._db.closed:
-            return
-        try:
-            with self._db.write() as conn:
-                conn.execute(
-                    "UPDATE stream_offsets SET owner = NULL WHERE grp = ? AND owner = ?",
-                    (self.group, self.member),
-                )
-                conn.execute(
-                    "DELETE FROM stream_members WHERE topic_id = ? AND grp = ? AND member = ?",
-                    (self._topic_id, self.group, self.member),
-                )
-        finally:
-            self._positions.clear()
-            self._db.close()
-
-    def __enter__(self) -> Consumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Consumer(topic={self.topic!r}, group={self.group!r}, member={self.member!r})"
 
 
 # -- introspection -----------------------------------------------------------------------
