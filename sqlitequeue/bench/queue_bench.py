@@ -236,7 +236,7 @@ def _raw_connect(path: Path, durability: str) -> sqlite3.Connection:
 class RawQueue(QueueImpl):
     """The physical reference: sqlitequeue.queue's own statements, issued by hand.
 
-    Same schema, same statements (imported from :mod:`sqlitequeue.queue`), same
+    Same schema, same statements (copied from :mod:`sqlitequeue.queue`), same
     transactions: put and ack are one autocommit statement each; a claim is ``BEGIN
     IMMEDIATE``, promote due rows, ``UPDATE ... RETURNING``, ``COMMIT``; put_many and
     ack_many are one ``BEGIN IMMEDIATE`` transaction. Nothing else: no argument checks, no
@@ -246,10 +246,35 @@ class RawQueue(QueueImpl):
     key = "raw"
     label = "raw sqlite3 loop"
 
-    def open(self, path: Path, durability: str) -> None:
-        from sqlitequeue import queue as sql
+    # Copies of sqlitequeue.queue's statements (re-check them when queue.py changes; the
+    # test suite runs this loop against the current schema).
+    INSERT = (
+        "INSERT INTO queue_messages "
+        "(queue, state, priority, available_at, enqueued_at, key, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    PROMOTE = (
+        "UPDATE queue_messages SET "
+        "state = CASE WHEN state = 2 AND attempts >= ?3 THEN 3 ELSE 0 END, "
+        "last_error = CASE WHEN state = 2 THEN 'lease expired on delivery ' || attempts "
+        "|| CASE WHEN attempts >= ?3 THEN ' (max_attempts reached)' ELSE '' END "
+        "ELSE last_error END "
+        "WHERE queue = ?1 AND state IN (1, 2) AND available_at <= ?2"
+    )
+    CLAIM = (
+        "UPDATE queue_messages "
+        "SET state = 2, attempts = attempts + 1, lease_token = ?2, available_at = ?3 "
+        "WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?1 AND state = 0 "
+        "ORDER BY priority DESC, id LIMIT ?4) "
+        "RETURNING id, payload, key, priority, attempts, enqueued_at, last_error"
+    )
+    ACK = "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?"
+    ACK_MANY = (
+        "DELETE FROM queue_messages WHERE lease_token = ?2 "
+        "AND id IN (SELECT value FROM json_each(?1)) RETURNING id"
+    )
 
-        self.sql = sql
+    def open(self, path: Path, durability: str) -> None:
         self.conn = _raw_connect(path, durability)
         self.name = QUEUE_NAME
         self.max_attempts = 5
@@ -271,20 +296,20 @@ class RawQueue(QueueImpl):
     def put(self, data: bytes) -> None:
         now = time.time()
         row = (self.name, 0, 0, now, now, None, data)
-        _retry_locked(lambda: self.conn.execute(self.sql._INSERT, row))
+        _retry_locked(lambda: self.conn.execute(self.INSERT, row))
 
     def put_many(self, items: list[bytes]) -> None:
         now = time.time()
         name = self.name
         with self._write() as conn:
-            conn.executemany(self.sql._INSERT, [(name, 0, 0, now, now, None, d) for d in items])
+            conn.executemany(self.INSERT, [(name, 0, 0, now, now, None, d) for d in items])
 
     def _claim(self, count: int) -> tuple[int, list[tuple[int, bytes]]]:
         now = time.time()
         token = random.getrandbits(62)
         with self._write() as conn:
-            conn.execute(self.sql._PROMOTE, (self.name, now, self.max_attempts))
-            rows = conn.execute(self.sql._CLAIM, (self.name, token, now + 30.0, count)).fetchall()
+            conn.execute(self.PROMOTE, (self.name, now, self.max_attempts))
+            rows = conn.execute(self.CLAIM, (self.name, token, now + 30.0, count)).fetchall()
         return token, [(r[0], r[1]) for r in rows]
 
     def get_ack(self) -> bool:
@@ -299,7 +324,7 @@ class RawQueue(QueueImpl):
         if rows:
             ids = "[" + ",".join(str(r[0]) for r in rows) + "]"
             with self._write() as conn:
-                conn.execute(self.sql._ACK_MANY, (ids, token)).fetchall()
+                conn.execute(self.ACK_MANY, (ids, token)).fetchall()
         return len(rows)
 
     def receive(self, timeout: float) -> tuple[Any, bytes] | None:
@@ -313,7 +338,7 @@ class RawQueue(QueueImpl):
                 return None
 
     def ack(self, handle: Any) -> None:
-        _retry_locked(lambda: self.conn.execute(self.sql._ACK, handle))
+        _retry_locked(lambda: self.conn.execute(self.ACK, handle))
 
 
 def _raw_wait_for_change(conn: sqlite3.Connection, version: int, deadline: float) -> bool:
@@ -512,20 +537,39 @@ class OursStream(StreamImpl):
 
 
 class RawStream(StreamImpl):
-    """The physical reference for the stream: sqlitequeue's stream statements by hand.
+    """The physical reference for the stream: sqlitequeue.stream's statements by hand.
 
-    Append = ``BEGIN IMMEDIATE``, find the partition's tail (``_stream_log.tail``), insert,
-    ``COMMIT``; poll = one read transaction with the range fetch; commit = one write
-    transaction with the stream's own owner-guarded offset update.
+    Append = ``BEGIN IMMEDIATE``, read the partition's tail, insert, ``COMMIT``; poll = one
+    read transaction with the range fetch; commit = one autocommit owner-guarded offset
+    update, as ``Consumer.commit`` does for a single partition.
     """
 
     key = "raw"
     label = "raw sqlite3 loop"
 
+    # Copies of sqlitequeue's stream statements (re-check them when the stream changes).
+    TAIL = (
+        "SELECT id, ts, cum_bytes FROM stream_records"
+        " WHERE id = (SELECT max(id) FROM stream_records WHERE id >= ? AND id < ?)"
+    )
+    INSERT = (
+        "INSERT INTO stream_records (id, ts, cum_bytes, key, headers, payload)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    FETCH = (
+        "SELECT id, ts, key, headers, payload FROM stream_records"
+        " WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
+    )
+    COMMIT = (
+        "UPDATE stream_offsets SET committed = ?, committed_at = ? WHERE grp = ? AND pid = ?"
+        " AND owner = ?"
+    )
+
     def open(self, path: Path, durability: str) -> None:
         self.conn = _raw_connect(path, durability)
         self.pid = self._topic_pid()
         self.base = self.pid << _stream_log.SHIFT
+        self.limit = self.base + _stream_log.OFFSET_LIMIT
 
     def _topic_pid(self) -> int:
         conn = self.conn
@@ -544,24 +588,30 @@ class RawStream(StreamImpl):
     def close(self) -> None:
         self.conn.close()
 
+    def _tail(self) -> tuple[int, float, int]:
+        row = self.conn.execute(self.TAIL, (self.base, self.limit)).fetchone()
+        if row is None:
+            return 0, 0.0, 0
+        return row[0] - self.base + 1, row[1], row[2]
+
     def append(self, data: bytes) -> None:
         conn = self.conn
         _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-        offset, ts, cum = _stream_log.tail(conn, self.pid)
+        offset, ts, cum = self._tail()
         row = (self.base + offset, max(ts, time.time()), cum + len(data), None, None, data)
-        conn.execute(_stream_log.INSERT, row)
+        conn.execute(self.INSERT, row)
         conn.execute("COMMIT")
 
     def append_many(self, items: list[bytes]) -> None:
         conn = self.conn
         _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-        offset, ts, cum = _stream_log.tail(conn, self.pid)
+        offset, ts, cum = self._tail()
         ts = max(ts, time.time())
         rows = []
         for i, data in enumerate(items):
             cum += len(data)
             rows.append((self.base + offset + i, ts, cum, None, None, data))
-        conn.executemany(_stream_log.INSERT, rows)
+        conn.executemany(self.INSERT, rows)
         conn.execute("COMMIT")
 
     def reader(self, group: str) -> Any:
@@ -577,22 +627,15 @@ class RawStream(StreamImpl):
         return {"group": group, "member": member, "position": 0}
 
     def poll_commit(self, reader: Any, count: int) -> int:
-        from sqlitequeue.stream import _COMMIT
-
         conn, base = self.conn, self.base
         conn.execute("BEGIN")
-        rows = conn.execute(
-            _stream_log.FETCH,
-            (base + reader["position"], base + _stream_log.OFFSET_LIMIT, count),
-        ).fetchall()
+        rows = conn.execute(self.FETCH, (base + reader["position"], self.limit, count)).fetchall()
         conn.execute("COMMIT")
         if not rows:
             return 0
         reader["position"] = rows[-1][0] - base + 1
         args = (reader["position"], time.time(), reader["group"], self.pid, reader["member"])
-        _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-        conn.execute(_COMMIT, args)
-        conn.execute("COMMIT")
+        _retry_locked(lambda: conn.execute(self.COMMIT, args))
         return len(rows)
 
 
