@@ -290,6 +290,10 @@ class LocalKafka(KafkaBroker):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(brokers=self.brokers, heap=self.heap, settings=self.settings)
+        if self.nodes:  # the effective broker configuration, minus per-node addresses and paths
+            per_node = {"node.id", "listeners", "advertised.listeners", "log.dirs"}
+            props = self.nodes[0].properties
+            info["broker_properties"] = {k: v for k, v in props.items() if k not in per_node}
         return info
 
     # ------------------------------------------------------------------ lifecycle
