@@ -309,10 +309,11 @@ class Queue:
                 messages = self._claim(limit, lease, settle=True)
                 if messages:
                     return messages
-                continue  # another consumer was faster; look again
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
                 return []
+            if ready:
+                continue  # another consumer was faster; look again
             if next_due is not None:
                 until_due = next_due - now + _DUE_SLACK
                 wait = until_due if wait is None else min(wait, until_due)
