@@ -45,6 +45,9 @@ SUITES: dict[str, list[tuple[str, float]]] = {
     ],
 }
 SELFCHECK_FACTOR = 5.0
+SELFCHECK_SECONDS = 5.0
+#: an unrecorded run per Kafka backend first: a new broker's first seconds are slow
+KAFKA_WARMUP_SECONDS = 3.0
 
 Printer = Callable[[str], None]
 
@@ -96,7 +99,7 @@ class SelfCheck:
         )
 
 
-def selfcheck(duration: float = 5.0, progress: bool = False) -> SelfCheck:
+def selfcheck(duration: float | None = None, progress: bool = False) -> SelfCheck:
     """Run ``memory`` at 5x the suite's peak rate for ``duration`` s; return the verdict.
 
     Passes when the consume rate is within 5 % of the target, nothing was lost and the
@@ -113,7 +116,7 @@ def selfcheck(duration: float = 5.0, progress: bool = False) -> SelfCheck:
             "name": "selfcheck",
             "producerRate": target,
             "messageSize": 1024,
-            "testDurationSeconds": duration,
+            "testDurationSeconds": duration or SELFCHECK_SECONDS,
             "warmupDurationSeconds": 1.0,
         }
     )
@@ -195,6 +198,7 @@ def run_compare(
     progress: bool = True,
     run_selfcheck: bool = True,
     label: str | None = None,
+    broker: Any | None = None,
     printer: Printer = _print,
 ) -> Path:
     """Run the suite against the backends, write the report; return the results folder.
@@ -206,6 +210,8 @@ def run_compare(
     for others). ``profiles`` holds ``PROFILE`` (for every backend it lists) or
     ``BACKEND=PROFILE`` entries; other backends use their default profile. A backend run
     that fails is recorded under ``failures`` in run.json and the comparison goes on.
+    ``broker`` is an already started KafkaBroker to use (left running); by default one is
+    started (and stopped) here when a Kafka backend is asked for.
     Raises BenchError for an unknown backend or workload, or when every run failed.
     """
     from sqlitequeue.bench import report
@@ -214,9 +220,9 @@ def run_compare(
     names = _backends(backends)
     suite = _suite(quick, workloads, duration, p99_target_ms)
     chosen_profiles = _profiles(names, profiles)
-    broker = None
     notes: list[str] = []
-    if any(b in KAFKA_BACKENDS for b in names):
+    own_broker = broker is None
+    if broker is None and any(b in KAFKA_BACKENDS for b in names):
         broker = start_kafka(printer)
         if broker is None:
             notes.append("Kafka was not available; its backends were skipped")
@@ -244,7 +250,7 @@ def run_compare(
         printer(f"\nreport: {index}")
         return writer.dir
     finally:
-        if broker is not None:
+        if broker is not None and own_broker:
             broker.stop()
 
 
@@ -310,7 +316,11 @@ class _Runs:
         from sqlitequeue.bench.workload import parse_workload
 
         warm = parse_workload(
-            {"name": "kafka-warm-up", "producerRate": 100, "testDurationSeconds": 3}
+            {
+                "name": "kafka-warm-up",
+                "producerRate": 100,
+                "testDurationSeconds": KAFKA_WARMUP_SECONDS,
+            }
         )
         for name in names:
             if name in KAFKA_BACKENDS and self.broker is not None:

@@ -179,17 +179,17 @@ def _produce(
     stats = _ProducerStats(start)
     pool = payload_pool(workload)
     span = max(1, len(pool) - workload.message_size)
-    seq = 0
     next_report = time.monotonic() + REPORT_EVERY
-    for send in schedule(workload, index, producers):
+    sends = schedule(workload, index, producers)
+    unsent = 0
+    for seq, send in enumerate(sends):
         scheduled = start + send.at
         delay = scheduled - time.time()
-        if delay > 0:
-            if ctl.stop.is_set():
-                break
-            time.sleep(delay)
-        elif seq % 64 == 0 and ctl.stop.is_set():
+        if (delay > 0 or seq % 64 == 0) and ctl.stop.is_set():
+            unsent = 1 + sum(1 for _ in sends)  # scheduled, but the run ended first
             break
+        if delay > 0:
+            time.sleep(delay)
         elif -delay * 1000 > stats.lag_ms:
             stats.lag_ms = -delay * 1000
         body = send.payload if send.payload is not None else pool
@@ -198,7 +198,6 @@ def _produce(
             HEADER.pack(scheduled, seq, index) + body[offset + HEADER_SIZE : offset + send.size]
         )
         producer.send(send.key, payload, stats.callback(scheduled))
-        seq += 1
         stats.sent += 1
         if time.monotonic() >= next_report:
             out.put(("stats", role, stats.take()))
@@ -208,7 +207,7 @@ def _produce(
     except BackendError as exc:
         stats.last_error = str(exc)
     out.put(("stats", role, stats.take()))
-    out.put(("done", role, {"scheduled_sent": seq}))
+    out.put(("done", role, {"unsent": unsent}))
 
 
 def _consumer_main(
@@ -312,6 +311,7 @@ class _Live:
     last_error: str | None = None
     received: dict[tuple[int, int], int] = field(default_factory=dict)  # (topic, group)
     duplicates: int = 0
+    unsent: int = 0
     lag_ms: float = 0.0
     publish: WindowedHistograms = field(default_factory=WindowedHistograms)
     e2e: WindowedHistograms = field(default_factory=WindowedHistograms)
@@ -480,6 +480,7 @@ class _Run:
                 self.live.add(role, data)
             elif kind == "done":
                 self.live.done.add(role)
+                self.live.unsent += data.get("unsent", 0)
                 if role[0] == "consumer":
                     for producer, bitmap in data["seen"].items():
                         key = (role[1], role[2])
@@ -631,6 +632,11 @@ class _Run:
         res.publish, res.e2e, res.series, res.steps = publish, e2e, self.series, self.steps
         res.notes = self.notes
         res.scalars = self._scalars(publish, e2e)
+        if self.live.unsent:
+            res.notes.append(
+                f"{self.live.unsent} scheduled message(s) were never sent: the producers fell "
+                "behind the schedule and the run ended first"
+            )
         if self.live.errors and self.live.last_error:
             res.notes.append(f"{self.live.errors} send error(s); last: {self.live.last_error}")
         return res
@@ -642,6 +648,7 @@ class _Run:
         s: dict[str, float] = {
             "target_rate": _target_rate(w),
             "sent": self.live.total_sent(),
+            "unsent": self.live.unsent,
             "acknowledged": sum(self.live.acked.values()),
             "received": self.live.total_received(),
             "unique_received": unique,
