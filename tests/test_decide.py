@@ -84,7 +84,7 @@ def test_seed_profile_fits_with_evidence(tmp_path: Path) -> None:
     assert all(c.status == decide.PASS for c in hard.values()), status(decision)
     # the best SQLite backend's measured rate, its headroom over the 400 msg/s peak
     assert "sqlite-queue sustained 6,000 msg/s" in hard["throughput"].evidence
-    assert hard["throughput"].headroom == "15.0x peak"
+    assert hard["throughput"].headroom == "15x peak"
     # worst RTO/RPO over the failure lab's SQLite runs, not the Kafka rows
     assert "worst RTO 3.5 s" in hard["downtime"].evidence
     assert "worst RPO 1.2 s" in hard["data_loss"].evidence
@@ -104,6 +104,8 @@ def test_big_multi_region_profile_stays_on_kafka(tmp_path: Path) -> None:
     for key in ("throughput", "regions", "writers", "ecosystem", "data_loss"):
         assert got[key] == decide.FAIL, key
     assert any("single region" in line for line in decision.changes)
+    cost_criterion = next(c for c in decision.criteria if c.key == "cost")
+    assert cost_criterion.status == decide.FAIL and "moot" in cost_criterion.evidence
 
 
 def test_multi_region_alone_decides_even_without_measurements() -> None:

@@ -429,6 +429,11 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.3g}"
 
 
+def _times(ratio: float) -> str:
+    """A ratio as "15x", "3.5x" or "0.028x" (two significant digits below 10)."""
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
+
 def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
     """Measured max sustainable rate vs peak x required headroom."""
     title = "Throughput: peak rate within measured capacity"
@@ -476,7 +481,7 @@ def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
             UNKNOWN,
             True,
             evidence,
-            f"{ratio:.1f}x peak (at least)",
+            f"{_times(ratio)} peak (at least)",
             "a max-rate search with a higher ceiling (producerMaxRate)",
             capacity.rate,
             need,
@@ -488,7 +493,7 @@ def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
         PASS if ok else FAIL,
         True,
         evidence,
-        f"{ratio:.1f}x peak",
+        f"{_times(ratio)} peak",
         change,
         capacity.rate,
         need,
@@ -541,7 +546,7 @@ def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | Non
         True,
         f"worst e2e p99 {_fmt(p99)} ms ({b} on {w} at {_fmt(fixed.loc[worst_idx, 'target_rate'])} "
         f"msg/s, run {run}) vs target {_fmt(target)} ms",
-        f"{target / p99:.1f}x" if p99 > 0 else "",
+        _times(target / p99) if p99 > 0 else "",
         f"a p99 target below {_fmt(p99)} ms" if ok else f"a p99 target of {_fmt(p99)} ms or more",
         p99,
         target,
@@ -584,7 +589,7 @@ def check_downtime(profile: Profile, rec: Recovery | None) -> Criterion:
         f"worst RTO {_fmt(rec.rto_s)} s over {rec.runs} runs of {', '.join(rec.experiments)} "
         f"(durability {rec.durability}; run {rec.source}) vs tolerance "
         f"{_fmt(profile.downtime_tolerance_s)} s{_controls(rec)}",
-        f"{profile.downtime_tolerance_s / rec.rto_s:.1f}x" if rec.rto_s > 0 else "no downtime",
+        _times(profile.downtime_tolerance_s / rec.rto_s) if rec.rto_s > 0 else "no downtime",
         f"a downtime tolerance below {_fmt(rec.rto_s)} s"
         if ok
         else f"a downtime tolerance of {_fmt(rec.rto_s)} s or a faster restore",
@@ -608,7 +613,7 @@ def check_data_loss(profile: Profile, rec: Recovery | None) -> Criterion:
             would_change="run `sqlitequeue bench faults`",
         )
     ok = rec.rpo_s <= profile.data_loss_tolerance_s
-    headroom = f"{profile.data_loss_tolerance_s / rec.rpo_s:.1f}x" if rec.rpo_s > 0 else "no loss"
+    headroom = _times(profile.data_loss_tolerance_s / rec.rpo_s) if rec.rpo_s > 0 else "no loss"
     return Criterion(
         "data_loss",
         title,
@@ -711,6 +716,18 @@ def check_cost(profile: Profile, projections: list[cost.Projection]) -> Criterio
         f"{sqlite.label} ${sqlite.total:,.2f}/month vs cheapest Kafka, {kafka.label}, "
         f"${kafka.total:,.2f}/month{budget}"
     )
+    if not sqlite.feasible:
+        return Criterion(
+            "cost",
+            title,
+            FAIL,
+            False,
+            f"{sqlite.label} cannot carry the {_fmt(profile.peak_rate)} msg/s peak on one "
+            f"machine (over its measured capacity), so its ${sqlite.total:,.2f}/month is moot; "
+            f"cheapest Kafka: {kafka.label}, ${kafka.total:,.2f}/month",
+            "over capacity",
+            "a peak within the measured SQLite capacity",
+        )
     saving = kafka.total - sqlite.total
     return Criterion(
         "cost",
@@ -867,7 +884,9 @@ def summary_text(decision: Decision) -> str:
     numeric = [c for c in hard if c.status == PASS and c.margin is not None]
     if numeric:
         tight = min(numeric, key=lambda c: c.margin or math.inf)
-        margin = "no measured loss or delay" if tight.margin == math.inf else f"{tight.margin:.1f}x"
+        margin = (
+            "no measured loss or delay" if tight.margin == math.inf else _times(tight.margin or 0)
+        )
         lines.append(
             f"The tightest passing criterion is '{tight.title}': measured "
             f"{_fmt(tight.measured or 0)} {tight.unit} against {_fmt(tight.threshold or 0)} "
