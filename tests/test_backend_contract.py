@@ -37,8 +37,8 @@ KAFKA_BACKENDS = ("kafka", "kafka-confluent")
 
 #: Test-only settings: short leases so a dead consumer's records come back within seconds.
 FAST = {
-    "sqlite-queue": {"lease_s": 1.0},
-    "sqlite-stream": {"lease_s": 1.0},
+    "sqlite-queue": {"lease_s": 2.0},
+    "sqlite-stream": {"lease_s": 2.0},
 }
 
 

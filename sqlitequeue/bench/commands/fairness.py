@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.acks is not None:
         settings["producer.acks"] = args.acks
     with KafkaBroker.auto(args.mode) as broker:
-        print(f"broker: {broker.describe()}")
+        info = broker.describe()
+        version = info.get("version") or "(version unknown)"
+        print(f"broker: {info.get('mode')} Kafka {version} at {info.get('bootstrap')}")
         comparison = Comparison(
             servers=broker.bootstrap_servers,
             settings=settings,
