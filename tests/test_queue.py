@@ -172,6 +172,19 @@ def test_blocking_get_wakes_on_put_from_another_thread_same_queue(db_path: Path)
         assert time.monotonic() - start < 5  # woke on the put, not on the timeout
 
 
+def test_blocking_get_sleeps_until_due_instead_of_polling_the_claim(db_path: Path) -> None:
+    with Queue(db_path, lease=0.3) as q:
+        q.put(b"job")
+        assert q.get(timeout=0) is not None  # now leased for 0.3 s
+        statements: list[str] = []
+        q._db.conn.set_trace_callback(statements.append)
+        msg = q.get(timeout=10)  # wakes when the lease expires
+        q._db.conn.set_trace_callback(None)
+        assert msg is not None and msg.attempts == 2
+        claims = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+        assert len(claims) <= 6, f"{len(claims)} claim/settle statements while waiting"
+
+
 # -- leases --------------------------------------------------------------------------------
 
 
