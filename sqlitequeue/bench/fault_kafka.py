@@ -120,6 +120,7 @@ def _all(workers: list[Worker]) -> list[Event]:
 
 
 def _finish(workers: list[Worker], d: Path, timeout: float) -> None:
+    (d / "stop-producer").touch()
     (d / "stop").touch()
     for w in workers:
         if w.running:
@@ -139,7 +140,6 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     bootstrap = lab.bootstrap()
     topic = create_topic(bootstrap, partitions=2, replication=1)
     (d / "topic").write_text(topic)
-    count = int(s.rate * (s.before_s + s.after_s))
     consumers = [
         Worker(
             "kafka-consumer",
@@ -160,7 +160,7 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     victim, survivor = consumers
     producer = Worker(
         "kafka-producer",
-        _producer_cfg(lab, d, "producer", bootstrap, topic, count=count),
+        _producer_cfg(lab, d, "producer", bootstrap, topic, stop=str(d / "stop-producer")),
         d / "producer.log",
     )
     try:
@@ -173,7 +173,9 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
         wait_until(lambda: bool(_held(victim.events())), 30, "consumer 1 to hold records")
         t_fault = victim.kill()
         held = _held(victim.events())
-        producer.wait(s.drain_timeout_s + count / s.rate)
+        time.sleep(s.after_s)
+        (d / "stop-producer").touch()
+        producer.wait(s.drain_timeout_s)
         acked = set(_ids(producer.events(), "A"))
         t_recovered = wait_for(
             lambda: held <= set(_ids(survivor.events(), "P")),
@@ -262,6 +264,17 @@ def producer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
 # -- broker SIGKILL ----------------------------------------------------------------------
 
 
+def _first_ack_of_later_send(events: list[Event], t_fault: float, fallback: float) -> float:
+    """When the first message *sent after* ``t_fault`` was acknowledged.
+
+    Acks of messages already in flight at the fault may arrive just after it; only a
+    message sent after the fault proves the cluster accepts writes again.
+    """
+    sent_after = {i for e in events if e.kind == "S" and e.at > t_fault for i in e.ids}
+    acks = [e.at for e in events if e.kind == "A" and sent_after.intersection(e.ids)]
+    return min(acks) if acks else fallback
+
+
 def broker_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     """The only broker is SIGKILLed and restarted while a producer (acks=all) keeps sending.
 
@@ -287,7 +300,7 @@ def broker_kill(lab: Lab, case: Case, repeat: int) -> Trial:
         t_up = time.time()
         events.append(("broker restarted", t_up - t_fault, t_up, "answers Metadata again"))
         t_ack = wait_until(
-            lambda: any(e.kind == "A" and e.at > t_fault for e in producer.events()),
+            lambda: _first_ack_of_later_send(producer.events(), t_fault, 0.0) > 0,
             s.drain_timeout_s * 2,
             "an acknowledgement after the broker restart",
         )
@@ -297,8 +310,7 @@ def broker_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     produced = producer.events()
     found = topic_ids(bootstrap, topic)
     acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    after = [e.at for e in produced if e.kind == "A" and e.at > t_fault]
-    rto = (min(after) if after else t_ack) - t_fault
+    rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
     events.append(("first ack after the kill", rto, t_fault + rto, ""))
     errors = sum(1 for e in produced if e.kind == "E")
     notes = f"broker back after {t_up - t_fault:.1f} s; {errors} delivery errors; RF=1"
@@ -315,11 +327,14 @@ def leader_failover(lab: Lab, case: Case, repeat: int) -> Trial:
     """3 brokers, RF=3, min.insync.replicas=2: the partition leader is SIGKILLed.
 
     RTO: from the kill until the producer's first acknowledgement after it (a new leader
-    was elected and the client found it). Loss expected: none. The killed node is
-    restarted after the measurement so the next repeat starts with three.
+    was elected and the client found it). Loss expected: none. A node killed by the
+    previous repeat is restarted first, so every repeat starts with three.
     """
     s, d = lab.scale, lab.trial_dir(case, repeat)
     cluster = lab.cluster()
+    for index, node in enumerate(cluster.nodes):  # the previous repeat's victim
+        if not node.running:
+            cluster.restart_node(index)
     bootstrap = cluster.bootstrap_servers
     topic = create_topic(bootstrap, partitions=1, replication=3)
     (d / "topic").write_text(topic)
@@ -336,7 +351,7 @@ def leader_failover(lab: Lab, case: Case, repeat: int) -> Trial:
         cluster.nodes[index].kill()
         events.append(("leader SIGKILL", 0.0, t_fault, f"node {leader}"))
         t_ack = wait_until(
-            lambda: any(e.kind == "A" and e.at > t_fault for e in producer.events()),
+            lambda: _first_ack_of_later_send(producer.events(), t_fault, 0.0) > 0,
             s.drain_timeout_s * 2,
             "an acknowledgement after the leader died",
         )
@@ -346,11 +361,9 @@ def leader_failover(lab: Lab, case: Case, repeat: int) -> Trial:
     produced = producer.events()
     found = topic_ids(bootstrap, topic)
     acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    after = [e.at for e in produced if e.kind == "A" and e.at > t_fault]
-    rto = (min(after) if after else t_ack) - t_fault
+    rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
     events.append(("first ack after failover", rto, t_fault + rto, ""))
     new_leader = partition_leader(bootstrap, topic)
-    cluster.restart_node(index)
     errors = sum(1 for e in produced if e.kind == "E")
     notes = (
         f"leader node {leader} killed, node {new_leader} took over; {errors} delivery errors; "

@@ -90,7 +90,6 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     s, d = lab.scale, lab.trial_dir(case, repeat)
     db = d / "queue.db"
     create_queue(db, case.durability)
-    count = int(s.rate * (s.before_s + s.after_s))
     consumers = [
         Worker(
             "sqlite-consumer",
@@ -108,7 +107,7 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     ]
     producer = Worker(
         "sqlite-producer",
-        producer_cfg(lab, d, "producer", db, case.durability, count=count),
+        producer_cfg(lab, d, "producer", db, case.durability, stop=str(d / "stop-producer")),
         d / "producer.log",
     )
     victim, survivor = consumers
@@ -117,7 +116,9 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
         wait_until(lambda: bool(_held(victim.events())), 30, "consumer 1 to hold messages")
         t_fault = victim.kill()
         held = _held(victim.events())
-        producer.wait(s.drain_timeout_s + count / s.rate)
+        time.sleep(s.after_s)
+        (d / "stop-producer").touch()
+        producer.wait(s.drain_timeout_s)
         acked = set(_ids(producer.events(), "A"))
         t_recovered = wait_for(
             lambda: held <= set(_ids(survivor.events(), "P")),
@@ -125,6 +126,7 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
         )
         wait_for(lambda: acked <= set(_ids(_all(consumers), "P")), s.drain_timeout_s)
     finally:
+        (d / "stop-producer").touch()
         (d / "stop").touch()
         for w in (producer, *consumers):
             if w.running:
@@ -245,6 +247,7 @@ def host_loss(lab: Lab, case: Case, repeat: int, litestream_down: bool = False) 
         t_fault = producer.kill()
     finally:
         rep.kill()
+        rep.close()
     if litestream_down:
         events.append(("litestream SIGKILL", down_at - t_fault, down_at, "replication stops"))
     events.append(("host lost", 0.0, t_fault, "producer + litestream SIGKILL; files deleted"))

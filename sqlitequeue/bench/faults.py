@@ -35,7 +35,6 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from sqlitequeue.bench import fault_kafka, fault_sqlite
 from sqlitequeue.bench.fault_lab import (
@@ -65,7 +64,6 @@ __all__ = [
     "run_case",
     "run_faults",
     "select_cases",
-    "summarize",
 ]
 
 TrialFunction = Callable[[Lab, Case, int], Trial]
@@ -232,32 +230,3 @@ def _describe(trial: Trial) -> str:
         f"acknowledged {row['acknowledged']}, lost {row['lost']}, "
         f"duplicated {row['duplicated']}, RTO {rto_text}"
     )
-
-
-def summarize(faults: Any) -> Any:
-    """Return one row per (experiment, backend, durability) from a faults.csv DataFrame.
-
-    Columns: repeats, acknowledged, lost, duplicated (sums), rto_s median and max,
-    rpo_messages max, rpo_s max, and notes (the first repeat's, for unavailable cases).
-    """
-    import pandas as pd
-
-    df = faults.copy()
-    for column in ("acknowledged", "lost", "duplicated", "rto_s", "rpo_messages", "rpo_s"):
-        df[column] = pd.to_numeric(df[column], errors="coerce")
-    grouped = df.groupby(["experiment", "backend", "durability"], sort=False)
-    summary = grouped.agg(
-        repeats=("repeat", "count"),
-        acknowledged=("acknowledged", "sum"),
-        lost=("lost", "sum"),
-        duplicated=("duplicated", "sum"),
-        rto_median_s=("rto_s", "median"),
-        rto_max_s=("rto_s", "max"),
-        rpo_messages_max=("rpo_messages", "max"),
-        rpo_max_s=("rpo_s", "max"),
-        notes=("notes", "first"),
-    ).reset_index()
-    unavailable = grouped["acknowledged"].apply(lambda s: s.isna().all()).reset_index(drop=True)
-    for column in ("acknowledged", "lost", "duplicated"):
-        summary[column] = summary[column].astype("Int64").mask(unavailable)
-    return summary
