@@ -91,7 +91,7 @@ class Stream:
     must be None or its actual count. ``retention`` (a :class:`Retention`) is stored with
     the topic; None keeps what is stored. ``durability`` is ``"full"``, ``"normal"`` or
     ``"off"`` (see :class:`sqlitequeue._db.Database`). ``create=False`` raises
-    InvalidArgument instead of creating a missing topic. Thread-safe; use one per process.
+    InvalidArgument instead of creating a missing topic. Thread-safe: threads may share one.
     Raises InvalidArgument on bad arguments and a DatabaseError subclass for a bad file.
     """
 
