@@ -198,6 +198,7 @@ def run_compare(
     progress: bool = True,
     run_selfcheck: bool = True,
     label: str | None = None,
+    run_id: str | None = None,
     broker: Any | None = None,
     printer: Printer = _print,
 ) -> Path:
@@ -210,7 +211,8 @@ def run_compare(
     for others). ``profiles`` holds ``PROFILE`` (for every backend it lists) or
     ``BACKEND=PROFILE`` entries; other backends use their default profile. A backend run
     that fails is recorded under ``failures`` in run.json and the comparison goes on.
-    ``broker`` is an already started KafkaBroker to use (left running); by default one is
+    ``run_id`` names the results folder (default: time stamp + label). ``broker`` is an
+    already started KafkaBroker to use (left running); by default one is
     started (and stopped) here when a Kafka backend is asked for.
     Raises BenchError for an unknown backend or workload, or when every run failed.
     """
@@ -231,7 +233,8 @@ def run_compare(
         raise BenchError("no backend left to run (Kafka unavailable); add a SQLite backend")
     try:
         writer = RunWriter(
-            Path(out or DEFAULT_ROOT), new_run_id(label or ("quick" if quick else "compare"))
+            Path(out or DEFAULT_ROOT),
+            run_id or new_run_id(label or ("quick" if quick else "compare")),
         )
         with writer:
             _record_setup(writer, suite, names, broker, notes)
@@ -242,6 +245,7 @@ def run_compare(
             runs = _Runs(writer, broker, chosen_profiles, progress, printer)
             runs.warm_up_kafka(names)
             failures = runs.run_all(suite, names)
+            writer.metadata(load_average_at_end=list(os.getloadavg()))
         if failures and len(failures) == len(suite) * len(names):
             raise BenchError(f"every run failed; first: {failures[0]}")
         index = report.write_report(writer.dir)
@@ -262,6 +266,7 @@ def _record_setup(
         backend_order=names,
         p99_target_ms=max(w.p99_target_ms for w in suite),
         kafka=broker.describe() if broker is not None else None,
+        load_average_at_start=list(os.getloadavg()),
         setup_notes=notes,
         failures=[],
     )

@@ -436,6 +436,18 @@ def _facts(res: Results) -> list[tuple[str, str]]:
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
         ("Kafka", ", ".join(f"{k}: {v}" for k, v in kafka.items()) or "not used"),
     ]
+    if m.get("load_average_at_start") is not None:
+        start, end = m.get("load_average_at_start"), m.get("load_average_at_end")
+        facts.append(
+            (
+                "load average (1/5/15 min)",
+                f"at start {start}, at end {end} "
+                f"(more than the CPU count means other work shared the machine)",
+            )
+        )
+    selfcheck = m.get("selfcheck") or {}
+    if selfcheck.get("text"):
+        facts.append(("harness self-check", str(selfcheck["text"])))
     return facts
 
 

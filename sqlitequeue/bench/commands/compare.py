@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backend settings profile (repeatable); see `sqlitequeue bench list --profiles`",
     )
     parser.add_argument("--no-selfcheck", action="store_true", help="skip the harness check")
+    parser.add_argument("--run-id", metavar="NAME", help="results folder name (default: time)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         p99_target_ms=args.p99_target,
         profiles=args.profile,
         run_selfcheck=not args.no_selfcheck,
+        run_id=args.run_id,
     )
     return 0
