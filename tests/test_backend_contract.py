@@ -244,6 +244,44 @@ def test_two_groups_each_see_everything(backend: Backend, topic: str) -> None:
         second.close()
 
 
+def test_members_of_one_group_share_the_records(backend: Backend) -> None:
+    topic = f"t-{uuid.uuid4().hex[:12]}"
+    backend.create_topic(topic, 2)
+    members = [backend.consumer(topic, "g1"), backend.consumer(topic, "g1")]
+    records = numbered(30, keys=6)
+    produce(backend, topic, records)
+    seen: set[bytes] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < 30 and time.monotonic() < deadline:
+            for member in members:
+                seen.update(payloads(member.poll(30, 0.2)))
+                member.commit()
+    finally:
+        for member in members:
+            member.close()
+    assert seen == {p for _, p in records}
+
+
+@pytest.mark.parametrize("name", ["sqlite-queue", "sqlite-stream"])
+def test_commit_after_records_moved_is_counted_not_raised(name: str, tmp_path: Path) -> None:
+    spec = backend_spec(name, data_dir=tmp_path, overrides={"lease_s": 0.5})
+    with open_backend(spec) as backend:
+        backend.create_topic("moved", 1)
+        slow = backend.consumer("moved", "g1")
+        produce(backend, "moved", numbered(5))
+        assert len(drain(slow, 5)) == 5
+        time.sleep(1.0)  # the slow member's lease runs out
+        fast = backend.consumer("moved", "g1")
+        assert len(drain(fast, 5, timeout=30)) == 5  # delivered again, to the live member
+        slow.commit()
+        assert slow.lost_commits == 1
+        fast.commit()
+        assert fast.lost_commits == 0
+        slow.close()
+        fast.close()
+
+
 def test_commit_survives_consumer_restart(backend: Backend, topic: str) -> None:
     first = backend.consumer(topic, "g1")
     produce(backend, topic, numbered(10))

@@ -70,6 +70,10 @@ class Producer(ABC):
 class Consumer(ABC):
     """Reads one topic as a member of one consumer group."""
 
+    #: Commits that found the records already handed to another member (a rebalance, an
+    #: expired lease): not an error under at-least-once; those records are delivered again.
+    lost_commits: int = 0
+
     @abstractmethod
     def poll(self, max_records: int, timeout: float) -> list[Received]:
         """Return up to ``max_records`` records; an empty list if none arrive within ``timeout``."""
@@ -79,7 +83,10 @@ class Consumer(ABC):
         """Acknowledge every record returned by ``poll`` so far (at-least-once boundary).
 
         Records polled but not committed are delivered again to the group after this
-        consumer dies or closes without committing.
+        consumer dies or closes without committing. When the group already moved those
+        records to another member (rebalance, expired lease), ``commit`` does not raise: it
+        adds one to ``lost_commits`` and the records are delivered again (duplicates).
+        Raises BackendError for any other failure.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

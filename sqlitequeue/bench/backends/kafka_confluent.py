@@ -181,6 +181,17 @@ class ConfluentProducer(Producer):
             self._poller.join()
 
 
+#: Commit error codes that mean "the group moved these records to another member".
+_MOVED = {
+    confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
+    confluent_kafka.KafkaError.ILLEGAL_GENERATION,
+    confluent_kafka.KafkaError.UNKNOWN_MEMBER_ID,
+    confluent_kafka.KafkaError.FENCED_INSTANCE_ID,
+    confluent_kafka.KafkaError._ASSIGNMENT_LOST,
+    confluent_kafka.KafkaError._STATE,
+}
+
+
 def _callback(on_delivery: DeliveryCallback) -> Any:
     def delivered(err: Any, _msg: Any) -> None:
         if err is None:
@@ -240,7 +251,9 @@ class ConfluentConsumer(Consumer):
         try:
             self._client.commit(asynchronous=False)
         except KafkaException as exc:
-            raise BackendError(f"confluent-kafka commit failed: {exc}") from exc
+            if not (exc.args and exc.args[0].code() in _MOVED):
+                raise BackendError(f"confluent-kafka commit failed: {exc}") from exc
+            self.lost_commits += 1  # the group rebalanced: the records go to the new owner
         self._uncommitted = False
 
     def close(self) -> None:

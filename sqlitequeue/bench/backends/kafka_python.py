@@ -19,8 +19,16 @@ from typing import Any
 import kafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.errors import (
+    CommitFailedError,
+    FencedInstanceIdError,
+    IllegalGenerationError,
+    KafkaTimeoutError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+    UnknownMemberIdError,
+)
 from kafka.errors import KafkaError as ClientError
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from sqlitequeue.bench.backends._common import base_description, bootstrap_servers
 from sqlitequeue.bench.backends._kafka import kafka_settings, section, unreachable_message
@@ -177,6 +185,16 @@ class KafkaPythonProducer(Producer):
             raise BackendError(f"kafka-python could not close the producer: {exc}") from exc
 
 
+#: Commit failures that mean "the group moved these records to another member".
+_MOVED = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+    FencedInstanceIdError,
+)
+
+
 def _delivered(on_delivery: DeliveryCallback, _metadata: object) -> None:
     on_delivery(Delivery(ok=True, published_at=time.time()))
 
@@ -212,6 +230,8 @@ class KafkaPythonConsumer(Consumer):
             raise BackendError("commit() after the consumer was closed")
         try:
             self._client.commit()
+        except _MOVED:
+            self.lost_commits += 1  # the group rebalanced: the records go to the new owner
         except ClientError as exc:
             raise BackendError(f"kafka-python commit failed: {exc}") from exc
 

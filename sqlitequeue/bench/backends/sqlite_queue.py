@@ -39,7 +39,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, QueueError
+from sqlitequeue.errors import BackendError, LeaseLost, QueueError
 from sqlitequeue.queue import Message, Queue
 
 DEFAULTS: dict[str, Any] = {
@@ -220,13 +220,16 @@ class QueueConsumer(Consumer):
     def commit(self) -> None:
         """Ack every message polled since the last commit, in one transaction.
 
-        Raises BackendError if a lease was lost (those messages went to another consumer).
+        Messages whose lease expired and were claimed again are counted in
+        ``lost_commits`` (see Consumer.commit); the others are acked.
         """
         if self._closed:
             raise BackendError("commit() after the consumer was closed")
         polled, self._polled = self._polled, []
         try:
             self._queue.ack_many(polled)
+        except LeaseLost:
+            self.lost_commits += 1  # leases expired: those messages are delivered again
         except QueueError as exc:
             raise BackendError(f"sqlite-queue commit failed: {exc}") from exc
 

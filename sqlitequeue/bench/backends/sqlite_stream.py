@@ -31,7 +31,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, InvalidArgument, QueueError
+from sqlitequeue.errors import BackendError, InvalidArgument, NotPartitionOwner, QueueError
 from sqlitequeue.stream import Stream
 
 DEFAULTS: dict[str, Any] = {
@@ -167,11 +167,13 @@ class StreamConsumer(Consumer):
         ]
 
     def commit(self) -> None:
-        """Commit the position after everything polled (raises BackendError if it moved)."""
+        """Commit the position after everything polled (see Consumer.commit)."""
         if self._closed:
             raise BackendError("commit() after the consumer was closed")
         try:
             self._member.commit()
+        except NotPartitionOwner:
+            self.lost_commits += 1  # the partition moved: its new owner reads them again
         except QueueError as exc:
             raise BackendError(f"sqlite-stream commit failed: {exc}") from exc
 
