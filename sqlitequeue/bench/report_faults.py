@@ -132,7 +132,7 @@ def plot_timelines(results: Results) -> Figure:
 
 
 def plot_rto_rpo(results: Results) -> Figure:
-    """RTO per repeat (left) and RPO window per repeat (right), one row per case."""
+    """RTO per repeat (left, log scale above 0.1 s) and RPO window per repeat (right)."""
     import matplotlib.pyplot as plt
 
     df = faults_table(results)
@@ -147,6 +147,9 @@ def plot_rto_rpo(results: Results) -> Figure:
     left.set_xlabel("RTO: seconds until recovered")
     right.set_xlabel("RPO: seconds of acknowledged writes lost")
     left.set_xscale("symlog", linthresh=0.1)
+    longest = df.rto_s.max()
+    left.set_xlim(0, (longest if longest == longest and longest > 0 else 1.0) * 2)
+    right.set_xlim(left=0)
     fig.tight_layout()
     return fig
 
@@ -167,7 +170,7 @@ def reading(results: Results) -> list[str]:
                 f"repeat(s), a window of up to {window:.2f} s; {rto_text}."
             )
         else:
-            dup = int(part.duplicated.sum())
+            dup = int(part["duplicated"].sum())
             dup_text = f", {dup} delivered twice" if dup else ""
             lines.append(
                 f"{case}: nothing acknowledged was lost ({acked} checked{dup_text}); {rto_text}."

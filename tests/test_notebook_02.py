@@ -1,0 +1,50 @@
+"""notebooks/02_failure_recovery.ipynb runs headless on a small real faults run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sqlitequeue.bench.faults import run_faults
+from sqlitequeue.bench.results import load
+from tests.helpers import REPO, execute_notebook
+
+NOTEBOOK = REPO / "notebooks" / "02_failure_recovery.ipynb"
+
+pytestmark = [pytest.mark.slow, pytest.mark.litestream]
+
+
+def outputs(nb: object) -> str:
+    texts = []
+    for cell in nb.cells:  # type: ignore[attr-defined]
+        for out in cell.get("outputs", []):
+            texts.append(str(out.get("text", "")))
+            texts.append(str(out.get("data", {}).get("text/markdown", "")))
+            texts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+def images(nb: object) -> int:
+    return sum(
+        1
+        for cell in nb.cells  # type: ignore[attr-defined]
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
+
+
+def test_the_notebook_reads_a_faults_run_and_charts_it(tmp_path: Path) -> None:
+    folder = run_faults(
+        quick=True,
+        experiments=["producer-kill:sqlite-queue", "host-loss-litestream-down"],
+        out=tmp_path,
+    )
+    nb = execute_notebook(NOTEBOOK, {"RESULTS": str(folder)}, cwd=NOTEBOOK.parent)
+    text = outputs(nb)
+    faults = load(folder).tables["faults"]
+    lost = int(faults[faults.experiment == "host-loss-litestream-down"].lost.sum())
+    assert lost > 0
+    assert f"LOST {lost} of" in text  # the reading is computed from the results
+    assert "producer-kill · sqlite-queue: nothing acknowledged was lost" in text
+    assert images(nb) == 2  # timeline + RTO/RPO
