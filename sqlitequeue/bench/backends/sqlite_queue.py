@@ -19,7 +19,6 @@ lives in one file, ``<data_dir>/sqlite-queue.db``.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from sqlitequeue.bench.backends._common import (
     base_description,
     durability,
     merged_settings,
+    sqlite_description,
     sqlitequeue_version,
 )
 from sqlitequeue.bench.backends.base import (
@@ -121,13 +121,13 @@ class SqliteQueueBackend(Backend):
     def describe(self) -> dict[str, Any]:
         """Return settings, versions and the effective durability pragmas."""
         info = base_description(self.name, self.spec.profile, self.settings)
-        info.update(
-            sqlitequeue=sqlitequeue_version(),
-            sqlite_version=sqlite3.sqlite_version,
-            synchronous=self.durability.upper(),
-            journal_mode="wal",
-            file=str(self.path),
-        )
+        db = self.database()
+        try:
+            with db.read() as conn:
+                info.update(sqlite_description(conn))  # read back from a real connection
+        finally:
+            db.close()
+        info.update(sqlitequeue=sqlitequeue_version(), file=str(self.path))
         return info
 
 

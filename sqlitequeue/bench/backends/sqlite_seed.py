@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import random
 import sqlite3
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ from sqlitequeue.bench.backends._common import (
     base_description,
     merged_settings,
     safe_name,
+    sqlite_description,
 )
 from sqlitequeue.bench.backends.base import (
     Backend,
@@ -132,9 +134,12 @@ class SqliteSeedBackend(Backend):
     def describe(self) -> dict[str, Any]:
         """Return settings, the SQLite version and effective pragmas."""
         info = base_description(self.name, self.spec.profile, self.settings)
-        info["sqlite_version"] = sqlite3.sqlite_version
-        info["synchronous"] = str(self.settings["synchronous"]).upper()
-        info["journal_mode"] = "wal"
+        with tempfile.TemporaryDirectory() as scratch:  # pragmas read back, as opened
+            conn = SeedConnection(Path(scratch) / "probe.db", self.settings)
+            try:
+                info.update(sqlite_description(conn.conn))
+            finally:
+                conn.close()
         info["claim"] = "article: BEGIN IMMEDIATE; SELECT oldest pending; UPDATE; COMMIT"
         return info
 

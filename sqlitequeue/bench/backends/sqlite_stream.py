@@ -12,15 +12,16 @@ when idle. A member that dies without closing keeps its partitions until its lea
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue._db import Database
 from sqlitequeue.bench.backends._common import (
     BatchingWriter,
     base_description,
     durability,
     merged_settings,
+    sqlite_description,
     sqlitequeue_version,
 )
 from sqlitequeue.bench.backends.base import (
@@ -96,13 +97,14 @@ class SqliteStreamBackend(Backend):
     def describe(self) -> dict[str, Any]:
         """Return settings, versions and the effective durability pragmas."""
         info = base_description(self.name, self.spec.profile, self.settings)
-        info.update(
-            sqlitequeue=sqlitequeue_version(),
-            sqlite_version=sqlite3.sqlite_version,
-            synchronous=self.durability.upper(),
-            journal_mode="wal",
-            file=str(self.path),
-        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(self.path, durability=self.durability)
+        try:
+            with db.read() as conn:
+                info.update(sqlite_description(conn))  # read back from a real connection
+        finally:
+            db.close()
+        info.update(sqlitequeue=sqlitequeue_version(), file=str(self.path))
         return info
 
 
