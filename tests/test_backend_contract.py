@@ -344,7 +344,8 @@ def test_describe_records_versions_and_settings(backend: Backend) -> None:
         assert info["synchronous"] in ("OFF", "NORMAL", "FULL")
     if backend.name in KAFKA_BACKENDS:
         assert info["client"]
-        assert info["settings"]["producer.acks"] == "all"
+        assert info["settings"]["producer.acks"] == info["acks"] == "all"
+        assert info["linger_ms"] == 1
 
 
 # --------------------------------------------------------------------------- bad settings

@@ -81,6 +81,18 @@ def _java_value(value: Any) -> str:
     return str(value)
 
 
+def headline_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the settings a results table shows first: acks, linger, batch size, RF."""
+    return {
+        "acks": settings.get("producer.acks"),
+        "linger_ms": settings.get("producer.linger.ms"),
+        "batch_size": settings.get("producer.batch.size"),
+        "idempotence": settings.get("producer.enable.idempotence"),
+        "compression": settings.get("producer.compression.type"),
+        "replication_factor": settings.get("replication.factor"),
+    }
+
+
 def unreachable_message(servers: str, timeout: float, detail: str) -> str:
     """Return the error text for a broker that did not answer within ``timeout``."""
     return (

@@ -27,7 +27,12 @@ from confluent_kafka import Producer as ClientProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sqlitequeue.bench.backends._common import base_description, bootstrap_servers
-from sqlitequeue.bench.backends._kafka import kafka_settings, section, unreachable_message
+from sqlitequeue.bench.backends._kafka import (
+    headline_settings,
+    kafka_settings,
+    section,
+    unreachable_message,
+)
 from sqlitequeue.bench.backends.base import (
     Backend,
     BackendSpec,
@@ -127,6 +132,7 @@ class KafkaConfluentBackend(Backend):
         info["client"] = f"confluent-kafka {confluent_kafka.__version__}"
         info["librdkafka"] = confluent_kafka.libversion()[0]
         info["bootstrap_servers"] = self.servers
+        info.update(headline_settings(self.settings))
         return info
 
 

@@ -31,7 +31,12 @@ from kafka.errors import (
 from kafka.errors import KafkaError as ClientError
 
 from sqlitequeue.bench.backends._common import base_description, bootstrap_servers
-from sqlitequeue.bench.backends._kafka import kafka_settings, section, unreachable_message
+from sqlitequeue.bench.backends._kafka import (
+    headline_settings,
+    kafka_settings,
+    section,
+    unreachable_message,
+)
 from sqlitequeue.bench.backends.base import (
     Backend,
     BackendSpec,
@@ -136,6 +141,7 @@ class KafkaPythonBackend(Backend):
         info = base_description(self.name, self.spec.profile, self.settings)
         info["client"] = f"kafka-python {kafka.__version__}"
         info["bootstrap_servers"] = self.servers
+        info.update(headline_settings(self.settings))
         return info
 
     def close(self) -> None:
