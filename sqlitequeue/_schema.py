@@ -15,11 +15,15 @@ APPLICATION_ID = 0x53515155
 #: again when the lease expires at available_at), 3 dead (a dead letter; last_error says why).
 #: Each state has its own partial index, so a claim seeks straight to the best ready row and
 #: never walks past leased, delayed or dead ones. Acked messages are deleted.
+#: Ids are never reused: SQLite would reuse the highest rowid once its row is deleted, so
+#: deleting the row with the highest id leaves a tombstone (state 4, no payload) holding that
+#: id; claims sweep tombstones that are no longer the highest. This costs a rowid look-up per
+#: delete, instead of AUTOINCREMENT's extra sqlite_sequence write on every insert.
 QUEUE_TABLES = """
 CREATE TABLE queue_messages (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused
+    id           INTEGER PRIMARY KEY,  -- never reused: see queue_keep_top_id
     queue        TEXT    NOT NULL,
-    state        INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 delayed, 2 leased, 3 dead
+    state        INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 delayed, 2 leased, 3 dead, 4 tombstone
     priority     INTEGER NOT NULL DEFAULT 0,  -- higher first, then id (FIFO)
     available_at REAL    NOT NULL,  -- delayed: end of the delay, leased: lease expiry
     attempts     INTEGER NOT NULL DEFAULT 0,  -- deliveries so far
@@ -32,6 +36,12 @@ CREATE TABLE queue_messages (
 CREATE INDEX queue_ready ON queue_messages (queue, priority DESC, id) WHERE state = 0;
 CREATE INDEX queue_due ON queue_messages (queue, available_at, state) WHERE state IN (1, 2);
 CREATE INDEX queue_dead ON queue_messages (queue, id) WHERE state = 3;
+CREATE INDEX queue_tombstones ON queue_messages (id) WHERE state = 4;
+CREATE TRIGGER queue_keep_top_id AFTER DELETE ON queue_messages
+WHEN old.id > coalesce((SELECT max(id) FROM queue_messages), 0)
+BEGIN
+    INSERT INTO queue_messages (id, queue, state, available_at, enqueued_at, payload)
+    VALUES (old.id, old.queue, 4, 0, 0, x''); END;
 """
 
 #: Tables of the log (sqlitequeue.stream).

@@ -37,8 +37,8 @@ from typing import Any
 from sqlitequeue._db import Database
 from sqlitequeue.errors import InvalidArgument, LeaseLost, PayloadTooLarge
 
-#: Row states (``queue_messages.state``).
-READY, DELAYED, LEASED, DEAD = 0, 1, 2, 3
+#: Row states (``queue_messages.state``); a tombstone only keeps the highest id from reuse.
+READY, DELAYED, LEASED, DEAD, TOMBSTONE = 0, 1, 2, 3, 4
 
 #: Default largest payload accepted by :meth:`Queue.put`, in bytes (like Kafka's 1 MB).
 DEFAULT_MAX_PAYLOAD_SIZE = 1024 * 1024
@@ -69,6 +69,10 @@ _PROMOTE = (
     "|| CASE WHEN attempts >= ?3 THEN ' (max_attempts reached)' ELSE '' END "
     "ELSE last_error END "
     "WHERE queue = ?1 AND state IN (1, 2) AND available_at <= ?2"
+)
+# Tombstones that no longer hold the highest id (see sqlitequeue._schema) are swept here.
+_SWEEP_TOMBSTONES = (
+    "DELETE FROM queue_messages WHERE state = 4 AND id < (SELECT max(id) FROM queue_messages)"
 )
 _CLAIM = (
     "UPDATE queue_messages "
@@ -238,7 +242,7 @@ class Queue:
         with self._db.write() as conn:
             conn.executemany(_INSERT, rows)
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        # One transaction holds the write lock, so AUTOINCREMENT ids are consecutive.
+        # One transaction holds the write lock, so the new ids are consecutive.
         return list(range(last - len(rows) + 1, last + 1))
 
     # -- consuming -------------------------------------------------------------------------
@@ -287,6 +291,7 @@ class Queue:
             self._next_settle = tick + _SETTLE_INTERVAL
             with self._db.write() as conn:
                 conn.execute(_PROMOTE, (name, now, self.max_attempts))
+                conn.execute(_SWEEP_TOMBSTONES)
                 rows = conn.execute(_CLAIM, params).fetchall()
         else:
             rows = self._db.execute_returning(_CLAIM, params)
@@ -479,7 +484,9 @@ class Queue:
         Consumers holding leases on purged messages get :class:`LeaseLost` when they ack.
         Freed pages are returned to the file system.
         """
-        sql = "DELETE FROM queue_messages WHERE queue = ?" + (" AND state = 3" if dead_only else "")
+        sql = "DELETE FROM queue_messages WHERE queue = ?" + (
+            " AND state = 3" if dead_only else " AND state < 4"
+        )
         count = self._db.execute_write(sql, (self.name,)).rowcount
         if count:
             self._db.vacuum_free_pages()
@@ -488,7 +495,9 @@ class Queue:
     def queue_names(self) -> list[str]:
         """Return the names of every queue that has messages in this file, sorted."""
         with self._db.read() as conn:
-            rows = conn.execute("SELECT DISTINCT queue FROM queue_messages").fetchall()
+            rows = conn.execute(
+                "SELECT DISTINCT queue FROM queue_messages WHERE state < 4"
+            ).fetchall()
         return sorted(r[0] for r in rows)
 
     def compact(self) -> dict[str, int]:
@@ -561,6 +570,7 @@ class Queue:
         now = self._clock()
         with self._db.write() as conn:
             conn.execute(_PROMOTE, (self.name, now, self.max_attempts))
+            conn.execute(_SWEEP_TOMBSTONES)
         return now
 
     def _listed(self, row: tuple[Any, ...]) -> Message:

@@ -370,9 +370,19 @@ def test_ids_are_never_reused(db_path: Path) -> None:
         first = q.put(b"a")
         msg = q.get(timeout=0)
         assert msg is not None
-        q.ack(msg)  # the table is now empty
-    with Queue(db_path) as q:
-        assert q.put(b"b") > first
+        q.ack(msg)  # the queue is now empty
+    with Queue(db_path) as q, Queue(db_path, "other") as other:
+        second = q.put(b"b")
+        assert second > first
+        q.put_many([b"c", b"d"])
+        top = other.put(b"e")
+        assert other.purge() == 1  # the highest id goes
+        after_purge = q.put(b"f")
+        assert after_purge > top
+        batch = q.get_many(10, timeout=0)
+        q.ack_many(batch)
+        assert q.put_many([b"g", b"h"])[0] > after_purge
+        assert q.queue_names() == ["default"]
 
 
 @pytest.mark.parametrize(("durability", "synchronous"), [("full", 2), ("normal", 1), ("off", 0)])
@@ -420,8 +430,10 @@ def test_file_size_stays_bounded_under_steady_traffic(db_path: Path) -> None:
             q.ack_many(q.get_many(100, timeout=0))
             if round_ in (100, 1499):
                 sizes.append(q._db.file_bytes())
-    # 60 MB went through the queue; the file holds at most a few rounds' worth of pages
-    # and the WAL stays near its auto-checkpoint size (about 4 MB).
+        # 60 MB went through the queue; the file holds at most a few rounds' worth of pages
+        # and the WAL stays near its auto-checkpoint size (about 4 MB).
+        rows = q._db.conn.execute("SELECT count(*) FROM queue_messages").fetchone()[0]
+        assert rows <= 2  # acked rows are deleted, id-keeping tombstones are swept
     early, late = sizes
     assert late["db"] <= max(2 * early["db"], 1 << 20)
     assert late["db"] + late["wal"] < 12 << 20
