@@ -237,7 +237,10 @@ def test_kafka_single_broker_kill_and_restart(
 def test_kafka_leader_failover_on_three_brokers_loses_nothing(
     tmp_path: Path, kafka_broker_factory: Callable[..., Any]
 ) -> None:
-    cluster = kafka_broker_factory(brokers=3, heap="384M")
+    # A shorter KRaft broker session (default 9 s) only to keep the test quick; the lab
+    # itself measures the defaults.
+    fast = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+    cluster = kafka_broker_factory(brokers=3, heap="384M", settings=fast)
     lab = Lab(
         tmp_path,
         KAFKA_SMALL.with_(rate=100.0, before_s=0.5, after_s=0.5),

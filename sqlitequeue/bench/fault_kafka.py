@@ -97,7 +97,9 @@ def topic_ids(bootstrap: str, topic: str, timeout: float = 60) -> list[int]:
         consumer.close()
 
 
-def _producer_cfg(lab: Lab, d: Path, name: str, bootstrap: str, topic: str, **extra: Any) -> dict:
+def _producer_cfg(
+    lab: Lab, d: Path, name: str, bootstrap: str, topic: str, **extra: Any
+) -> dict[str, Any]:
     s = lab.scale
     return {
         "bootstrap": bootstrap,

@@ -55,7 +55,9 @@ def create_queue(db: Path, durability: str) -> None:
     Queue(db, durability=durability).close()
 
 
-def producer_cfg(lab: Lab, d: Path, name: str, db: Path, durability: str, **extra: Any) -> dict:
+def producer_cfg(
+    lab: Lab, d: Path, name: str, db: Path, durability: str, **extra: Any
+) -> dict[str, Any]:
     """Return a sqlite-producer config writing ``d/name.ledger``."""
     s = lab.scale
     return {
