@@ -36,7 +36,7 @@ SUITES: dict[str, list[tuple[str, float]]] = {
         ("fanout-3-groups", 8),
         ("backlog-drain", 10),
         ("large-64kb", 8),
-        ("max-rate-1kb", 24),
+        ("max-rate-1kb", 32),
     ],
     "quick": [
         ("seed-clickstream", 6),

@@ -223,6 +223,16 @@ def _rate_reading(res: Results) -> list[str]:
         f"{r['backend']} {_fmt(r['searched max msg/s'])} msg/s" for _, r in searched.iterrows()
     )
     lines = [f"Highest rate sustained with p99 <= {target:g} ms: {parts}."]
+    steps = res.tables.get("rate_steps")
+    if steps is not None and not steps.empty:
+        for backend in searched[searched["searched max msg/s"] <= 0].backend:
+            first = steps[steps.backend == backend].sort_values("step")
+            if not first.empty:
+                rate, p99 = first.target_rate.iloc[0], first.p99_ms.iloc[0]
+                lines.append(
+                    f"{backend} missed the p99 target already at the search's first step "
+                    f"({_fmt(rate)} msg/s, p99 {_fmt(p99)} ms)."
+                )
     low = searched.loc[searched["searched max msg/s"].idxmin()]
     if low["searched max msg/s"] > 0 and top.backend != low.backend:
         ratio = top["searched max msg/s"] / low["searched max msg/s"]

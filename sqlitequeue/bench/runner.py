@@ -632,7 +632,14 @@ class _Run:
         res.publish, res.e2e, res.series, res.steps = publish, e2e, self.series, self.steps
         res.notes = self.notes
         res.scalars = self._scalars(publish, e2e)
-        if self.live.unsent:
+        if self.failed_step is not None:
+            step = self.steps[self.failed_step]
+            res.notes.append(
+                f"max-rate search stopped at step {step['step']} ({step['target_rate']:,.0f} "
+                f"msg/s): p99 {step['p99_ms']:,.1f} ms against a target of "
+                f"{w.p99_target_ms:g} ms, {step['achieved_rate']:,.0f} msg/s arrived"
+            )
+        elif self.live.unsent:
             res.notes.append(
                 f"{self.live.unsent} scheduled message(s) were never sent: the producers fell "
                 "behind the schedule and the run ended first"
