@@ -21,7 +21,9 @@ TINY = Sizes(
     latency_seconds=0.3,
     drain_messages=200,
     stream_rows=300,
-    cap_seconds=5.0,
+    cap_seconds=10.0,
+    peer_cap_seconds=2.0,
+    drain_cap_seconds=10.0,
 )
 
 

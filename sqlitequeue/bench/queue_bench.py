@@ -73,32 +73,44 @@ class Sizes:
     latency_seconds: float  # length of each end-to-end latency run
     drain_messages: int  # messages drained by the 4 consumer processes
     stream_rows: int  # records of the poll/commit and lifecycle patterns
-    cap_seconds: float  # any single measurement stops after this and reports its rate
+    cap_seconds: float  # safety net: a measurement of ours or the raw loop stops after this
+    peer_cap_seconds: float  # a peer's measurement stops after this (they can be very slow)
+    drain_cap_seconds: float  # the drain of ours or the raw loop stops after this
+
+    def cap(self, key: str, pattern: str = "") -> float:
+        """The time budget of one measurement of implementation ``key``."""
+        if key not in ("ours", "raw"):
+            return self.peer_cap_seconds
+        return self.drain_cap_seconds if pattern == "drain" else self.cap_seconds
 
 
 FULL_SIZES = Sizes(
     puts=20_000,
-    puts_full=2_000,
+    puts_full=1_000,
     batch_rows=100_000,
     get_acks=10_000,
-    get_acks_full=2_000,
+    get_acks_full=1_000,
     claim_rows=100_000,
     latency_seconds=2.0,
     drain_messages=100_000,
     stream_rows=200_000,
-    cap_seconds=4.0,
+    cap_seconds=6.0,
+    peer_cap_seconds=3.0,
+    drain_cap_seconds=20.0,
 )
 QUICK_SIZES = Sizes(
     puts=3_000,
     puts_full=300,
     batch_rows=20_000,
-    get_acks=2_000,
+    get_acks=10_000,
     get_acks_full=300,
     claim_rows=20_000,
     latency_seconds=0.75,
     drain_messages=10_000,
     stream_rows=50_000,
-    cap_seconds=1.5,
+    cap_seconds=3.0,
+    peer_cap_seconds=1.0,
+    drain_cap_seconds=5.0,
 )
 
 
@@ -386,8 +398,13 @@ class PersistQueuePeer(QueueImpl):
         self.q.put(data)
 
     def fill(self, items: list[bytes]) -> None:
-        for data in items:
-            self.q.put(data)
+        """Its own INSERT and serializer, in one transaction (put would fsync each item)."""
+        q = self.q
+        conn: sqlite3.Connection = q._putter  # type: ignore[assignment]
+        now = time.time()
+        conn.executemany(q._sql_insert, [(q._serializer.dumps(d), now) for d in items])
+        conn.commit()
+        q.total = q._count()
 
     def get_ack(self) -> bool:
         from persistqueue.exceptions import Empty
@@ -1177,7 +1194,7 @@ def _queue_runner(
             impl = QUEUE_IMPLS[key]()
             impl.open(impl.location(directory), durability)
             try:
-                sample, note = func(impl, count, sizes.cap_seconds)
+                sample, note = func(impl, count, sizes.cap(key))
                 setting = impl.settings()
             finally:
                 impl.close()
@@ -1186,7 +1203,11 @@ def _queue_runner(
         return run_single
     if pattern == "drain":
         return lambda d: time_drain(
-            key, QUEUE_IMPLS[key]().location(d), durability, sizes.drain_messages, sizes.cap_seconds
+            key,
+            QUEUE_IMPLS[key]().location(d),
+            durability,
+            sizes.drain_messages,
+            sizes.cap(key, "drain"),
         )
     rate = int(pattern.split("_")[1])
     return lambda d: time_latency(
@@ -1209,7 +1230,7 @@ def _stream_job(pattern: str, key: str, sizes: Sizes) -> Job:
             key,
             label,
             "",
-            lambda d: time_groups(key, d / "bench.db", sizes.stream_rows, sizes.cap_seconds),
+            lambda d: time_groups(key, d / "bench.db", sizes.stream_rows, sizes.cap(key)),
         )
     func, count = single[pattern]
 
@@ -1217,7 +1238,7 @@ def _stream_job(pattern: str, key: str, sizes: Sizes) -> Job:
         impl = STREAM_IMPLS[key]()
         impl.open(directory / "bench.db", "normal")
         try:
-            return func(impl, count, sizes.cap_seconds)
+            return func(impl, count, sizes.cap(key))
         finally:
             impl.close()
 
@@ -1314,8 +1335,9 @@ def run_benchmark(
                 row = rows[id(job)]
                 if sample is not None:
                     row.samples.append(sample)
-                if note and note not in row.notes:
-                    row.notes.append(note)
+                for part in filter(None, note.split("; ")):
+                    if part not in row.notes:
+                        row.notes.append(part)
         if progress is not None:
             took = time.perf_counter() - t0
             print(f"  measured {PATTERN_BY_KEY[pattern].title} ({took:.1f} s)", file=progress)
