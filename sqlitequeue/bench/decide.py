@@ -430,8 +430,8 @@ def _fmt(x: float) -> str:
 
 
 def _times(ratio: float) -> str:
-    """A ratio as "15x", "3.5x" or "0.028x" (two significant digits below 10)."""
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+    """A ratio as "15x", "1.04x" or "0.0282x" (three significant digits below 10)."""
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.3g}x"
 
 
 def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
