@@ -28,6 +28,8 @@ from sqlitequeue.errors import KafkaError
 BACKEND = "kafka"
 DURABILITY = "acks=all"
 SECOND_GENERATION = 10_000_000
+#: librdkafka settings for the lab's own clients: a broker we killed on purpose is no news.
+QUIET = {"log_level": 2}
 
 
 def create_topic(bootstrap: str, partitions: int, replication: int, timeout: float = 60) -> str:
@@ -35,7 +37,7 @@ def create_topic(bootstrap: str, partitions: int, replication: int, timeout: flo
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"faults-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=replication)],
         operation_timeout=timeout,
@@ -59,7 +61,7 @@ def partition_leader(bootstrap: str, topic: str, partition: int = 0) -> int:
     """Return the node id leading ``topic``'s ``partition``."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
     return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
 
 
@@ -71,6 +73,7 @@ def topic_ids(bootstrap: str, topic: str, timeout: float = 60) -> list[int]:
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            **QUIET,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
         }

@@ -6,7 +6,9 @@ comes from the workers' ledgers and from the ids found in the file afterwards.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -246,7 +248,10 @@ def host_loss(lab: Lab, case: Case, repeat: int, litestream_down: bool = False) 
             time.sleep(min(s.before_s, s.litestream_down_s))
         else:
             time.sleep(s.before_s)
-        t_fault = producer.kill()
+        t_fault = time.time()
+        if rep.pid is not None:  # the host dies: Litestream and the application at once
+            os.kill(rep.pid, signal.SIGKILL)
+        producer.kill()
     finally:
         rep.kill()
         rep.close()
