@@ -170,11 +170,13 @@ class QueueImpl:
         """Claim up to ``count`` messages in one call, acknowledge them; return how many."""
         raise NotImplementedError
 
-    def receive(self, timeout: float) -> tuple[Any, bytes] | None:
-        """Wait up to ``timeout`` s for a message; return (handle, payload) or None."""
+    def receive(self, timeout: float, limit: int) -> tuple[Any, list[bytes]] | None:
+        """Wait up to ``timeout`` s for messages; claim up to ``limit`` (one if the
+        implementation has no batch claim); return (handle, payloads) or None."""
         raise NotImplementedError
 
     def ack(self, handle: Any) -> None:
+        """Acknowledge everything :meth:`receive` returned with ``handle``."""
         raise NotImplementedError
 
     def settings(self) -> str:
@@ -215,12 +217,15 @@ class OursQueue(QueueImpl):
             self.q.ack_many(msgs)
         return len(msgs)
 
-    def receive(self, timeout: float) -> tuple[Any, bytes] | None:
-        msg = self.q.get(timeout=timeout)
-        return None if msg is None else (msg, msg.payload)
+    def receive(self, timeout: float, limit: int) -> tuple[Any, list[bytes]] | None:
+        msgs = self.q.get_many(limit, timeout=timeout)
+        return (msgs, [m.payload for m in msgs]) if msgs else None
 
     def ack(self, handle: Any) -> None:
-        self.q.ack(handle)
+        if len(handle) == 1:
+            self.q.ack(handle[0])
+        else:
+            self.q.ack_many(handle)
 
 
 def _retry_locked(action: Callable[[], Any]) -> Any:
@@ -249,9 +254,10 @@ class RawQueue(QueueImpl):
     """The physical reference: sqlitequeue.queue's own statements, issued by hand.
 
     Same schema, same statements (copied from :mod:`sqlitequeue.queue`), same
-    transactions: put and ack are one autocommit statement each; a claim is ``BEGIN
-    IMMEDIATE``, promote due rows, ``UPDATE ... RETURNING``, ``COMMIT``; put_many and
-    ack_many are one ``BEGIN IMMEDIATE`` transaction. Nothing else: no argument checks, no
+    transactions: put, claim (``UPDATE ... RETURNING``) and ack are one autocommit
+    statement each, and at most every millisecond a claim first promotes due rows and
+    sweeps tombstones in one ``BEGIN IMMEDIATE`` transaction; put_many and ack_many are one
+    ``BEGIN IMMEDIATE`` transaction each. Nothing else: no argument checks, no
     Message objects, no wake-up logic beyond polling ``PRAGMA data_version``.
     """
 
@@ -280,6 +286,10 @@ class RawQueue(QueueImpl):
         "ORDER BY priority DESC, id LIMIT ?4) "
         "RETURNING id, payload, key, priority, attempts, enqueued_at, last_error"
     )
+    SWEEP_TOMBSTONES = (
+        "DELETE FROM queue_messages WHERE state = 4 AND id < (SELECT max(id) FROM queue_messages)"
+    )
+    SETTLE_INTERVAL = 0.001
     ACK = "DELETE FROM queue_messages WHERE id = ? AND lease_token = ?"
     ACK_MANY = (
         "DELETE FROM queue_messages WHERE lease_token = ?2 "
@@ -290,6 +300,7 @@ class RawQueue(QueueImpl):
         self.conn = _raw_connect(path, durability)
         self.name = QUEUE_NAME
         self.max_attempts = 5
+        self.next_settle = 0.0
 
     def close(self) -> None:
         self.conn.close()
@@ -317,40 +328,53 @@ class RawQueue(QueueImpl):
             conn.executemany(self.INSERT, [(name, 0, 0, now, now, None, d) for d in items])
 
     def _claim(self, count: int) -> tuple[int, list[tuple[int, bytes]]]:
+        """Like Queue._claim: one autocommit UPDATE ... RETURNING; at most every
+        SETTLE_INTERVAL, promote due rows and sweep tombstones first, in one transaction."""
         now = time.time()
         token = random.getrandbits(62)
-        with self._write() as conn:
-            conn.execute(self.PROMOTE, (self.name, now, self.max_attempts))
-            rows = conn.execute(self.CLAIM, (self.name, token, now + 30.0, count)).fetchall()
+        params = (self.name, token, now + 30.0, count)
+        tick = time.monotonic()
+        if tick >= self.next_settle:
+            self.next_settle = tick + self.SETTLE_INTERVAL
+            with self._write() as conn:
+                conn.execute(self.PROMOTE, (self.name, now, self.max_attempts))
+                conn.execute(self.SWEEP_TOMBSTONES)
+                rows = conn.execute(self.CLAIM, params).fetchall()
+        else:
+            rows = _retry_locked(lambda: self.conn.execute(self.CLAIM, params).fetchall())
         return token, [(r[0], r[1]) for r in rows]
 
     def get_ack(self) -> bool:
         token, rows = self._claim(1)
         if not rows:
             return False
-        self.ack((rows[0][0], token))
+        self.ack((token, [rows[0][0]]))
         return True
 
     def claim_ack(self, count: int) -> int:
         token, rows = self._claim(count)
         if rows:
-            ids = "[" + ",".join(str(r[0]) for r in rows) + "]"
-            with self._write() as conn:
-                conn.execute(self.ACK_MANY, (ids, token)).fetchall()
+            self.ack((token, [r[0] for r in rows]))
         return len(rows)
 
-    def receive(self, timeout: float) -> tuple[Any, bytes] | None:
+    def receive(self, timeout: float, limit: int) -> tuple[Any, list[bytes]] | None:
         deadline = time.monotonic() + timeout
         while True:
             version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-            token, rows = self._claim(1)
+            token, rows = self._claim(limit)
             if rows:
-                return (rows[0][0], token), rows[0][1]
+                return (token, [r[0] for r in rows]), [r[1] for r in rows]
             if not _raw_wait_for_change(self.conn, version, deadline):
                 return None
 
     def ack(self, handle: Any) -> None:
-        _retry_locked(lambda: self.conn.execute(self.ACK, handle))
+        token, ids = handle
+        if len(ids) == 1:
+            _retry_locked(lambda: self.conn.execute(self.ACK, (ids[0], token)))
+            return
+        id_list = "[" + ",".join(map(str, ids)) + "]"
+        with self._write() as conn:
+            conn.execute(self.ACK_MANY, (id_list, token)).fetchall()
 
 
 def _raw_wait_for_change(conn: sqlite3.Connection, version: int, deadline: float) -> bool:
@@ -454,12 +478,12 @@ class LiteQueuePeer(QueueImpl):
         _retry_locked(lambda: self.q.done(msg.message_id))
         return True
 
-    def receive(self, timeout: float) -> tuple[Any, bytes] | None:
+    def receive(self, timeout: float, limit: int) -> tuple[Any, list[bytes]] | None:
         deadline = time.monotonic() + timeout
         while True:
             msg = _retry_locked(self.q.pop)
             if msg is not None:
-                return msg.message_id, msg.data
+                return msg.message_id, [msg.data]
             if time.monotonic() >= deadline:
                 return None
             time.sleep(PEER_EMPTY_SLEEP)
@@ -958,15 +982,16 @@ def _latency_consumer(
         deadline = time.monotonic() + budget + 1.0
         got = 0
         while got < count and time.monotonic() < deadline:
-            item = impl.receive(0.2)
+            item = impl.receive(0.2, CLAIM_BATCH)
             if item is None:
                 continue
             now = time.monotonic_ns()
-            handle, data = item
+            handle, batch = item
+            for data in batch:
+                got += 1
+                if got > skip:
+                    latencies.append((now - struct.unpack_from("<q", data)[0]) / 1e6)
             impl.ack(handle)
-            got += 1
-            if got > skip:
-                latencies.append((now - struct.unpack_from("<q", data)[0]) / 1e6)
         impl.close()
         return latencies.tobytes(), got
 
@@ -1008,9 +1033,11 @@ def time_latency(
     """Paced open-loop producer process -> consumer process; end-to-end latency in ms.
 
     The producer sends ``rate * seconds`` messages on a fixed schedule and stamps each with
-    ``time.monotonic_ns()`` just before ``put``; the consumer computes receive time minus
-    stamp right after ``get`` returns (before ``ack``), ignoring the first
-    ``LATENCY_WARMUP`` seconds. Returns p50/p95/p99/max and the rate actually sent.
+    ``time.monotonic_ns()`` just before ``put``; the consumer blocks in
+    ``get_many(CLAIM_BATCH, timeout)`` (one message when it keeps up, a batch when it
+    fell behind; peers without a batch claim get one at a time), takes the time as soon
+    as the call returns, acks (``ack`` for one, ``ack_many`` for more) and ignores the
+    first ``LATENCY_WARMUP`` seconds. Returns p50/p95/p99/max and the rate actually sent.
     """
     count = max(10, int(rate * seconds))
     skip = min(count // 2, int(rate * LATENCY_WARMUP))
@@ -1320,6 +1347,7 @@ def run_benchmark(
 
     started = time.perf_counter()
     load_before = _load_average()
+    jitter = sleep_jitter()
     jobs = plan(sizes, only)
     rows = {id(j): Measurement(j.pattern, j.durability, j.impl, j.label) for j in jobs}
     for job in jobs:
@@ -1348,6 +1376,7 @@ def run_benchmark(
     env["bench_filesystem"] = _filesystem_type(Path(directory or tempfile.gettempdir()))
     env["load_average_before"] = load_before
     env["load_average_after"] = _load_average()
+    env["sleep_jitter_ms"] = jitter
     return Report(
         sizes,
         repeats,
@@ -1356,6 +1385,22 @@ def run_benchmark(
         time.perf_counter() - started,
         env,
     )
+
+
+def sleep_jitter(samples: int = 500, pause: float = 0.001) -> dict[str, float]:
+    """How late ``time.sleep(pause)`` wakes up here, in ms (p50/p99/max): the machine's
+    scheduling noise floor, which no queue's latency tail can beat."""
+    late = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        time.sleep(pause)
+        late.append((time.perf_counter() - start - pause) * 1000)
+    late.sort()
+    return {
+        "p50": _percentile(late, 0.5),
+        "p99": _percentile(late, 0.99),
+        "max": late[-1],
+    }
 
 
 def _load_average() -> float | None:
@@ -1485,7 +1530,8 @@ def format_report(report: Report) -> str:
         f"{report.repeats} repeat(s); {cpus} CPUs, SQLite {versions.get('sqlite')}, "
         f"Python {versions.get('python')}; files in {env.get('bench_directory')} "
         f"({env.get('bench_filesystem')}); load average {env.get('load_average_before')} "
-        f"before, {env.get('load_average_after')} after",
+        f"before, {env.get('load_average_after')} after; sleep(1 ms) wakes late by "
+        f"{_jitter_text(env.get('sleep_jitter_ms'))} (the noise floor of every latency)",
         "ours/this and raw/this are ours (or the raw loop) / this row for throughput and "
         "this row / ours for latency p50 (> 1: faster than this row); raw/this is the best "
         "ratio any code issuing our SQL could reach",
@@ -1499,6 +1545,12 @@ def format_report(report: Report) -> str:
         lines += _latency_table(rows, checks) if pattern.latency else _rate_table(rows, checks)
     lines += ["", _summary(report)]
     return "\n".join(lines)
+
+
+def _jitter_text(jitter: dict[str, float] | None) -> str:
+    if not jitter:
+        return "n/a"
+    return f"p50 {jitter['p50']:.2f} / p99 {jitter['p99']:.2f} / max {jitter['max']:.2f} ms"
 
 
 def _check_for(checks: dict[tuple[str, str, str], Check], m: Measurement) -> Check | None:
