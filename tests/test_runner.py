@@ -173,3 +173,21 @@ def test_a_failing_backend_raises_and_leaves_no_process(tmp_path: Path) -> None:
     with pytest.raises(BackendError):
         run_workload(workload(), spec, data_dir=tmp_path, progress=False)  # type: ignore[arg-type]
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("sqq-")]
+
+
+def test_one_failed_step_is_a_stall_two_in_a_row_end_the_search() -> None:
+    from sqlitequeue.bench.runner import _max_sustainable
+
+    def steps(*oks: bool) -> list[dict[str, object]]:
+        return [{"achieved_rate": 100.0 * 2**k, "ok": ok} for k, ok in enumerate(oks)]
+
+    assert _max_sustainable(steps(True, False, True, True, False, False)) == 800
+    assert _max_sustainable(steps(False, False, True)) == 0
+    assert _max_sustainable(steps(True, True)) == 200
+
+
+def test_fan_out_on_a_backend_without_groups_is_not_applicable(tmp_path: Path) -> None:
+    from sqlitequeue.bench.runner import NotApplicable
+
+    with pytest.raises(NotApplicable, match="fan-out"):
+        run("sqlite-seed", tmp_path, subscriptionsPerTopic=2)

@@ -334,7 +334,7 @@ class _Runs:
 
     def run_one(self, workload: Workload, name: str, record: bool = True) -> str | None:
         from sqlitequeue.bench.profiles import backend_spec
-        from sqlitequeue.bench.runner import run_workload, write_result
+        from sqlitequeue.bench.runner import NotApplicable, run_workload, write_result
 
         kafka = name in KAFKA_BACKENDS and self.broker is not None
         started = time.monotonic()
@@ -352,6 +352,10 @@ class _Runs:
                 kafka_pid=self.broker.pid if kafka else None,
                 disk_paths=[data_dir] if data_dir else [],
             )
+        except NotApplicable as exc:
+            self.writer.metadata(notes={f"{name} / {workload.name}": [f"skipped: {exc}"]})
+            self.printer(f"  {name:>15} {workload.name:<18} skipped: {exc}")
+            return None
         except BenchError as exc:
             return str(exc)
         if not record:

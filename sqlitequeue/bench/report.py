@@ -44,6 +44,8 @@ SUMMARY_COLUMNS = {
     "lost": "lost",
     "duplicates": "dups",
     "errors": "errors",
+    "unsent": "unsent",
+    "drain_seconds": "drain s",
 }
 
 
@@ -81,6 +83,8 @@ def summary_table(res: Results) -> pd.DataFrame:
         return pd.DataFrame()
     cols = ["workload", "backend"] + [c for c in SUMMARY_COLUMNS if c in scalars]
     table = scalars[cols].rename(columns=SUMMARY_COLUMNS)
+    if "target msg/s" in table:  # 0 = a max-rate search: no fixed target
+        table["target msg/s"] = table["target msg/s"].where(table["target msg/s"] > 0)
     table = table.merge(_resources(res), on=["workload", "backend"], how="left")
     if "disk_bytes_final" in scalars:
         disk = scalars[["workload", "backend", "disk_bytes_final"]]
@@ -311,18 +315,29 @@ def _latency_vs_rate(res: Results, path: Path) -> None:
     scalars = res.scalars().reset_index()
     steps = res.tables.get("rate_steps")
     for backend in order["backends"]:
-        pts: list[tuple[float, float]] = []
+        color = colors[backend]
         mine = scalars[scalars.backend == backend]
-        if "e2e_latency_ms.p99" in mine:
-            fixed = mine[mine.get("target_rate", 0) > 0]
-            pts += list(zip(fixed.consume_rate_mean, fixed["e2e_latency_ms.p99"], strict=False))
-        if steps is not None and not steps.empty:
-            s = steps[(steps.backend == backend) & (steps.achieved_rate > 0)]
-            pts += list(zip(s.achieved_rate, s.p99_ms, strict=False))
-        pts = sorted(p for p in pts if p[0] > 0 and p[1] > 0)
-        if pts:
-            xs, ys = zip(*pts, strict=False)
-            ax.plot(xs, ys, "o-", color=colors[backend], label=backend, ms=4, lw=1)
+        if "e2e_latency_ms.p99" in mine:  # fixed-rate workloads: one square each
+            fixed = mine[(mine.get("target_rate", 0) > 0) & (mine["e2e_latency_ms.p99"] > 0)]
+            ax.plot(
+                fixed.consume_rate_mean,
+                fixed["e2e_latency_ms.p99"],
+                "s",
+                color=color,
+                ms=5,
+                label=f"{backend} (workloads)",
+            )
+        if steps is not None and not steps.empty:  # a max-rate search: a line of steps
+            s = steps[(steps.backend == backend) & (steps.achieved_rate > 0) & (steps.p99_ms > 0)]
+            ax.plot(
+                s.achieved_rate,
+                s.p99_ms,
+                "o-",
+                color=color,
+                ms=4,
+                lw=1,
+                label=f"{backend} (max-rate steps)",
+            )
     ax.axhline(p99_target(res), color="grey", ls="--", lw=1, label="p99 target")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -45,10 +45,15 @@ from sqlitequeue.bench.workload import (
 )
 from sqlitequeue.errors import BackendError, BenchError
 
+
+class NotApplicable(BackendError):
+    """The workload needs something the backend does not do (e.g. fan-out to groups)."""
+
+
 REPORT_EVERY = 0.25  # seconds between children's stats messages
 POLL_RECORDS = 1000
 READY_TIMEOUT = 90.0
-PRIME_TIMEOUT = 60.0
+PRIME_TIMEOUT = 30.0
 #: producer index stamped into priming messages (sent before the run; never counted)
 PRIME = 0xFFFFFFFF
 
@@ -417,8 +422,9 @@ class _Run:
         """Send one priming message per producer; wait until every group has received one.
 
         Joining a group and finding a new topic take a while on Kafka; priming keeps that
-        out of the measurement for every backend alike. Gives up (with a note) after
-        PRIME_TIMEOUT seconds.
+        out of the measurement for every backend alike. Raises BackendError when a group
+        has received nothing after PRIME_TIMEOUT seconds (its consumers never started
+        receiving, so the run would measure nothing).
         """
         self.ctl.prime.set()
         w = self.workload
@@ -434,9 +440,10 @@ class _Run:
             if kind == "primed":
                 waiting.discard((role[1], role[2]))
         if waiting:
-            self.notes.append(
-                f"{len(waiting)} consumer group(s) had not received the priming message "
-                f"after {PRIME_TIMEOUT:.0f} s; the run started anyway"
+            raise BackendError(
+                f"{self.spec.name}: {len(waiting)} consumer group(s) received nothing within "
+                f"{PRIME_TIMEOUT:.0f} s of the producers' first message; the run was abandoned "
+                "(is the topic visible to the consumers? see the backend's log)"
             )
 
     def _spawn(self, target: Any, args: tuple[Any, ...], name: str) -> None:
@@ -584,8 +591,8 @@ class _Run:
             if now - start < lo + step + 1.0 or self.failed_step is not None:
                 return
             self.steps.append(self._step(k, rates[k], lo, lo + step))
-            if not self.steps[-1]["ok"]:
-                self.failed_step = k
+            if len(self.steps) >= 2 and not (self.steps[-1]["ok"] or self.steps[-2]["ok"]):
+                self.failed_step = k - 1  # two failures in a row: not a one-off stall
                 self.ctl.stop.set()
                 return
 
@@ -718,11 +725,13 @@ def _target_rate(w: Workload) -> float:
 
 
 def _max_sustainable(steps: list[dict[str, Any]]) -> float:
+    """The last passing step before two failures in a row (one failure alone is a stall)."""
     best = 0.0
-    for step in steps:
-        if not step["ok"]:
+    for k, step in enumerate(steps):
+        if step["ok"]:
+            best = step["achieved_rate"]
+        elif k + 1 < len(steps) and not steps[k + 1]["ok"]:
             break
-        best = step["achieved_rate"]
     return best
 
 
@@ -773,6 +782,11 @@ def run_workload(
 def _execute(run: _Run) -> RunResult:
     backend = open_backend(run.spec)
     try:
+        if run.workload.subscriptions_per_topic > 1 and not getattr(backend, "fan_out", True):
+            raise NotApplicable(
+                f"{run.spec.name} has no consumer groups, so it cannot serve "
+                f"{run.workload.subscriptions_per_topic} subscriptions per topic (fan-out)"
+            )
         topics = run.topics()
         for topic in topics:
             backend.create_topic(topic, run.workload.partitions_per_topic)

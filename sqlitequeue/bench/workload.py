@@ -131,7 +131,11 @@ class Workload:
         return self.producer_rate
 
     def with_duration(self, seconds: float, warmup: float | None = None) -> Workload:
-        """Return a copy lasting ``seconds`` (warm-up scaled down to fit, or ``warmup``)."""
+        """Return a copy lasting ``seconds`` (warm-up scaled down to fit, or ``warmup``).
+
+        A daily curve keeps one whole "day"; a backlog and the max-rate steps shrink in
+        proportion, so the shortened run keeps the workload's shape.
+        """
         if seconds <= 0:
             raise WorkloadError(f"duration must be positive, got {seconds}")
         if warmup is None:
@@ -140,8 +144,12 @@ class Workload:
         if shape.type == "daily" and shape.period_seconds > seconds:
             shape = replace(shape, period_seconds=seconds)  # still one whole "day"
         step = min(self.ramp_step_seconds, max(1.0, (seconds - warmup) / 6))
+        backlog = self.consumer_backlog_messages
+        if backlog:  # the backlog keeps its share of the run
+            backlog = max(1, round(backlog * seconds / self.duration_seconds))
         return replace(
             self,
+            consumer_backlog_messages=backlog,
             duration_seconds=seconds,
             warmup_seconds=warmup,
             shape=shape,
