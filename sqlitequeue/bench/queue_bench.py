@@ -96,7 +96,7 @@ FULL_SIZES = Sizes(
     stream_rows=200_000,
     cap_seconds=6.0,
     peer_cap_seconds=3.0,
-    drain_cap_seconds=20.0,
+    drain_cap_seconds=12.0,
 )
 QUICK_SIZES = Sizes(
     puts=3_000,
@@ -1486,20 +1486,21 @@ def _fmt_rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
+def fmt_ratio(value: float) -> str:
+    """A ratio with 3 significant digits (0.598, 1.32, 13.3, 174), so a value just under
+    its target never prints as the target itself."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _fmt_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _verdict(check: Check | None) -> tuple[str, str, str]:
-    """(ratio text, target text, PASS/FAIL/n/a) for a table cell group."""
+def _verdict(check: Check | None) -> tuple[str, str]:
+    """(target text, PASS/FAIL/n/a) for a row's target cells."""
     if check is None:
-        return "", "", ""
-    if check.what in ("p99 ms", "records/s"):
-        value = ""
-    else:
-        value = "n/a" if check.value is None else f"{check.value:.2f}"
-    mark = {True: "PASS", False: "FAIL", None: "n/a"}[check.passed]
-    return value, check.target, mark
+        return "", ""
+    return check.target, {True: "PASS", False: "FAIL", None: "n/a"}[check.passed]
 
 
 def _pattern_sizes(pattern: str, sizes: Sizes) -> str:
@@ -1582,7 +1583,7 @@ def _peer_ratios(
         value = None
         if base is not None and not (reference == "raw" and m.impl == "raw"):
             value = _ratio(base, m, stat, latency)
-        texts.append("" if value is None else f"{value:.2f}")
+        texts.append("" if value is None else fmt_ratio(value))
     return texts[0], texts[1]
 
 
@@ -1592,7 +1593,7 @@ def _rate_table(rows: list[Measurement], checks: dict[tuple[str, str, str], Chec
     head += f"{'target':<8} {'':<4}  notes"
     out = [head]
     for m in rows:
-        _value, target, mark = _verdict(_check_for(checks, m))
+        target, mark = _verdict(_check_for(checks, m))
         ours_ratio, raw_ratio = _peer_ratios(rows, m, "rate", False)
         cell = "-" if m.skipped else _fmt_rate(m.median())
         sync = "-" if m.skipped else m.durability.upper()
@@ -1609,7 +1610,7 @@ def _latency_table(rows: list[Measurement], checks: dict[tuple[str, str, str], C
     head += f" {'':<4}  notes"
     out = [head]
     for m in rows:
-        _value, target, mark = _verdict(_check_for(checks, m))
+        target, mark = _verdict(_check_for(checks, m))
         if m.impl == "ours" and target:
             target = f"p99 {target} ms"
         ours_ratio, raw_ratio = _peer_ratios(rows, m, "p50", True)
@@ -1634,7 +1635,12 @@ def _summary(report: Report) -> str:
         f"(benchmark took {report.seconds:.0f} s)"
     ]
     for c in failed + missing:
-        value = "n/a" if c.value is None else f"{c.value:,.2f}"
+        if c.value is None:
+            value = "n/a"
+        elif c.what in ("p99 ms", "records/s"):
+            value = f"{c.value:,.2f}"
+        else:
+            value = fmt_ratio(c.value)
         state = "FAIL" if c.passed is False else "n/a "
         title = PATTERN_BY_KEY[c.pattern].title
         lines.append(
