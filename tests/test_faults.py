@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sqlitequeue.bench import fault_kafka, fault_sqlite, faults
 from sqlitequeue.bench.fault_lab import FAULT_COLUMNS, QUICK, Case, Lab, Trial
@@ -82,6 +84,24 @@ def test_accounting_counts_loss_and_duplicates_from_ids() -> None:
     assert acc.lost_ids == [4, 5, 6, 7]
     assert acc.duplicated == 2  # 1 processed twice, 3 stored twice
     assert acc.extra == 1  # 9 was stored but never acknowledged
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**9)))
+def test_any_id_list_survives_the_ledger_encoding(ids: list[int]) -> None:
+    assert decode_ids(encode_ids(ids)) == ids
+
+
+id_sets = st.sets(st.integers(min_value=0, max_value=200))
+
+
+@given(id_sets, id_sets, st.lists(st.integers(min_value=0, max_value=200)))
+def test_lost_is_always_acknowledged_minus_recovered(
+    produced: set[int], acked: set[int], found: list[int]
+) -> None:
+    acc = account(produced, acked, found)
+    assert acc.lost == acc.acknowledged - acc.recovered == len(acked - set(found))
+    assert acc.recovered + acc.extra == len(set(found))
+    assert acc.produced >= acc.acknowledged
 
 
 def test_a_torn_last_ledger_line_is_ignored(tmp_path: Path) -> None:

@@ -334,6 +334,7 @@ def disk_full(lab: Lab, case: Case, repeat: int) -> Trial:
         rate=s.disk_rate,
         payload_size=s.disk_payload_size,
         on_error="retry",
+        retry_s=0.05,
         ballast=str(fs / "ballast"),
         stop_after_recovery=True,
         copy_out=str(saved),
@@ -352,7 +353,10 @@ def disk_full(lab: Lab, case: Case, repeat: int) -> Trial:
     acc = account(_ids(events, "S"), _ids(events, "A"), found)
     after = [e.at for e in events if e.kind == "A" and e.at > t_fault]
     rto = min(after) - t_fault if after else None
-    notes = f"producer got {errors[0].error} ({len(errors)} failed attempts); tmpfs {s.disk_size}"
+    notes = (
+        f"producer got {errors[0].error} ({len(errors)} failed attempts, retried every "
+        f"{cfg['retry_s']:g} s); tmpfs {s.disk_size}"
+    )
     return Trial(
         case,
         repeat,
