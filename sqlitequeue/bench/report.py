@@ -206,7 +206,7 @@ def reading(res: Results) -> list[str]:
         )
         if worst.backend != best.backend:
             text += f", highest {worst.backend} ({_fmt(worst['e2e p99 ms'])} ms)"
-        lines.append(text + ".")
+        lines.append(text + "." + _family_sentence(rows))
     lines += _rate_reading(res)
     for row in table.itertuples(index=False):
         lost = getattr(row, "lost", 0) or 0
@@ -214,6 +214,22 @@ def reading(res: Results) -> list[str]:
             lines.append(f"{row.backend} lost {int(lost)} message(s) on {row.workload}.")
     lines += _resource_reading(table)
     return lines
+
+
+def _family_sentence(rows: pd.DataFrame) -> str:
+    """' Best SQLite ... vs best Kafka ...' when both families ran this workload."""
+    best = {}
+    for family in ("sqlite", "kafka"):
+        mine = rows[rows.backend.str.startswith(family)]
+        if not mine.empty:
+            best[family] = mine.loc[mine["e2e p99 ms"].idxmin()]
+    if len(best) < 2:
+        return ""
+    s, k = best["sqlite"], best["kafka"]
+    return (
+        f" Best SQLite: {s.backend} p50 {_fmt(s['e2e p50 ms'])} / p99 {_fmt(s['e2e p99 ms'])} ms;"
+        f" best Kafka: {k.backend} p50 {_fmt(k['e2e p50 ms'])} / p99 {_fmt(k['e2e p99 ms'])} ms."
+    )
 
 
 def _rate_reading(res: Results) -> list[str]:
@@ -237,6 +253,16 @@ def _rate_reading(res: Results) -> list[str]:
                     f"{backend} missed the p99 target already at the search's first step "
                     f"({_fmt(rate)} msg/s, p99 {_fmt(p99)} ms)."
                 )
+    check = res.meta.get("selfcheck") or {}
+    verified = check.get("achieved")
+    if verified:
+        above = searched[searched["searched max msg/s"] >= 0.9 * verified].backend.tolist()
+        if above:
+            lines.append(
+                f"{', '.join(above)} reached about the rate the harness itself was verified "
+                f"for ({_fmt(verified)} msg/s on the memory backend): there the harness, "
+                "not the backend, may be the limit."
+            )
     low = searched.loc[searched["searched max msg/s"].idxmin()]
     if low["searched max msg/s"] > 0 and top.backend != low.backend:
         ratio = top["searched max msg/s"] / low["searched max msg/s"]
