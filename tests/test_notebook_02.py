@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sqlitequeue.bench.faults import run_faults
+from sqlitequeue.bench.report_faults import render_faults_section
 from sqlitequeue.bench.results import load
 from tests.helpers import REPO, execute_notebook
 
@@ -48,3 +49,11 @@ def test_the_notebook_reads_a_faults_run_and_charts_it(tmp_path: Path) -> None:
     assert f"LOST {lost} of" in text  # the reading is computed from the results
     assert "producer-kill · sqlite-queue: nothing acknowledged was lost" in text
     assert images(nb) == 2  # timeline + RTO/RPO
+
+    section = render_faults_section(folder, tmp_path / "report")
+    assert section.startswith("## Failure recovery")
+    assert "| experiment | backend | durability | repeats |" in section
+    assert f"LOST {lost} of" in section
+    for image in ("faults_timeline.png", "faults_rto_rpo.png"):
+        assert f"]({image})" in section
+        assert (tmp_path / "report" / image).stat().st_size > 0

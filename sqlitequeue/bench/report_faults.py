@@ -48,7 +48,8 @@ def faults_table(results: Results) -> pd.DataFrame:
 def _durability_suffix(df: pd.DataFrame) -> pd.Series:
     """`` (full)`` where an experiment runs with several durability settings."""
     counts = df.groupby(["experiment", "backend"]).durability.transform("nunique")
-    return df.durability.where(counts > 1).map(lambda d: f" ({d})", na_action="ignore").fillna("")
+    several = (counts > 1).to_numpy()
+    return df.durability.astype(str).map(lambda d: f" ({d})").where(several, "")
 
 
 def raise_missing(path: Path) -> Any:
