@@ -27,7 +27,7 @@ def test_results_round_trip(tmp_path: Path) -> None:
 
 
 def test_load_rejects_non_results_folder(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match="no run.json"):
+    with pytest.raises(BenchError, match=r"no run\.json"):
         results.load(tmp_path)
 
 
