@@ -96,7 +96,7 @@ FULL_SIZES = Sizes(
     stream_rows=200_000,
     cap_seconds=6.0,
     peer_cap_seconds=3.0,
-    drain_cap_seconds=12.0,
+    drain_cap_seconds=16.0,
 )
 QUICK_SIZES = Sizes(
     puts=3_000,
