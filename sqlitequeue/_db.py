@@ -289,7 +289,11 @@ class Database:
         try:
             try:
                 self.conn.execute("COMMIT")
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    # e.g. disk full: SQLite has already rolled back, so a retried COMMIT
+                    # would only hide the cause behind "no transaction is active".
+                    raise _translate_runtime_error(self.path, exc) from exc
                 self._retry(lambda: self.conn.execute("COMMIT"), "commit")
         except BaseException:
             self._rollback()
@@ -495,4 +499,7 @@ def _translate_runtime_error(path: Path, exc: sqlite3.Error) -> DatabaseError:
             f"{path}: the write failed ({exc}); nothing of this call was stored. "
             "Free disk space (or raise the file-size limit) and retry."
         )
-    return _translate_open_error(path, exc)
+    error = _translate_open_error(path, exc)
+    if type(error) is DatabaseError:  # not corrupt, read-only or busy: say what failed
+        return DatabaseError(f"{path}: {exc}")
+    return error
