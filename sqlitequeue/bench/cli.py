@@ -25,6 +25,7 @@ BENCH_COMMANDS = {
     "faults": "faults",
     "cost": "cost",
     "locust-import": "locust_import",
+    "locust": "locust",
 }
 
 #: top-level commands that belong to the workbench

@@ -1,0 +1,92 @@
+"""Replay a workload with Locust against one or more backends; convert the CSVs.
+
+Runs loadtests/locustfile.py headless in a subprocess, one user per process (the
+workload's producers + consumers), for --run-time seconds per backend, writing Locust's
+CSVs under results/<run-id>/locust-csv/<backend>_*.csv, then converts them into
+results/<run-id>/ (kind "locust") and prints the summary. Kafka backends get a broker
+the way `bench run` does (KAFKA_BOOTSTRAP_SERVERS, else a local one). --web starts
+Locust's web UI instead (no conversion). Exits 1 if a run recorded failures.
+
+Example:
+  sqlitequeue bench locust --backend sqlite-queue,kafka-confluent --workload steady-1kb
+  sqlitequeue bench locust --backend sqlite-stream --run-time 10 --max-rate
+  sqlitequeue bench locust --backend kafka --web        # http://localhost:8089
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sqlitequeue.bench.commands.compare import _names
+
+HELP = "replay a workload with Locust (one user per process); convert its CSVs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --backend, --workload, --run-time, --max-rate, --profile, --out, --web."""
+    parser.add_argument(
+        "--backend", required=True, type=_names, metavar="NAME[,NAME…]", help="backends"
+    )
+    parser.add_argument("--workload", default="steady-1kb", metavar="NAME|PATH")
+    parser.add_argument("--run-time", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument("--max-rate", action="store_true", help="send as fast as possible")
+    parser.add_argument("--profile", metavar="NAME|PATH", help="backend settings profile")
+    parser.add_argument("--out", metavar="DIR", default="results", help="results root")
+    parser.add_argument("--web", action="store_true", help="start the web UI (one backend)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run Locust for each backend, convert, print the summary; return 0, or 1 on failures."""
+    from pathlib import Path
+
+    from sqlitequeue.bench import locust_run, report
+    from sqlitequeue.bench.locust_import import import_run
+    from sqlitequeue.bench.results import RunWriter, new_run_id
+
+    if args.web:
+        return _web(args)
+    run_id = new_run_id(f"locust-{Path(args.workload).stem}")
+    failed = 0
+    with RunWriter(Path(args.out), run_id, kind="locust") as writer:
+        for backend in args.backend:
+            prefix = writer.dir / "locust-csv" / backend
+            print(f"{backend}: Locust for {args.run_time:g} s ...", flush=True)
+            done = locust_run.run_locust(
+                backend,
+                args.workload,
+                run_time=args.run_time,
+                csv_prefix=prefix,
+                max_rate=args.max_rate,
+                profile=args.profile,
+            )
+            if done.returncode != 0:
+                failed += 1
+                print(done.output[-3000:])
+                print(f"{backend}: Locust exited with {done.returncode}")
+            if Path(f"{prefix}_stats.csv").exists():
+                import_run(writer, prefix)
+    print(report.format_table(report.summary_table(report.load(writer.dir))))
+    print(f"\nresults: {writer.dir}")
+    return 1 if failed else 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from sqlitequeue.bench import locust_run
+
+    if len(args.backend) != 1:
+        print("--web runs one backend at a time")
+        return 2
+    backend = args.backend[0]
+    cmd = locust_run.locust_command(
+        backend,
+        args.workload,
+        run_time=None,
+        csv_prefix=None,
+        headless=False,
+        max_rate=args.max_rate,
+        profile=args.profile,
+    )
+    with locust_run.kafka_for(backend) as env:
+        return subprocess.run(cmd, env=env, check=False).returncode
