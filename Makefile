@@ -12,7 +12,7 @@ export SQLITEQUEUE_CACHE := $(CACHE)
 # Extra arguments for the main job, e.g. make compare ARGS=--quick
 ARGS   ?=
 
-.PHONY: setup venv kafka litestream compare quick test lint pytest lab clean
+.PHONY: setup venv kafka litestream compare quick reference test lint pytest lab clean
 
 setup: venv kafka litestream
 
@@ -35,6 +35,16 @@ compare: setup
 
 quick: setup
 	$(PY) -m sqlitequeue bench compare --quick $(ARGS)
+
+# The committed reference runs behind README.md's results section (about 25 minutes).
+reference: setup
+	rm -rf results/reference results/reference-faults results/.faults-tmp
+	$(PY) -m sqlitequeue bench compare --run-id reference
+	$(PY) -m sqlitequeue bench faults --out results/.faults-tmp
+	mv results/.faults-tmp/* results/reference-faults && rmdir results/.faults-tmp
+	$(PY) -m sqlitequeue decide examples/profiles/seed.yaml --results results/reference --results results/reference-faults
+	$(PY) -m sqlitequeue bench queue > results/reference-queue.txt
+	$(PY) tools/readme_results.py
 
 test: setup lint pytest
 

@@ -30,3 +30,9 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make compare" in head
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci.strip().splitlines()[-1]
+
+
+def test_readme_results_come_from_the_committed_reference_runs() -> None:
+    from tools import readme_results
+
+    assert readme_results.main(["--check"]) == 0, "run: python tools/readme_results.py"

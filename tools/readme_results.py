@@ -1,0 +1,120 @@
+"""Regenerate README.md's results section from the committed reference runs.
+
+The section between ``<!-- results:start -->`` and ``<!-- results:end -->`` is rendered
+only from files under ``results/``: ``results/reference`` (``bench compare``, with the
+seed profile's ``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
+(``bench faults``) and ``results/reference-queue.txt`` (``bench queue``'s printed tables).
+``make reference`` produces all three and then runs this script; ``--check`` exits 1 when
+README.md is out of date (tests/test_docs.py runs the same comparison).
+
+Usage: python tools/readme_results.py [--check]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _facts(meta: dict) -> str:
+    host, versions = meta.get("host", {}), meta.get("versions", {})
+    kafka = meta.get("kafka") or {}
+    kafka_version = kafka.get("version") if isinstance(kafka, dict) else None
+    memory = host.get("memory_bytes")
+    parts = [
+        f"run `{meta.get('run_id')}` ({meta.get('created', '?')})",
+        f"{host.get('cpu_count', '?')} CPUs",
+        f"{memory / 2**30:.0f} GiB" if memory else None,
+        f"Python {versions.get('python')}",
+        f"SQLite {versions.get('sqlite')}",
+        f"Kafka {kafka_version}" if kafka_version else None,
+        f"confluent-kafka {versions.get('confluent-kafka')}",
+        f"kafka-python {versions.get('kafka-python')}",
+        f"commit `{str(meta.get('git_commit'))[:12]}`",
+    ]
+    load = meta.get("load_average_at_start")
+    if isinstance(load, list) and load:
+        parts.append("load average at start " + "/".join(f"{x:.1f}" for x in load))
+    return ", ".join(p for p in parts if p)
+
+
+def render(results_root: Path = REPO / "results") -> str:
+    """Return the Markdown of the results section (without the markers)."""
+    from sqlitequeue.bench import report, report_faults
+    from sqlitequeue.bench.results import load
+
+    bench_dir = results_root / "reference"
+    bench = load(bench_dir)
+    lines = [
+        "Every figure below is rendered by `tools/readme_results.py` from the committed folders",
+        "under `results/` (`make reference` reproduces them; your machine will differ: run",
+        "`make compare`).",
+        "",
+        f"**Workbench** (`sqlitequeue bench compare`): {_facts(bench.meta)}. Charts and the HTML",
+        "report: `results/reference/report/`.",
+        "",
+        "```text",
+        report.terminal_summary(bench_dir).replace(str(bench_dir), "results/reference").rstrip(),
+        "```",
+    ]
+    faults_dir = results_root / "reference-faults"
+    if (faults_dir / "run.json").exists():
+        faults = load(faults_dir)
+        table = report_faults.summarize(faults.tables["faults"]).drop(columns=["notes"])
+        lines += [
+            "",
+            f"**Failure lab** (`sqlitequeue bench faults`): {_facts(faults.meta)}.",
+            "",
+            report_faults.markdown_table(table),
+            "",
+            *[f"- {line}" for line in report_faults.reading(faults)],
+        ]
+    decision = bench_dir / "decision-seed.md"
+    if decision.exists():
+        text = decision.read_text().strip()
+        lines += [
+            "",
+            "**Decision for the seed article's team** (`sqlitequeue decide",
+            "examples/profiles/seed.yaml` on these two runs):",
+            "",
+            text.replace("## ", "#### ", 1),
+        ]
+    queue = results_root / "reference-queue.txt"
+    if queue.exists():
+        lines += [
+            "",
+            "**Micro-benchmarks** (`sqlitequeue bench queue`, printed output):",
+            "",
+            "```text",
+            queue.read_text().rstrip(),
+            "```",
+        ]
+    return "\n".join(lines)
+
+
+def splice(readme: str, section: str) -> str:
+    """Return ``readme`` with the text between the markers replaced by ``section``."""
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{section}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite README.md (or with --check, report whether it is up to date)."""
+    readme_path = REPO / "README.md"
+    readme = readme_path.read_text()
+    updated = splice(readme, render())
+    if "--check" in argv:
+        if updated != readme:
+            print("README.md's results section is out of date: run python tools/readme_results.py")
+            return 1
+        return 0
+    readme_path.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
