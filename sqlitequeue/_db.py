@@ -134,12 +134,17 @@ class Database:
             raise _translate_open_error(self.path, exc) from exc
 
     def _validate_schema(self) -> None:
-        """Refuse files that are not ours, or are newer than us, before writing anything."""
-        app_id = self.conn.execute("PRAGMA application_id").fetchone()[0]
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = self.conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-        ).fetchone()[0]
+        """Refuse files that are not ours, or are newer than us, before writing anything.
+
+        The three facts are read in one snapshot: another process may be creating the
+        schema right now, and a mix of before and after would look like a foreign file.
+        """
+        with self.read() as conn:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            ).fetchone()[0]
         if app_id == 0 and tables == 0:
             return  # a new or empty file: ours to initialise
         if app_id != _schema.APPLICATION_ID:
