@@ -16,6 +16,7 @@ patching our clients need; docs/locust.md explains why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -216,7 +217,9 @@ def on_init(environment: Any, **_: Any) -> None:
         config = build_config(environment)
     except QueueError as exc:
         sys.stderr.write(f"sqlitequeue: {exc}\n")
-        sys.exit(1)
+        sys.stderr.flush()
+        stop_forked_workers()
+        os._exit(1)  # nothing has started yet: no clean-up to run
     backend_user.register(environment, config)
     if backend_user.is_coordinator(environment.runner):
         n = len(roles(config.workload))
@@ -228,6 +231,18 @@ def on_init(environment: Any, **_: Any) -> None:
             n,
         )
         environment.events.spawning_complete.add_listener(_check_user_count(environment, n))
+
+
+def stop_forked_workers() -> None:
+    """Kill the workers this process forked for ``--processes`` (they would otherwise keep
+    retrying to connect to a master that is gone, for minutes)."""
+    import signal
+
+    import psutil
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            os.kill(child.pid, signal.SIGKILL)
 
 
 def _check_user_count(environment: Any, needed: int) -> Any:
