@@ -23,7 +23,7 @@ from sqlitequeue.bench.fault_lab import (
 )
 from sqlitequeue.bench.fault_ledger import Event, account, first_time, ids_of
 from sqlitequeue.bench.fault_workers import id_of
-from sqlitequeue.errors import KafkaError
+from sqlitequeue.errors import BenchError, KafkaError
 
 BACKEND = "kafka"
 DURABILITY = "acks=all"
@@ -138,8 +138,13 @@ def _finish(workers: list[Worker], d: Path, timeout: float) -> None:
 def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     """Two group members share a 2-partition topic; one is SIGKILLed while holding records.
 
-    RTO: from the kill until every record it held (polled, not committed) was processed by
-    the survivor, after the group noticed (session.timeout.ms) and rebalanced.
+    The victim is frozen (SIGSTOP) at a moment it is part-way through processing a batch,
+    so no commit can be in flight: every record it received since its last commit is
+    certainly uncommitted and must come back. Then it is SIGKILLed. RTO: from the freeze
+    until the survivor (after the group noticed, session.timeout.ms, and rebalanced) has
+    processed every record the victim held. The wait for that is bounded by
+    :func:`recovery_window`; if recovery is not seen in time, ``rto_s`` is empty and the
+    notes say ``NOT RECOVERED`` and why.
     """
     s, d = lab.scale, lab.trial_dir(case, repeat)
     bootstrap = lab.bootstrap()
@@ -168,24 +173,23 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
         _producer_cfg(lab, d, "producer", bootstrap, topic, stop=str(d / "stop-producer")),
         d / "producer.log",
     )
+    window = recovery_window(s.failure_timeout_s)
     try:
         time.sleep(s.before_s)
         wait_until(
-            lambda: _committed_twice(victim) and _committed_twice(survivor),
+            lambda: _stable(victim, survivor, partitions=2),
             60,
-            "both consumers to commit (a stable group)",
+            "a stable group (each consumer owns a partition and committed twice since)",
         )
-        wait_until(lambda: bool(_held(victim.events())), 30, "consumer 1 to hold records")
-        t_fault = victim.kill()
+        t_fault = _freeze_mid_batch(victim, 30)
+        victim.kill()
         held = _held(victim.events())
+        owned = _assignment(victim.log)
+        t_recovered = wait_for(lambda: held <= set(_ids(survivor.events(), "P")), window)
         time.sleep(s.after_s)
         (d / "stop-producer").touch()
         producer.wait(s.drain_timeout_s)
         acked = set(_ids(producer.events(), "A"))
-        t_recovered = wait_for(
-            lambda: held <= set(_ids(survivor.events(), "P")),
-            s.failure_timeout_s * 3 + s.drain_timeout_s,
-        )
         wait_for(lambda: acked <= set(_ids(_all(consumers), "P")), s.drain_timeout_s)
     finally:
         _finish([producer, *consumers], d, 60)
@@ -194,9 +198,16 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     acc = account(_ids(producer.events(), "S"), acked, processed, processed)
     first_redelivery = first_time([e for e in survivor.events() if e.at > t_fault], "P")
     redelivered = [first_redelivery[i] for i in held if i in first_redelivery]
-    done_at = max(redelivered) if redelivered and len(redelivered) == len(held) else t_recovered
-    rto = None if done_at is None else done_at - t_fault
-    notes = f"session.timeout.ms {s.failure_timeout_s * 1000:.0f}; victim held {len(held)} records"
+    complete = bool(held) and len(redelivered) == len(held)
+    rto = max(redelivered) - t_fault if complete else None
+    notes = (
+        f"session.timeout.ms {s.failure_timeout_s * 1000:.0f}; victim held {len(held)} "
+        f"records of partition(s) {_fmt(owned)}"
+    )
+    if rto is None:
+        notes = "NOT RECOVERED: " + _no_recovery(survivor, t_fault, window, held, owned) + notes
+    elif t_recovered is None:
+        notes += f"; recovered only after the {window:g} s window, while draining"
     return Trial(
         case,
         repeat,
@@ -209,14 +220,110 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     )
 
 
+def recovery_window(session_timeout_s: float) -> float:
+    """How long a trial waits for a group to hand a dead member's partitions on.
+
+    The coordinator needs ``session_timeout_s`` to notice, then a rebalance (the survivor
+    rejoins on its next heartbeat, a few seconds at most); the margin covers a machine
+    busy with other work (slow heartbeats, slow fetches, a loaded broker).
+    """
+    return session_timeout_s * 3 + 30.0
+
+
+def _freeze_mid_batch(victim: Worker, timeout: float) -> float:
+    """SIGSTOP ``victim`` at a moment it holds an uncommitted, part-processed batch.
+
+    A consumer commits only after processing its whole batch, so while some record it
+    received is not yet processed no commit can be in flight. Between attempts it runs
+    on. Returns the unix time of the freeze; raises BenchError after ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at = victim.pause()
+        if _mid_batch(victim.events()):
+            return at
+        victim.resume()
+        time.sleep(0.01)
+    raise BenchError(f"consumer 1 was never caught mid-batch within {timeout:g} s")
+
+
+def _mid_batch(events: list[Event]) -> bool:
+    """True when some record received since the last commit is not yet processed."""
+    last_commit = max((e.at for e in events if e.kind == "C"), default=0.0)
+    recent = [e for e in events if e.at > last_commit]
+    received = {i for e in recent if e.kind == "R" for i in e.ids}
+    processed = {i for e in recent if e.kind == "P" for i in e.ids}
+    return bool(received - processed)
+
+
 def _held(events: list[Event]) -> set[int]:
     """Records received after the last commit (a commit covers everything polled before)."""
     last_commit = max((e.at for e in events if e.kind == "C"), default=0.0)
     return {i for e in events if e.kind == "R" and e.at > last_commit for i in e.ids}
 
 
-def _committed_twice(worker: Worker) -> bool:
-    return sum(1 for e in worker.events() if e.kind == "C") >= 2
+def _assignments(log: Path) -> list[tuple[float, str, set[int]]]:
+    """The ``(at, "assigned"|"revoked", partitions)`` lines a kafka-consumer printed."""
+    found = []
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("assigned", "revoked"):
+            try:
+                at = float(parts[0])
+                spec = parts[2] if len(parts) > 2 else ""
+                partitions = {int(p.split("@")[0]) for p in spec.split(",") if p}
+            except ValueError:
+                continue
+            found.append((at, parts[1], partitions))
+    return found
+
+
+def _assignment(log: Path) -> tuple[float, set[int]]:
+    """When the consumer got its current partitions, and which (eager protocol)."""
+    lines = _assignments(log)
+    if not lines or lines[-1][1] != "assigned":
+        return 0.0, set()
+    return lines[-1][0], lines[-1][2]
+
+
+def _stable(a: Worker, b: Worker, partitions: int) -> bool:
+    """Both own partitions, together all, and both committed twice since the last change."""
+    (at_a, parts_a), (at_b, parts_b) = _assignment(a.log), _assignment(b.log)
+    if not parts_a or not parts_b or parts_a & parts_b:
+        return False
+    if len(parts_a | parts_b) != partitions:
+        return False
+    since = max(at_a, at_b)
+    return all(sum(1 for e in w.events() if e.kind == "C" and e.at > since) >= 2 for w in (a, b))
+
+
+def _fmt(owned: tuple[float, set[int]]) -> str:
+    return ",".join(map(str, sorted(owned[1]))) or "?"
+
+
+def _no_recovery(
+    survivor: Worker, t_fault: float, window: float, held: set[int], owned: tuple[float, set[int]]
+) -> str:
+    """Why recovery was not seen: no takeover, or a takeover without the held records."""
+    taken = [
+        (at, parts)
+        for at, kind, parts in _assignments(survivor.log)
+        if kind == "assigned" and at > t_fault and owned[1] <= parts
+    ]
+    if not held:
+        return "the victim held no records; "
+    if not taken:
+        return f"the survivor was not given partition(s) {_fmt(owned)} within {window:g} s; "
+    got = set(_ids(survivor.events(), "P"))
+    return (
+        f"the survivor took partition(s) {_fmt(owned)} over after {taken[0][0] - t_fault:.1f} s "
+        f"but processed only {len(held & got)} of {len(held)} held records within "
+        f"{window:g} s; "
+    )
 
 
 # -- producer SIGKILL --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -192,6 +193,18 @@ class Worker:
             self.process.kill()
         self.process.wait(30)
         return at
+
+    def pause(self) -> float:
+        """SIGSTOP the process (its ledger then stands still); return the unix time."""
+        at = time.time()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+        return at
+
+    def resume(self) -> None:
+        """SIGCONT a process stopped by :meth:`pause`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def wait(self, timeout: float) -> int:
         """Wait for a normal exit; on timeout SIGKILL it and raise BenchError with its log."""

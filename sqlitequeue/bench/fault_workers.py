@@ -234,7 +234,9 @@ def kafka_consumer(cfg: dict[str, Any]) -> None:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": int(float(cfg["lease"]) * 1000),
-            "heartbeat.interval.ms": max(100, int(float(cfg["lease"]) * 1000) // 6),
+            # Frequent heartbeats: the group then acts on a death within ~session.timeout.ms
+            # (not up to one more heartbeat interval early or late) and RTO measures it.
+            "heartbeat.interval.ms": max(100, int(float(cfg["lease"]) * 1000) // 20),
             **cfg.get("settings", {}),
         }
     )
