@@ -42,6 +42,8 @@ CONSUME = "consume"
 END_TO_END = "end-to-end"
 #: seconds a consumer's poll may block (short: the poll blocks its process's event loop)
 POLL_TIMEOUT = 0.02
+#: a producer wakes this early and sleeps the rest precisely (event-loop timers are ~1 ms)
+EARLY = 0.002
 
 
 @dataclass(frozen=True)
@@ -147,19 +149,27 @@ class ProducerClient:
         """True once every scheduled message was sent."""
         return self._next is None
 
-    def seconds_until_due(self) -> float:
-        """Return how long to wait before the next send is due (0 when due or finished)."""
+    def seconds_until_due(self, early: float = 0.0) -> float:
+        """Return how long to wait until ``early`` seconds before the next send is due
+        (0 when due or finished)."""
         if self._next is None or self.max_rate:
             return 0.0
-        return max(0.0, self.start_pc + self._next.at - time.perf_counter())
+        return max(0.0, self.start_pc + self._next.at - early - time.perf_counter())
 
-    def send_due(self, limit: int = 1000) -> int:
-        """Send every message that is due now (at most ``limit``); return how many were sent."""
+    def send_due(self, limit: int = 1000, sleep: Any = None, early: float = 0.0) -> int:
+        """Send every message that is due now (at most ``limit``); return how many were sent.
+
+        With ``sleep`` (a blocking sleep), a send due within ``early`` seconds is waited for
+        precisely and sent on time, as the workbench's producers do with ``time.sleep``.
+        """
         sent = 0
         while self._next is not None and sent < limit:
             send = self._next
             due_pc = self.start_pc + send.at
             now_pc = time.perf_counter()
+            if sleep is not None and not self.max_rate and 0 < due_pc - now_pc <= early:
+                sleep(due_pc - now_pc)
+                now_pc = time.perf_counter()
             if not self.max_rate and due_pc > now_pc:
                 break
             if self.max_rate:

@@ -22,6 +22,7 @@ custom messages, which work the same in one process, with ``--processes`` and wi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -30,12 +31,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
+import gevent.monkey
 from backend_client import (
+    EARLY,
     ConsumerClient,
     Measurement,
     ProducerClient,
@@ -53,6 +57,30 @@ from sqlitequeue.bench.backends.base import Backend, BackendSpec, Consumer, Prod
 from sqlitequeue.bench.workload import Workload
 
 log = logging.getLogger("sqlitequeue.locust")
+#: the unpatched time.sleep: blocks this process's event loop for at most EARLY seconds
+REAL_SLEEP = gevent.monkey.get_original("time", "sleep")
+#: real client threads (loadtests/run_locust.py) rather than greenlets (kafka-python)
+NATIVE_THREADS = not gevent.monkey.is_module_patched("threading")
+
+
+@contextlib.contextmanager
+def precise_sleep() -> Iterator[None]:
+    """Let the calling code's ``time.sleep`` block for real (sub-ms) instead of yielding.
+
+    gevent's patched sleep wakes on the event loop's ~1 ms timer ticks, which would add up
+    to a millisecond to every SQLite poll (``wait_for_change`` sleeps 50 us .. 2 ms). With
+    real client threads and one user per process nothing else needs the loop meanwhile.
+    """
+    if not NATIVE_THREADS:
+        yield
+        return
+    patched = time.sleep
+    time.sleep = REAL_SLEEP
+    try:
+        yield
+    finally:
+        time.sleep = patched
+
 
 JOIN, ROLE, READY, GO = "sqq_join", "sqq_role", "sqq_ready", "sqq_go"
 JOIN_TIMEOUT = 120.0  # seconds a user waits for its role
@@ -312,7 +340,7 @@ class BackendUser(User):
             return 0.0
         if self.producing.finished:
             return IDLE_WAIT
-        return min(self.producing.seconds_until_due(), IDLE_WAIT)
+        return min(self.producing.seconds_until_due(EARLY), IDLE_WAIT)
 
     def on_start(self) -> None:
         """Take a role from the coordinator, open the client, wait for the common start."""
@@ -373,7 +401,7 @@ class BackendUser(User):
 
     def _produce_step(self, client: ProducerClient) -> None:
         if not client.finished:
-            client.send_due()
+            client.send_due(sleep=REAL_SLEEP, early=EARLY)
         elif not self.flushed:
             self.flushed = True
             self._flush(client)
@@ -389,7 +417,9 @@ class BackendUser(User):
                     log.info("consumer learned the start time %.3f s after it", late)
                 workload = self.config.workload if self.config else CONFIG.workload
                 client.start(start_at, workload.with_duration(seconds).warmup_seconds)
-        self.report(client.poll())
+        with precise_sleep():
+            measured = client.poll()
+        self.report(measured)
 
     def _flush(self, client: ProducerClient) -> None:
         try:
