@@ -9,6 +9,11 @@ Everything that touches ``sqlite3`` directly goes through :class:`Database`:
   SQLite's busy handler is not invoked in every contended case (WAL recovery, snapshot
   upgrades), so ``database is locked`` never escapes to callers: after ``lock_timeout``
   seconds they get :class:`~sqlitequeue.errors.DatabaseBusy` naming the file;
+* WAL checkpoints run on a background thread (one per file per process, with its own
+  connection), not inside the COMMIT that crossed SQLite's auto-checkpoint threshold:
+  a checkpoint copies pages and fsyncs twice, which on a busy disk takes tens to
+  hundreds of milliseconds, and a queue writes several pages per message (put, claim,
+  ack), so inline checkpoints stalled producers and consumers many times a second;
 * :meth:`Database.wait_for_change` wakes when another connection commits, by polling
   ``PRAGMA data_version`` with an adaptive back-off (sub-millisecond at first, a few
   milliseconds when idle), so blocking reads are fast without burning a core.
@@ -55,6 +60,19 @@ WAIT_MAX_SLEEP = 0.002
 #: The WAL file is truncated to this size after a checkpoint (it would otherwise keep its
 #: largest size forever).
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+#: The background checkpointer aims to checkpoint about every this many WAL frames (half
+#: SQLite's default auto-checkpoint size, so it normally runs before the inline backstop)
+#: and at least every CHECKPOINT_MAX_GAP seconds while this process commits.
+CHECKPOINT_TARGET_FRAMES = 500
+CHECKPOINT_MAX_GAP = 1.0
+
+#: Inline auto-checkpoint threshold kept as a backstop, in WAL frames. A PASSIVE checkpoint
+#: never blocks writers, so a writer that never pauses keeps the background one from
+#: catching up, and the WAL only restarts from its beginning once fully checkpointed; the
+#: backstop (run by a writer between its transactions) then bounds the WAL as before.
+AUTOCHECKPOINT_BACKSTOP = 2 * CHECKPOINT_TARGET_FRAMES
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -112,7 +130,7 @@ class Database:
                 )
             except sqlite3.Error as exc:
                 raise _translate_open_error(self.path, exc) from exc
-            self._file_key = _register_open_file(self.path)
+            self._file_key, self._checkpointer = _register_open_file(self.path)
         try:
             self._prepare(busy_timeout)
         except BaseException:
@@ -129,6 +147,8 @@ class Database:
             self.conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
             self._ensure_wal()
             self.conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            if self._checkpointer is not None:  # it checkpoints; commits no longer do
+                self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_BACKSTOP}")
             self._migrate()
         except sqlite3.Error as exc:
             raise _translate_open_error(self.path, exc) from exc
@@ -211,7 +231,12 @@ class Database:
                 self._rollback()
                 raise
             self._commit()
-            self._local_commits += 1
+            self._committed()
+
+    def _committed(self) -> None:
+        self._local_commits += 1
+        if self._checkpointer is not None:
+            self._checkpointer.note_commit()
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
@@ -239,7 +264,7 @@ class Database:
                 cursor = box[0]
             except sqlite3.DatabaseError as exc:
                 raise _translate_runtime_error(self.path, exc) from exc
-            self._local_commits += 1
+            self._committed()
             return cursor
 
     def execute_returning(self, statement: str, parameters: object = ()) -> list[Any]:
@@ -264,7 +289,7 @@ class Database:
             except sqlite3.DatabaseError as exc:
                 self._rollback()
                 raise _translate_runtime_error(self.path, exc) from exc
-            self._local_commits += 1
+            self._committed()
             return rows
 
     def run_write(self, statement: str, parameters: object = ()) -> list[sqlite3.Row]:
@@ -415,6 +440,73 @@ class Database:
 #: process already has the file open (it was checked then).
 _OPEN_FILES: dict[tuple[int, int] | None, int] = {}
 _OPEN_FILES_LOCK = threading.Lock()
+#: The background checkpointer of each file this process has open (see _Checkpointer).
+_CHECKPOINTERS: dict[tuple[int, int], _Checkpointer] = {}
+
+
+class _Checkpointer:
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on one file from a daemon thread.
+
+    It has its own connection, so a checkpoint (page copies and two fsyncs) never holds
+    a Database's lock or delays a commit. Commits call :meth:`note_commit` (cheap); the
+    thread wakes once enough commits happened to have written about
+    ``CHECKPOINT_TARGET_FRAMES`` WAL frames (estimated from the last checkpoint), or
+    ``CHECKPOINT_MAX_GAP`` seconds after a commit. Failures (busy, disk full) are left
+    for the next round: checkpoints are never needed for correctness.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.pid = os.getpid()
+        self._path = str(path)
+        self._commits = 0
+        self._threshold = 1
+        self._stopping = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqlitequeue-checkpoint {path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def note_commit(self) -> None:
+        """Count one commit on the file; wake the thread when a checkpoint is due."""
+        self._commits += 1
+        if self._commits >= self._threshold:
+            self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread (after its current checkpoint) and close its connection."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error:
+            return  # the file's own connections still checkpoint (the backstop)
+        try:
+            while not self._stopping:
+                self._wake.wait(CHECKPOINT_MAX_GAP)
+                self._wake.clear()
+                commits, self._commits = self._commits, 0
+                if self._stopping or not commits:
+                    continue
+                try:
+                    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                except sqlite3.Error:
+                    continue  # busy or disk full: try again after the next commits
+                if frames >= AUTOCHECKPOINT_BACKSTOP:
+                    # The WAL did not restart: writers never paused long enough. Stand
+                    # aside (until CHECKPOINT_MAX_GAP) so the backstop, run by a writer
+                    # between its own transactions, is not skipped as busy because of us.
+                    self._threshold = 1 << 62
+                elif frames > 0:  # frames written since the WAL last restarted
+                    self._threshold = max(1, CHECKPOINT_TARGET_FRAMES * commits // frames)
+        finally:
+            conn.close()
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:
@@ -425,20 +517,34 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _register_open_file(path: Path) -> tuple[int, int] | None:
-    """Count one more open Database on ``path`` (call with _OPEN_FILES_LOCK held)."""
+def _register_open_file(
+    path: Path,
+) -> tuple[tuple[int, int] | None, _Checkpointer | None]:
+    """Count one more open Database on ``path`` (call with _OPEN_FILES_LOCK held).
+
+    Returns the file's key and its background checkpointer (started with the first
+    Database on the file; None if the file cannot be identified).
+    """
     key = _file_key(path)
-    if key is not None:
-        _OPEN_FILES[key] = _OPEN_FILES.get(key, 0) + 1
-    return key
+    if key is None:
+        return None, None
+    _OPEN_FILES[key] = _OPEN_FILES.get(key, 0) + 1
+    checkpointer = _CHECKPOINTERS.get(key)
+    if checkpointer is None or checkpointer.pid != os.getpid():  # none, or a fork's copy
+        checkpointer = _CHECKPOINTERS[key] = _Checkpointer(path)
+    return key, checkpointer
 
 
 def _unregister_open_file(key: tuple[int, int] | None) -> None:
+    checkpointer = None
     with _OPEN_FILES_LOCK:
         if key in _OPEN_FILES:
             _OPEN_FILES[key] -= 1
             if not _OPEN_FILES[key]:
                 del _OPEN_FILES[key]
+                checkpointer = _CHECKPOINTERS.pop(key, None)  # type: ignore[arg-type]
+    if checkpointer is not None:
+        checkpointer.stop()
 
 
 def _check_file_before_open(path: Path, *, read_header: bool = True) -> None:
