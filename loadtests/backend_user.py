@@ -401,7 +401,8 @@ class BackendUser(User):
 
     def _produce_step(self, client: ProducerClient) -> None:
         if not client.finished:
-            client.send_due(sleep=REAL_SLEEP, early=EARLY)
+            # a real sleep would starve kafka-python's I/O greenlet: only with real threads
+            client.send_due(sleep=REAL_SLEEP if NATIVE_THREADS else None, early=EARLY)
         elif not self.flushed:
             self.flushed = True
             self._flush(client)
