@@ -118,6 +118,8 @@ class Database:
         # connections' commits, so wait_for_change also watches this counter (a thread
         # blocked in it must wake when another thread commits on the same connection).
         self._local_commits = 0
+        # The connection's current PRAGMA synchronous (see _set_sync).
+        self._sync = DURABILITY[durability]
         with _OPEN_FILES_LOCK:
             _check_file_before_open(self.path, read_header=_file_key(self.path) not in _OPEN_FILES)
             try:
@@ -141,6 +143,31 @@ class Database:
     # -- opening -------------------------------------------------------------------------
 
     def _prepare(self, busy_timeout: float) -> None:
+        """Validate, set pragmas and migrate, retrying busy errors within lock_timeout.
+
+        Every step is idempotent. Retrying them as a whole is needed because SQLite
+        returns ``database is locked`` without calling the busy handler when two
+        processes create one file at once (both switching it to WAL, or one reading
+        while the other migrates).
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                self._prepare_once(busy_timeout)
+                return
+            except DatabaseBusy as exc:
+                self._rollback()
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"{self.path} stayed locked for {self.lock_timeout:g} s while "
+                        f"opening ({exc.__cause__ or exc}); look for a process stuck inside "
+                        "a transaction, or raise lock_timeout"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
+
+    def _prepare_once(self, busy_timeout: float) -> None:
         try:
             self._validate_schema()
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -208,8 +235,12 @@ class Database:
     # -- transactions --------------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """Run the block in one ``BEGIN IMMEDIATE`` transaction; commit on success.
+
+        ``durable=False`` allows the commit to be undone by a power loss even under
+        ``durability="full"`` (see :meth:`_set_sync`); only for writes whose loss makes
+        a message be delivered again, never for writes whose loss would lose one.
 
         ``BEGIN`` is retried with back-off on busy errors; :class:`DatabaseBusy` is raised
         if the lock cannot be had within ``lock_timeout``. Statements inside the block run
@@ -219,6 +250,7 @@ class Database:
         """
         with self._lock:
             self._check_open()
+            self._set_sync(durable)
             self._begin_immediate()
             try:
                 yield self.conn
@@ -233,6 +265,23 @@ class Database:
             self._commit()
             self._committed()
 
+    def _set_sync(self, durable: bool) -> None:
+        """Under ``durability="full"``, commit at NORMAL when ``durable`` is False.
+
+        In WAL mode a NORMAL commit is not fsynced but stays ordered before the next
+        fsync, so a power loss can undo only the most recent such commits, never reorder
+        or corrupt. Claims and acks use it: undoing them redelivers messages, which
+        at-least-once delivery allows, and it saves one fsync each (get+ack runs several
+        times faster). Puts stay FULL, so no acknowledged put is lost. Call outside a
+        transaction, with the lock held.
+        """
+        if self.durability != "full":
+            return
+        wanted = "FULL" if durable else "NORMAL"
+        if wanted != self._sync:
+            self.conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._sync = wanted
+
     def _committed(self) -> None:
         self._local_commits += 1
         if self._checkpointer is not None:
@@ -242,17 +291,21 @@ class Database:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def execute_write(self, statement: str, parameters: object = ()) -> sqlite3.Cursor:
+    def execute_write(
+        self, statement: str, parameters: object = (), *, durable: bool = True
+    ) -> sqlite3.Cursor:
         """Run one statement that returns no rows as its own (autocommit) transaction.
 
         The cheapest write: no BEGIN/COMMIT round trips. Returns the finished cursor (for
         ``rowcount`` and ``lastrowid``). Busy errors are retried like :meth:`write` and end
         in :class:`DatabaseBusy`; the statement is atomic, so a failure stores nothing.
-        Statements with ``RETURNING`` must use :meth:`write` instead.
+        Statements with ``RETURNING`` must use :meth:`execute_returning` instead.
+        ``durable`` is as for :meth:`write`.
         """
         with self._lock:
             if self._closed:
                 self._check_open()
+            self._set_sync(durable)
             try:
                 cursor = self.conn.execute(statement, parameters)  # type: ignore[arg-type]
             except sqlite3.OperationalError:
@@ -267,7 +320,9 @@ class Database:
             self._committed()
             return cursor
 
-    def execute_returning(self, statement: str, parameters: object = ()) -> list[Any]:
+    def execute_returning(
+        self, statement: str, parameters: object = (), *, durable: bool = True
+    ) -> list[Any]:
         """Like :meth:`execute_write` for one statement with ``RETURNING``: return its rows.
 
         The rows are fetched (and so the autocommit transaction finished) before the
@@ -276,6 +331,7 @@ class Database:
         with self._lock:
             if self._closed:
                 self._check_open()
+            self._set_sync(durable)
             try:
                 rows = self.conn.execute(statement, parameters).fetchall()  # type: ignore[arg-type]
             except sqlite3.OperationalError:
@@ -361,14 +417,25 @@ class Database:
             self._check_open()
             return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def wait_for_change(self, timeout: float | None) -> bool:
-        """Block until another connection commits, or ``timeout`` seconds pass.
+    def change_token(self) -> tuple[int, int]:
+        """Return a value that differs once anyone commits to the file (see
+        :meth:`wait_for_change`): ``PRAGMA data_version`` plus this object's own commits."""
+        with self._lock:
+            return self.data_version(), self._local_commits
 
+    def wait_for_change(self, timeout: float | None, since: tuple[int, int] | None = None) -> bool:
+        """Block until someone commits, or ``timeout`` seconds pass.
+
+        ``since`` is a :meth:`change_token` taken *before* the caller last looked at the
+        data: a commit that landed after that look is then seen at once instead of being
+        missed (the lost wake-up). Without it the wait starts from now.
         Returns True when a change was seen, False on timeout (``None`` waits forever).
         Polls ``PRAGMA data_version`` with back-off from 50 µs to 2 ms, so a waiting
         process wakes within about 2 ms and an idle one uses well under 5% of a core.
         """
-        start = (self.data_version(), self._local_commits)
+        start = self.change_token() if since is None else since
+        if since is not None and self.change_token() != start:
+            return True
         deadline = None if timeout is None else time.monotonic() + timeout
         sleep = WAIT_MIN_SLEEP
         while True:
@@ -377,7 +444,7 @@ class Database:
                 return False
             pause = sleep if deadline is None else min(sleep, deadline - now)
             time.sleep(pause)
-            if (self.data_version(), self._local_commits) != start:
+            if self.change_token() != start:
                 return True
             sleep = min(sleep * 1.5, WAIT_MAX_SLEEP)
 

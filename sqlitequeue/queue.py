@@ -145,7 +145,8 @@ class QueueStats:
 class Queue:
     """A named work queue in an SQLite file, safe to share between threads and processes.
 
-    ``durability`` is ``"full"`` (survives power loss), ``"normal"`` (survives a process
+    ``durability`` is ``"full"`` (acknowledged puts survive power loss; the last claims
+    and acks may be undone, i.e. redelivered), ``"normal"`` (survives a process
     crash; power loss may lose the last commits) or ``"off"`` (no fsync at all; see
     docs/queue.md). ``lease`` is the default seconds a claim lasts, ``max_attempts`` the
     deliveries before a message is dead-lettered, ``max_payload_size`` the largest payload
@@ -289,12 +290,12 @@ class Queue:
         tick = time.monotonic()
         if settle or tick >= self._next_settle:
             self._next_settle = tick + _SETTLE_INTERVAL
-            with self._db.write() as conn:
+            with self._db.write(durable=False) as conn:
                 conn.execute(_PROMOTE, (name, now, self.max_attempts))
                 conn.execute(_SWEEP_TOMBSTONES)
                 rows = conn.execute(_CLAIM, params).fetchall()
         else:
-            rows = self._db.execute_returning(_CLAIM, params)
+            rows = self._db.execute_returning(_CLAIM, params, durable=False)
         if not rows:
             return []
         if len(rows) > 1:
@@ -307,11 +308,15 @@ class Queue:
         """Sleep until something may be claimable (a commit elsewhere, or a due time)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            # Taken before the look, so a commit landing between the look and the wait
+            # wakes the wait at once (otherwise the message would wait for the next commit).
+            token = self._db.change_token()
             with self._db.read() as conn:
                 ready, next_due = conn.execute(_PROBE, (self.name,)).fetchone()
             now = self._clock()
-            if ready or (next_due is not None and next_due <= now):
-                messages = self._claim(limit, lease, settle=True)
+            due = next_due is not None and next_due <= now
+            if ready or due:
+                messages = self._claim(limit, lease, settle=due)
                 if messages:
                     return messages
             wait = None if deadline is None else deadline - time.monotonic()
@@ -322,7 +327,7 @@ class Queue:
             if next_due is not None:
                 until_due = next_due - now + _DUE_SLACK
                 wait = until_due if wait is None else min(wait, until_due)
-            self._db.wait_for_change(wait)
+            self._db.wait_for_change(wait, since=token)
 
     # -- settling --------------------------------------------------------------------------
 
@@ -333,7 +338,7 @@ class Queue:
         it was already acked, buried or nacked); the other claim is left untouched. An ack
         after the lease expired still succeeds if nobody claimed the message meanwhile.
         """
-        cur = self._db.execute_write(_ACK, (message.id, message.lease_token))
+        cur = self._db.execute_write(_ACK, (message.id, message.lease_token), durable=False)
         if cur.rowcount != 1:
             raise self._lease_lost([message.id], "ack")
 
@@ -349,7 +354,7 @@ class Queue:
         if not by_token:
             return
         lost: list[int] = []
-        with self._db.write() as conn:
+        with self._db.write(durable=False) as conn:
             for token, ids in by_token.items():
                 id_list = "[" + ",".join(map(str, ids)) + "]"
                 rows = conn.execute(_ACK_MANY, (id_list, token)).fetchall()
@@ -386,7 +391,9 @@ class Queue:
         with its new ``lease_expires_at``. Raises :class:`LeaseLost` if it was taken over."""
         lease = self.lease if lease is None else _check_seconds("lease", lease, positive=True)
         expires = self._clock() + lease
-        cur = self._db.execute_write(_EXTEND, (expires, message.id, message.lease_token))
+        cur = self._db.execute_write(
+            _EXTEND, (expires, message.id, message.lease_token), durable=False
+        )
         if cur.rowcount != 1:
             raise self._lease_lost([message.id], "extend")
         return dataclasses.replace(message, lease_expires_at=expires)

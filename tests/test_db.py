@@ -122,3 +122,25 @@ def test_closed_database_raises(db_path: Path) -> None:
     db.close()
     with pytest.raises(Closed):
         db.data_version()
+
+
+def test_wait_for_change_since_a_token_sees_a_commit_made_before_the_wait(
+    db_path: Path,
+) -> None:
+    with _db.Database(db_path) as waiter, _db.Database(db_path) as writer:
+        token = waiter.change_token()
+        with writer.write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        # The commit happened before the wait began: it must still count.
+        assert waiter.wait_for_change(30.0, since=token) is True
+
+
+def test_full_durability_relaxes_only_non_durable_commits(db_path: Path) -> None:
+    with _db.Database(db_path, durability="full") as db:
+        sync = "PRAGMA synchronous"
+        with db.write(durable=False) as conn:
+            assert conn.execute(sync).fetchone()[0] == 1  # NORMAL
+        with db.write() as conn:
+            assert conn.execute(sync).fetchone()[0] == 2  # FULL again
+    with _db.Database(db_path, durability="normal") as db, db.write() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1

@@ -20,7 +20,7 @@ def _open_and_put(path: str, barrier: object, out: object) -> None:
 
 def test_processes_creating_one_file_at_once_all_succeed(tmp_path: Path) -> None:
     ctx = mp.get_context("spawn")
-    for round_ in range(4):
+    for round_ in range(10):
         path = str(tmp_path / f"new-{round_}.db")
         barrier, out = ctx.Barrier(4), ctx.Queue()
         procs = [ctx.Process(target=_open_and_put, args=(path, barrier, out)) for _ in range(4)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -170,6 +172,28 @@ def test_blocking_get_wakes_on_put_from_another_thread_same_queue(db_path: Path)
             timer.join()
         assert msg is not None and msg.payload == b"hello"
         assert time.monotonic() - start < 5  # woke on the put, not on the timeout
+
+
+def test_put_landing_between_the_look_and_the_wait_is_not_missed(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lost wake-up: a put committed right after get() looked (and found nothing)
+    but before it started waiting must wake it, not wait for the next commit."""
+    with Queue(db_path) as consumer, Queue(db_path) as producer:
+        real_read = consumer._db.read
+
+        @contextlib.contextmanager
+        def read_then_put() -> Iterator[sqlite3.Connection]:
+            with real_read() as conn:
+                yield conn
+            monkeypatch.setattr(consumer._db, "read", real_read)  # only the first look
+            producer.put(b"hello")
+
+        monkeypatch.setattr(consumer._db, "read", read_then_put)
+        start = time.monotonic()
+        msg = consumer.get(timeout=20)
+        assert msg is not None and msg.payload == b"hello"
+        assert time.monotonic() - start < 10  # woke on the put, not on the timeout
 
 
 def test_blocking_get_sleeps_until_due_instead_of_polling_the_claim(db_path: Path) -> None:

@@ -257,7 +257,8 @@ class RawQueue(QueueImpl):
     transactions: put, claim (``UPDATE ... RETURNING``) and ack are one autocommit
     statement each, and at most every millisecond a claim first promotes due rows and
     sweeps tombstones in one ``BEGIN IMMEDIATE`` transaction; put_many and ack_many are one
-    ``BEGIN IMMEDIATE`` transaction each. Nothing else: no argument checks, no
+    ``BEGIN IMMEDIATE`` transaction each; at FULL, claims and acks commit at NORMAL like
+    ours (see ``Database._set_sync``). Nothing else: no argument checks, no
     Message objects, no wake-up logic beyond polling ``PRAGMA data_version``.
     """
 
@@ -301,6 +302,15 @@ class RawQueue(QueueImpl):
         self.name = QUEUE_NAME
         self.max_attempts = 5
         self.next_settle = 0.0
+        self.full = durability == "full"
+        self.sync = DURABILITY[durability]
+
+    def _sync(self, durable: bool) -> None:
+        """At FULL, switch to NORMAL for claims and acks and back for puts."""
+        wanted = "FULL" if durable else "NORMAL"
+        if self.full and wanted != self.sync:
+            self.conn.execute(f"PRAGMA synchronous = {wanted}")
+            self.sync = wanted
 
     def close(self) -> None:
         self.conn.close()
@@ -319,11 +329,13 @@ class RawQueue(QueueImpl):
     def put(self, data: bytes) -> None:
         now = time.time()
         row = (self.name, 0, 0, now, now, None, data)
+        self._sync(True)
         _retry_locked(lambda: self.conn.execute(self.INSERT, row))
 
     def put_many(self, items: list[bytes]) -> None:
         now = time.time()
         name = self.name
+        self._sync(True)
         with self._write() as conn:
             conn.executemany(self.INSERT, [(name, 0, 0, now, now, None, d) for d in items])
 
@@ -333,6 +345,7 @@ class RawQueue(QueueImpl):
         now = time.time()
         token = random.getrandbits(62)
         params = (self.name, token, now + 30.0, count)
+        self._sync(False)
         tick = time.monotonic()
         if tick >= self.next_settle:
             self.next_settle = tick + self.SETTLE_INTERVAL
@@ -369,6 +382,7 @@ class RawQueue(QueueImpl):
 
     def ack(self, handle: Any) -> None:
         token, ids = handle
+        self._sync(False)
         if len(ids) == 1:
             _retry_locked(lambda: self.conn.execute(self.ACK, (ids[0], token)))
             return
