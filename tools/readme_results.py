@@ -3,8 +3,9 @@
 The section between ``<!-- results:start -->`` and ``<!-- results:end -->`` is rendered
 only from files under ``results/``: ``results/reference`` (``bench compare``, with the
 seed profile's ``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
-(``bench faults``) and ``results/reference-queue.txt`` (``bench queue``'s printed tables).
-``make reference`` produces all three and then runs this script; ``--check`` exits 1 when
+(``bench faults``), ``results/reference-locust`` (``bench locust``) and
+``results/reference-queue.txt`` (``bench queue``'s printed tables). ``make reference``
+produces all four and then runs this script; ``--check`` exits 1 when
 README.md is out of date (tests/test_docs.py runs the same comparison).
 
 Usage: python tools/readme_results.py [--check]
@@ -12,6 +13,7 @@ Usage: python tools/readme_results.py [--check]
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
@@ -82,6 +84,22 @@ def render(results_root: Path = REPO / "results") -> str:
             "",
             text.replace("## ", "#### ", 1),
         ]
+    locust = results_root / "reference-locust"
+    if (locust / "locust_stats.csv").exists():
+        lines += [
+            "",
+            "**Locust** (`sqlitequeue bench locust`, 60 s per backend): "
+            f"{_facts(load(locust).meta)}.",
+            "Locust's own stats (`end-to-end` is put-to-receive, timed by the consumer):",
+            "",
+            *_locust_table(locust / "locust_stats.csv"),
+            "",
+            "The same run converted to the workbench's format (`results/reference-locust`):",
+            "",
+            "```text",
+            report.format_table(report.summary_table(load(locust))).rstrip(),
+            "```",
+        ]
     queue = results_root / "reference-queue.txt"
     if queue.exists():
         lines += [
@@ -93,6 +111,30 @@ def render(results_root: Path = REPO / "results") -> str:
             "```",
         ]
     return "\n".join(lines)
+
+
+def _locust_table(stats_csv: Path) -> list[str]:
+    """Markdown rows of Locust's own per-request stats (Aggregated rows left out)."""
+    rows = [
+        "| backend | request | count | failures | req/s | median ms | p99 ms | max ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    with open(stats_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["Name"] == "Aggregated":
+                continue
+            cells = [
+                row["backend"],
+                row["Name"],
+                f"{int(row['Request Count']):,}",
+                f"{int(row['Failure Count']):,}",
+                f"{float(row['Requests/s']):,.1f}",
+                f"{float(row['Median Response Time']):.2f}",
+                f"{float(row['99%']):g}",
+                f"{float(row['Max Response Time']):.0f}",
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def splice(readme: str, section: str) -> str:
