@@ -216,6 +216,13 @@ def test_latency_target_is_checked_when_given(tmp_path: Path) -> None:
     assert "latency" not in status(decide.evaluate(seed_profile(), evidence))
 
 
+def test_latency_target_without_bench_results_is_unknown_not_a_crash(tmp_path: Path) -> None:
+    evidence = decide.gather_evidence([faults_run(tmp_path)])
+    decision = decide.evaluate(seed_profile(p99_target_ms=20), evidence)
+    assert status(decision)["latency"] == decide.UNKNOWN
+    assert decision.verdict == decide.INCONCLUSIVE
+
+
 def test_cost_and_team_are_soft_caveats(tmp_path: Path) -> None:
     evidence = decide.gather_evidence([bench_run(tmp_path), faults_run(tmp_path)])
     decision = decide.evaluate(

@@ -132,10 +132,14 @@ def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | Non
     df = df[df.backend.map(is_sqlite)]
     if capacity is not None and (df.backend == capacity.backend).any():
         df = df[df.backend == capacity.backend]
-    wide = df.pivot_table(
-        index=["backend", "workload", "run"], columns="metric", values="value", aggfunc="first"
-    )
     needed = {"target_rate", "e2e_latency_ms.p99"}
+    wide = (
+        df.pivot_table(
+            index=["backend", "workload", "run"], columns="metric", values="value", aggfunc="first"
+        )
+        if not df.empty
+        else df
+    )
     if wide.empty or not needed <= set(wide.columns):
         return Criterion(
             "latency",
