@@ -239,7 +239,7 @@ def test_sweep_break_even_and_charts() -> None:
 def test_docs_list_every_parameter_and_profile_field() -> None:
     from pathlib import Path
 
-    from sqlitequeue.bench.decide import FIELDS
+    from sqlitequeue.bench.team_profile import FIELDS
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cost-and-decision.md").read_text()
     names = [*cost.default_parameters().entries, *FIELDS]

@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from sqlitequeue.bench import decide
+from sqlitequeue.bench.criteria import check_writers
+from sqlitequeue.bench.evidence import recovery_by_durability
 from sqlitequeue.bench.results import RunWriter
 from sqlitequeue.cli import main
 from sqlitequeue.errors import ProfileError
@@ -193,7 +195,7 @@ def test_experiments_run_at_one_durability_count_for_every_setting(tmp_path: Pat
          "rto_s": 2.0, "rpo_s": 1.0, "lost": 100, "rpo_messages": 100},
     ]  # fmt: skip
     evidence = decide.gather_evidence([faults_run(tmp_path, rows)])
-    full = next(r for r in decide.recovery_by_durability(evidence) if r.durability == "full")
+    full = next(r for r in recovery_by_durability(evidence) if r.durability == "full")
     assert (full.rto_s, full.rpo_s, full.experiments) == (7.0, 1.0, ("consumer-kill", "host-loss"))
     downtime = next(
         c for c in decide.evaluate(seed_profile(), evidence).criteria if c.key == "downtime"
@@ -202,9 +204,9 @@ def test_experiments_run_at_one_durability_count_for_every_setting(tmp_path: Pat
 
 
 def test_writers_can_funnel_through_one_service() -> None:
-    assert decide.check_writers(seed_profile(writers=3)).status == decide.FAIL
+    assert check_writers(seed_profile(writers=3)).status == decide.FAIL
     funnel = seed_profile(writers=3, writers_can_funnel=True)
-    assert decide.check_writers(funnel).status == decide.PASS
+    assert check_writers(funnel).status == decide.PASS
 
 
 def test_latency_target_is_checked_when_given(tmp_path: Path) -> None:
@@ -212,6 +214,13 @@ def test_latency_target_is_checked_when_given(tmp_path: Path) -> None:
     assert status(decide.evaluate(seed_profile(p99_target_ms=20), evidence))["latency"] == "pass"
     assert status(decide.evaluate(seed_profile(p99_target_ms=10), evidence))["latency"] == "fail"
     assert "latency" not in status(decide.evaluate(seed_profile(), evidence))
+
+
+def test_latency_target_without_bench_results_is_unknown_not_a_crash(tmp_path: Path) -> None:
+    evidence = decide.gather_evidence([faults_run(tmp_path)])
+    decision = decide.evaluate(seed_profile(p99_target_ms=20), evidence)
+    assert status(decision)["latency"] == decide.UNKNOWN
+    assert decision.verdict == decide.INCONCLUSIVE
 
 
 def test_cost_and_team_are_soft_caveats(tmp_path: Path) -> None:
