@@ -75,6 +75,8 @@ def test_ratios_and_targets_are_computed_at_equal_durability(
     ).median()
     assert raw.value == pytest.approx(ours / theirs)  # type: ignore[operator]
     assert ("latency_1000", "normal", "p99 ms") in checks
+    assert ("latency_1000", "normal", "p50 ms") in checks
+    assert ("latency_1000", "normal", "idle cpu %") in checks
     assert ("lifecycle", "normal", "records/s") in checks
     # no peer is ever compared at another durability than its own
     assert ("put", "normal", "ours/persist-queue") not in checks
@@ -86,6 +88,7 @@ def test_latency_rows_have_percentiles_in_order(report: queue_bench.Report) -> N
         if m.pattern.startswith("latency_") and m.samples:
             s = m.samples[0]
             assert 0 <= s["p50"] <= s["p95"] <= s["p99"] <= s["max"]
+            assert s["idle_cpu"] >= 0  # % of a core while blocked with nothing to get
 
 
 def test_json_output_is_plain_data(report: queue_bench.Report, tmp_path: Path) -> None:

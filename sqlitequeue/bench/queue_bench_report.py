@@ -135,7 +135,8 @@ def _rate_table(rows: list[Measurement], checks: dict[tuple[str, str, str], Chec
 
 def _latency_table(rows: list[Measurement], checks: dict[tuple[str, str, str], Check]) -> list[str]:
     head = f"  {'sync':<7} {'implementation':<22} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
-    head += f" {'max ms':>7} {'sent/s':>7}  {'ours/this':>9} {'raw/this':>8}  {'target':<12}"
+    head += f" {'max ms':>7} {'sent/s':>7} {'idle cpu':>8}  {'ours/this':>9} {'raw/this':>8}"
+    head += f"  {'target':<12}"
     head += f" {'':<4}  notes"
     out = [head]
     for m in rows:
@@ -147,9 +148,12 @@ def _latency_table(rows: list[Measurement], checks: dict[tuple[str, str, str], C
         if m.skipped:
             cells = " ".join(f"{'-':>7}" for _ in range(4))
         sent = "-" if m.skipped else _fmt_rate(m.median("rate"))
+        idle = m.median("idle_cpu")
+        idle_cell = "-" if idle is None else f"{idle:.1f}%"
         sync = "-" if m.skipped else m.durability.upper()
         out.append(
-            f"  {sync:<7} {m.label:<22} {cells} {sent:>7}  {ours_ratio:>9} {raw_ratio:>8}  "
+            f"  {sync:<7} {m.label:<22} {cells} {sent:>7} {idle_cell:>8}  {ours_ratio:>9} "
+            f"{raw_ratio:>8}  "
             f"{target:<12} {mark:<4}  {_note(m)}".rstrip()
         )
     return out
@@ -166,7 +170,7 @@ def _summary(report: Report) -> str:
     for c in failed + missing:
         if c.value is None:
             value = "n/a"
-        elif c.what in ("p99 ms", "records/s"):
+        elif not c.what.startswith("ours/"):
             value = f"{c.value:,.2f}"
         else:
             value = fmt_ratio(c.value)
@@ -194,7 +198,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
                 "unit": PATTERN_BY_KEY[m.pattern].unit,
                 "median": {
                     stat: m.median(stat)
-                    for stat in ("rate", "p50", "p95", "p99", "max")
+                    for stat in ("rate", "p50", "p95", "p99", "max", "idle_cpu")
                     if m.median(stat) is not None
                 },
             }

@@ -22,6 +22,7 @@ from sqlitequeue.bench.queue_bench_streams import STREAM_IMPLS, StreamImpl
 from sqlitequeue.bench.queue_bench_workload import (
     CLAIM_BATCH,
     DRAIN_CONSUMERS,
+    IDLE_SECONDS,
     LATENCY_WARMUP,
     LIFECYCLE_POLL_BATCH,
     PAYLOAD_BYTES,
@@ -256,10 +257,19 @@ def _latency_consumer(
                 if got > skip:
                     latencies.append((now - struct.unpack_from("<q", data)[0]) / 1e6)
             impl.ack(handle)
+        idle = _idle_cpu_percent(impl)
         impl.close()
-        return latencies.tobytes(), got
+        return latencies.tobytes(), got, idle
 
     _report_errors(results, "consumer", body)
+
+
+def _idle_cpu_percent(impl: QueueImpl) -> float:
+    """CPU used (% of one core) while blocked in receive for IDLE_SECONDS, nothing coming."""
+    cpu, wall = time.process_time(), time.monotonic()
+    while (left := IDLE_SECONDS - (time.monotonic() - wall)) > 0:
+        impl.receive(left, 1)
+    return 100.0 * (time.process_time() - cpu) / (time.monotonic() - wall)
 
 
 def _collect(results: Any, procs: list[Any], expected: int) -> list[tuple[str, str, Any]]:
@@ -301,7 +311,9 @@ def time_latency(
     ``get_many(CLAIM_BATCH, timeout)`` (one message when it keeps up, a batch when it
     fell behind; peers without a batch claim get one at a time), takes the time as soon
     as the call returns, acks (``ack`` for one, ``ack_many`` for more) and ignores the
-    first ``LATENCY_WARMUP`` seconds. Returns p50/p95/p99/max and the rate actually sent.
+    first ``LATENCY_WARMUP`` seconds. Returns p50/p95/p99/max, the rate actually sent, and
+    ``idle_cpu``: the consumer's CPU (% of a core) while it then blocks ``IDLE_SECONDS`` in
+    the same receive call with nothing arriving.
     """
     count = max(10, int(rate * seconds))
     skip = min(count // 2, int(rate * LATENCY_WARMUP))
@@ -323,6 +335,7 @@ def time_latency(
     arr = array("d")
     arr.frombytes(got["consumer"][0])
     received, sent = got["consumer"][1], int(got["producer"]["sent"])
+    idle_cpu = float(got["consumer"][2])
     ordered = sorted(arr)
     if not ordered:
         raise BenchError("the latency consumer received nothing")
@@ -332,6 +345,7 @@ def time_latency(
         "p99": _percentile(ordered, 0.99),
         "max": ordered[-1],
         "rate": got["producer"]["sent_rate"],
+        "idle_cpu": idle_cpu,
     }
     sample["received_fraction"] = received / max(sent, 1)
     notes = []

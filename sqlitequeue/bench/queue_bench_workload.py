@@ -16,6 +16,7 @@ DRAIN_CONSUMERS = 4
 STREAM_GROUPS = 2
 LATENCY_RATES = (1000, 5000)
 LATENCY_WARMUP = 0.25  # seconds of messages a latency consumer discards at the start
+IDLE_SECONDS = 1.0  # after a latency run, the consumer blocks this long with nothing to get
 PEER_EMPTY_SLEEP = 0.001  # a peer without a blocking get sleeps this long on an empty queue
 QUEUE_NAME = "bench"
 TOPIC = "bench"
