@@ -239,7 +239,7 @@ def _latency_consumer(
     ready: Any,
     results: Any,
 ) -> None:
-    def body() -> tuple[bytes, int]:
+    def body() -> tuple[bytes, int, float]:
         impl = QUEUE_IMPLS[key]()
         impl.open(Path(path), durability)
         latencies = array("d")
