@@ -55,21 +55,23 @@ def _sample(rate: float, capped: bool, done: int, planned: int) -> tuple[dict[st
     return {"rate": rate, "done": done, "planned": planned}, note
 
 
-def time_put(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Put ``count`` payloads one call each; return ({"rate": msgs/s}, note)."""
+def _time_one_by_one(
+    send: Callable[[bytes], Any], count: int, cap: float
+) -> tuple[dict[str, float], str]:
     items = payloads(count)
     clock = _Cap(cap)
     done = 0
     for data in items:
         if clock.over(done):
             break
-        impl.put(data)
+        send(data)
         done += 1
     return _sample(clock.rate(done), clock.capped, done, count)
 
 
-def time_put_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Put ``count`` payloads with put_many(PUT_BATCH); return ({"rate": msgs/s}, note)."""
+def _time_in_batches(
+    send: Callable[[list[bytes]], Any], count: int, cap: float
+) -> tuple[dict[str, float], str]:
     batches = [payloads(PUT_BATCH) for _ in range(max(1, count // PUT_BATCH))]
     clock = _Cap(cap)
     done = 0
@@ -77,9 +79,19 @@ def time_put_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, fl
         if time.perf_counter() > clock.deadline:
             clock.capped = True
             break
-        impl.put_many(batch)
+        send(batch)
         done += len(batch)
     return _sample(clock.rate(done), clock.capped, done, count)
+
+
+def time_put(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
+    """Put ``count`` payloads one call each; return ({"rate": msgs/s}, note)."""
+    return _time_one_by_one(impl.put, count, cap)
+
+
+def time_put_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
+    """Put ``count`` payloads with put_many(PUT_BATCH); return ({"rate": msgs/s}, note)."""
+    return _time_in_batches(impl.put_many, count, cap)
 
 
 def time_get_ack(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
@@ -115,29 +127,12 @@ def time_get_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, fl
 
 def time_append(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
     """Append ``count`` records one call each."""
-    items = payloads(count)
-    clock = _Cap(cap)
-    done = 0
-    for data in items:
-        if clock.over(done):
-            break
-        impl.append(data)
-        done += 1
-    return _sample(clock.rate(done), clock.capped, done, count)
+    return _time_one_by_one(impl.append, count, cap)
 
 
 def time_append_many(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
     """Append ``count`` records with append_many(PUT_BATCH)."""
-    batches = [payloads(PUT_BATCH) for _ in range(max(1, count // PUT_BATCH))]
-    clock = _Cap(cap)
-    done = 0
-    for batch in batches:
-        if time.perf_counter() > clock.deadline:
-            clock.capped = True
-            break
-        impl.append_many(batch)
-        done += len(batch)
-    return _sample(clock.rate(done), clock.capped, done, count)
+    return _time_in_batches(impl.append_many, count, cap)
 
 
 def _read_all(impl: StreamImpl, reader: Any, count: int, batch: int, clock: _Cap) -> int:
