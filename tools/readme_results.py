@@ -3,10 +3,11 @@
 The section between ``<!-- results:start -->`` and ``<!-- results:end -->`` is rendered
 only from files under ``results/``: ``results/reference`` (``bench compare``, with the
 seed profile's ``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
-(``bench faults``), ``results/reference-locust`` (``bench locust``) and
-``results/reference-queue.txt`` (``bench queue``'s printed tables). ``make reference``
-produces all four and then runs this script; ``--check`` exits 1 when
-README.md is out of date (tests/test_docs.py runs the same comparison).
+(``bench faults``), ``results/reference-locust`` (``bench locust``),
+``results/reference-fairness`` (``bench fairness``) and ``results/reference-queue.txt``
+(``bench queue``'s printed tables). ``make reference`` produces all five and then runs
+this script; ``--check`` exits 1 when README.md is out of date (tests/test_docs.py runs
+the same comparison).
 
 Usage: python tools/readme_results.py [--check]
 """
@@ -14,6 +15,7 @@ Usage: python tools/readme_results.py [--check]
 from __future__ import annotations
 
 import csv
+import statistics
 import sys
 from pathlib import Path
 
@@ -100,6 +102,9 @@ def render(results_root: Path = REPO / "results") -> str:
             report.format_table(report.summary_table(load(locust))).rstrip(),
             "```",
         ]
+    fairness = results_root / "reference-fairness"
+    if (fairness / "fairness.csv").exists():
+        lines += ["", *_fairness_lines(fairness)]
     queue = results_root / "reference-queue.txt"
     if queue.exists():
         lines += [
@@ -135,6 +140,25 @@ def _locust_table(stats_csv: Path) -> list[str]:
             ]
             rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def _fairness_lines(folder: Path) -> list[str]:
+    """Kafka's own producer tool vs our kafka-confluent producer, medians of the runs."""
+    with open(folder / "fairness.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rates: dict[str, list[float]] = {}
+    for row in rows:
+        rates.setdefault(row["tool"], []).append(float(row["records_per_s"]))
+    java = statistics.median(rates["ProducerPerformance"])
+    ours = statistics.median(rates["kafka-confluent"])
+    first = rows[0]
+    return [
+        "**Kafka fairness** (`sqlitequeue bench fairness`: is Kafka slowed by our client?): "
+        f"{int(first['records']):,} records x {first['size']} B, {first['partitions']} "
+        f"partition(s), median of {len(rates['kafka-confluent'])} runs each: Kafka's "
+        f"ProducerPerformance {java:,.0f} records/s, the kafka-confluent backend "
+        f"{ours:,.0f} records/s; ratio {java / ours:.2f}x (target: within 2x).",
+    ]
 
 
 def splice(readme: str, section: str) -> str:
