@@ -18,6 +18,16 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "queue.db"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A skipped test fails the run: CI must never pass with Kafka or Litestream tests
+    silently skipped (deselecting with -k or -m is not skipping)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"{len(skipped)} test(s) skipped: this suite allows no skips")
+        session.exitstatus = 1
+
+
 # --------------------------------------------------------------------------- Kafka
 # One real broker for the whole session (KafkaBroker.auto(): KAFKA_BOOTSTRAP_SERVERS, else a
 # local JVM, else testcontainers). If it cannot start, every test using it FAILS with the
