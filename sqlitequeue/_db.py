@@ -75,6 +75,13 @@ CHECKPOINT_MAX_GAP = 1.0
 AUTOCHECKPOINT_BACKSTOP = 2 * CHECKPOINT_TARGET_FRAMES
 
 
+def _back_off(delay: float) -> float:
+    """Sleep about ``delay`` seconds (jittered, so waiting processes spread out) and return
+    the next delay: doubled, at most 50 ms."""
+    time.sleep(delay * (0.5 + random.random()))
+    return min(delay * 2, 0.05)
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -164,8 +171,7 @@ class Database:
                         f"opening ({exc.__cause__ or exc}); look for a process stuck inside "
                         "a transaction, or raise lock_timeout"
                     ) from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.05)
+                delay = _back_off(delay)
 
     def _prepare_once(self, busy_timeout: float) -> None:
         try:
@@ -404,8 +410,7 @@ class Database:
                         f"another process holds the write lock ({exc}). Look for a process "
                         "stuck inside a transaction, or raise lock_timeout."
                     ) from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.05)
+                delay = _back_off(delay)
             except sqlite3.DatabaseError as exc:
                 raise _translate_runtime_error(self.path, exc) from exc
 

@@ -353,6 +353,20 @@ def time_latency(
     return sample, "; ".join(notes)
 
 
+def _run_together(procs: list[Any], barrier: Any, results: Any) -> tuple[int, float, bool]:
+    """Start worker processes that meet at ``barrier`` and each report (done, end ns,
+    capped); return the total done, the combined rate from the barrier to the last end,
+    and whether any worker hit its time budget."""
+    for p in procs:
+        p.start()
+    barrier.wait(_WORKER_TIMEOUT)
+    start = time.monotonic_ns()
+    got = [detail for _role, _status, detail in _collect(results, procs, len(procs))]
+    done = sum(d[0] for d in got)
+    elapsed = (max(d[1] for d in got) - start) / 1e9
+    return done, done / max(elapsed, 1e-9), any(d[2] for d in got)
+
+
 def _drain_worker(
     key: str, path: str, durability: str, cap: float, barrier: Any, results: Any
 ) -> None:
@@ -384,15 +398,8 @@ def time_drain(
         _MP.Process(target=_drain_worker, args=(key, str(path), durability, cap, barrier, results))
         for _ in range(DRAIN_CONSUMERS)
     ]
-    for p in procs:
-        p.start()
-    barrier.wait(_WORKER_TIMEOUT)
-    start = time.monotonic_ns()
-    got = [detail for _role, _status, detail in _collect(results, procs, DRAIN_CONSUMERS)]
-    done = sum(d[0] for d in got)
-    elapsed = (max(d[1] for d in got) - start) / 1e9
-    capped = any(d[2] for d in got)
-    sample, note = _sample(done / max(elapsed, 1e-9), capped, done, count)
+    done, rate, capped = _run_together(procs, barrier, results)
+    sample, note = _sample(rate, capped, done, count)
     if not capped and done != count:
         note = f"ERROR: drained {done:,} of {count:,} messages"
     return sample, note
@@ -430,16 +437,9 @@ def time_groups(key: str, path: Path, count: int, cap: float) -> tuple[dict[str,
         )
         for i in range(STREAM_GROUPS)
     ]
-    for p in procs:
-        p.start()
-    barrier.wait(_WORKER_TIMEOUT)
-    start = time.monotonic_ns()
-    got = [detail for _role, _status, detail in _collect(results, procs, STREAM_GROUPS)]
-    done = sum(d[0] for d in got)
-    elapsed = (max(d[1] for d in got) - start) / 1e9
-    capped = any(d[2] for d in got)
+    done, rate, capped = _run_together(procs, barrier, results)
     planned = count * STREAM_GROUPS
-    sample, note = _sample(done / max(elapsed, 1e-9), capped, done, planned)
+    sample, note = _sample(rate, capped, done, planned)
     if not capped and done != planned:
         note = f"ERROR: read {done:,} of {planned:,} records"
     return sample, note
