@@ -29,7 +29,7 @@ from backend_user import BackendUser, RunConfig
 from gevent import monkey
 from locust import events, task
 
-from sqlitequeue.bench.kafka_broker import BOOTSTRAP_ENV
+from sqlitequeue.bench.kafka.broker import BOOTSTRAP_ENV
 from sqlitequeue.bench.profiles import backend_spec
 from sqlitequeue.bench.workload import Workload, load_workload
 from sqlitequeue.errors import QueueError

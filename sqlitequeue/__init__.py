@@ -5,26 +5,20 @@ the workbench that compares it with Kafka lives in :mod:`sqlitequeue.bench` (ext
 """
 
 from sqlitequeue.errors import (
-    BackendError,
-    BenchError,
     Closed,
     CorruptDatabase,
     DatabaseBusy,
     DatabaseError,
     InvalidArgument,
-    KafkaError,
     LeaseLost,
-    LitestreamError,
     NotAQueueDatabase,
     NotPartitionOwner,
     OffsetOutOfRange,
     PayloadTooLarge,
-    ProfileError,
     QueueError,
     ReadOnlyDatabase,
     SchemaTooNew,
     StreamError,
-    WorkloadError,
 )
 from sqlitequeue.queue import Message, Queue, QueueStats
 from sqlitequeue.stream import Consumer, Offset, Record, Retention, Stream
@@ -32,24 +26,19 @@ from sqlitequeue.stream import Consumer, Offset, Record, Retention, Stream
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError",
-    "BenchError",
     "Closed",
     "Consumer",
     "CorruptDatabase",
     "DatabaseBusy",
     "DatabaseError",
     "InvalidArgument",
-    "KafkaError",
     "LeaseLost",
-    "LitestreamError",
     "Message",
     "NotAQueueDatabase",
     "NotPartitionOwner",
     "Offset",
     "OffsetOutOfRange",
     "PayloadTooLarge",
-    "ProfileError",
     "Queue",
     "QueueError",
     "QueueStats",
@@ -59,6 +48,5 @@ __all__ = [
     "SchemaTooNew",
     "Stream",
     "StreamError",
-    "WorkloadError",
     "__version__",
 ]

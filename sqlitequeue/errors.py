@@ -18,12 +18,7 @@ and what to do about it. The tree::
     ├── StreamError
     │   ├── NotPartitionOwner               commit for a partition this member no longer owns
     │   └── OffsetOutOfRange                a seek before the earliest or after the end offset
-    └── BenchError                          the workbench (sqlitequeue.bench)
-        ├── WorkloadError                   a bad workload file (names the field)
-        ├── ProfileError                    a bad team profile for `decide` (names the field)
-        ├── BackendError                    a backend failed or is unknown
-        ├── KafkaError                      a broker could not be started or reached
-        └── LitestreamError                 the litestream binary failed or is missing
+    └── BenchError                          the workbench: see :mod:`sqlitequeue.bench.errors`
 
 Payloads that are not bytes-like raise the built-in ``TypeError``, as Python does.
 """
@@ -85,27 +80,3 @@ class NotPartitionOwner(StreamError):
 
 class OffsetOutOfRange(StreamError, InvalidArgument):
     """An offset lies outside the partition's retained range."""
-
-
-class BenchError(QueueError):
-    """A workbench failure (sqlitequeue.bench)."""
-
-
-class WorkloadError(BenchError):
-    """A workload file is missing, malformed, or has a bad field."""
-
-
-class ProfileError(BenchError):
-    """A team profile (``sqlitequeue decide``) is missing, malformed, or has a bad field."""
-
-
-class BackendError(BenchError):
-    """A backend is unknown, misconfigured, or failed."""
-
-
-class KafkaError(BenchError):
-    """A Kafka broker could not be started, reached, or used."""
-
-
-class LitestreamError(BenchError):
-    """The litestream binary is missing, too old, or failed."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sqlitequeue.bench.kafka_broker import KafkaBroker
+    from sqlitequeue.bench.kafka.broker import KafkaBroker
 
 
 @pytest.fixture
@@ -37,8 +37,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def kafka_session_broker() -> Iterator[KafkaBroker]:
     """The session's started broker (``.bootstrap_servers``, ``.pid`` for sampling the JVM)."""
-    from sqlitequeue.bench.kafka_broker import KafkaBroker
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
+    from sqlitequeue.bench.kafka.broker import KafkaBroker
 
     try:
         broker = KafkaBroker.auto().start()
@@ -59,10 +59,10 @@ def kafka_broker_factory() -> Iterator[Callable[..., KafkaBroker]]:
     """Start extra brokers for one test (e.g. to kill them); all are stopped afterwards.
 
     ``kafka_broker_factory(brokers=1, mode="local", **options)`` returns a started broker
-    (options as for :class:`sqlitequeue.bench.kafka_broker.LocalKafka`, e.g. ``heap="512M"``).
+    (options as for :class:`sqlitequeue.bench.kafka.broker.LocalKafka`, e.g. ``heap="512M"``).
     """
-    from sqlitequeue.bench.kafka_broker import KafkaBroker
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
+    from sqlitequeue.bench.kafka.broker import KafkaBroker
 
     started: list[KafkaBroker] = []
 

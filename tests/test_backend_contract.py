@@ -30,8 +30,8 @@ from sqlitequeue.bench.backends import (
     Received,
     open_backend,
 )
+from sqlitequeue.bench.errors import BackendError, KafkaError
 from sqlitequeue.bench.profiles import backend_spec
-from sqlitequeue.errors import BackendError, KafkaError
 
 KAFKA_BACKENDS = ("kafka", "kafka-confluent")
 

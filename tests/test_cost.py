@@ -9,7 +9,7 @@ import yaml
 
 from sqlitequeue.bench import cost
 from sqlitequeue.bench.cost import Traffic, load_parameters, project
-from sqlitequeue.errors import BenchError
+from sqlitequeue.bench.errors import BenchError
 
 #: 1 MB/s steady (1,000 msg/s of 1,000 B), 24 h retention, one consumer group
 STEADY = Traffic(peak_rate=1000, average_rate=1000, message_bytes=1000, retention_hours=24)
@@ -239,7 +239,7 @@ def test_sweep_break_even_and_charts() -> None:
 def test_docs_list_every_parameter_and_profile_field() -> None:
     from pathlib import Path
 
-    from sqlitequeue.bench.team_profile import FIELDS
+    from sqlitequeue.bench.decide.team_profile import FIELDS
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cost-and-decision.md").read_text()
     names = [*cost.default_parameters().entries, *FIELDS]

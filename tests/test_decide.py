@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from sqlitequeue.bench import decide
-from sqlitequeue.bench.criteria import check_writers
-from sqlitequeue.bench.evidence import recovery_by_durability
+from sqlitequeue.bench.decide.criteria import check_writers
+from sqlitequeue.bench.decide.evidence import recovery_by_durability
+from sqlitequeue.bench.errors import ProfileError
 from sqlitequeue.bench.results import RunWriter
 from sqlitequeue.cli import main
-from sqlitequeue.errors import ProfileError
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "examples" / "profiles" / "seed.yaml"
@@ -148,7 +148,8 @@ def test_decide_without_results_runs_quick_measurements(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The wiring only: the real runs take minutes (see `make compare`)."""
-    from sqlitequeue.bench import compare, faults
+    from sqlitequeue.bench import compare
+    from sqlitequeue.bench.faults import experiments
 
     calls: list[tuple[str, bool, Any]] = []
 
@@ -161,7 +162,7 @@ def test_decide_without_results_runs_quick_measurements(
         return faults_run(tmp_path)
 
     monkeypatch.setattr(compare, "run_compare", fake_compare)
-    monkeypatch.setattr(faults, "run_faults", fake_faults)
+    monkeypatch.setattr(experiments, "run_faults", fake_faults)
     decision, paths = decide.decide(SEED, out=tmp_path)
     assert calls == [("compare", True, tmp_path), ("faults", True, tmp_path)]
     assert decision.verdict == decide.SQLITE_FITS and paths[0].exists()

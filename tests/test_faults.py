@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqlitequeue.bench import fault_kafka, fault_sqlite, faults
-from sqlitequeue.bench.fault_lab import FAULT_COLUMNS, QUICK, Case, Lab, Trial
-from sqlitequeue.bench.fault_ledger import account, decode_ids, encode_ids, read_ledger
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.faults import experiments, kafka_trials, sqlite_trials
+from sqlitequeue.bench.faults.lab import FAULT_COLUMNS, QUICK, Case, Lab, Trial
+from sqlitequeue.bench.faults.ledger import account, decode_ids, encode_ids, read_ledger
 from sqlitequeue.bench.results import load
-from sqlitequeue.errors import BenchError
 from tests.helpers import REPO
 
 SMALL = QUICK.with_(rate=150.0, before_s=1.0, after_s=1.0, failure_timeout_s=2.0, bin_s=0.25)
@@ -64,7 +64,7 @@ def run_sqlite(
 
 
 def queue_ids(db: Path) -> list[int]:
-    return fault_sqlite.stored_ids(db)
+    return sqlite_trials.stored_ids(db)
 
 
 # -- accounting ---------------------------------------------------------------------------
@@ -112,8 +112,8 @@ def test_a_torn_last_ledger_line_is_ignored(tmp_path: Path) -> None:
 
 def test_unknown_experiment_is_a_clear_error() -> None:
     with pytest.raises(BenchError, match="unknown experiment"):
-        faults.select_cases(["meteor-strike"])
-    picked = faults.select_cases(["host-loss:sqlite-queue:full", "consumer-kill"])
+        experiments.select_cases(["meteor-strike"])
+    picked = experiments.select_cases(["host-loss:sqlite-queue:full", "consumer-kill"])
     assert [c.label for c, _ in picked] == [
         "consumer-kill/sqlite-queue/normal",
         "consumer-kill/kafka/acks=all",
@@ -124,7 +124,7 @@ def test_unknown_experiment_is_a_clear_error() -> None:
 def test_cli_lists_every_experiment() -> None:
     from sqlitequeue.bench.commands import faults as command
 
-    assert tuple(sorted(command.EXPERIMENT_NAMES)) == tuple(sorted(faults.EXPERIMENTS))
+    assert tuple(sorted(command.EXPERIMENT_NAMES)) == tuple(sorted(experiments.EXPERIMENTS))
 
 
 # -- SQLite -------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_cli_lists_every_experiment() -> None:
 @pytest.mark.slow
 def test_sqlite_consumer_kill_redelivers_held_messages_after_the_lease(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
-    trial, d = run_sqlite(lab, fault_sqlite.consumer_kill, "consumer-kill")
+    trial, d = run_sqlite(lab, sqlite_trials.consumer_kill, "consumer-kill")
     check_accounting(trial, d, queue_ids(d / "queue.db"))
     assert trial.row["lost"] == 0
     assert trial.row["rto_s"] >= SMALL.failure_timeout_s * 0.9  # the lease had to run out
@@ -144,7 +144,7 @@ def test_sqlite_consumer_kill_redelivers_held_messages_after_the_lease(tmp_path:
 @pytest.mark.slow
 def test_sqlite_producer_kill_keeps_everything_acknowledged(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
-    trial, d = run_sqlite(lab, fault_sqlite.producer_kill, "producer-kill")
+    trial, d = run_sqlite(lab, sqlite_trials.producer_kill, "producer-kill")
     check_accounting(trial, d, queue_ids(d / "queue.db"))
     assert trial.row["lost"] == 0 and trial.row["duplicated"] == 0
     assert trial.row["rto_s"] > 0
@@ -154,7 +154,7 @@ def test_sqlite_producer_kill_keeps_everything_acknowledged(tmp_path: Path) -> N
 @pytest.mark.parametrize("durability", ["normal", "full"])
 def test_sqlite_host_loss_restores_from_litestream(tmp_path: Path, durability: str) -> None:
     lab = Lab(tmp_path, SMALL)
-    trial, d = run_sqlite(lab, fault_sqlite.host_loss, "host-loss", durability)
+    trial, d = run_sqlite(lab, sqlite_trials.host_loss, "host-loss", durability)
     check_accounting(trial, d, queue_ids(d / "data" / "queue.db"))
     row = trial.row
     assert row["rto_s"] > 0
@@ -167,7 +167,7 @@ def test_sqlite_host_loss_restores_from_litestream(tmp_path: Path, durability: s
 @pytest.mark.litestream
 def test_lab_detects_loss_when_litestream_died_before_the_host(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL.with_(before_s=2.0, litestream_down_s=1.5))
-    trial, d = run_sqlite(lab, fault_sqlite.host_loss_litestream_down, "host-loss-litestream-down")
+    trial, d = run_sqlite(lab, sqlite_trials.host_loss_litestream_down, "host-loss-litestream-down")
     check_accounting(trial, d, queue_ids(d / "data" / "queue.db"))
     # Everything acknowledged after Litestream died is gone: ~1.5 s at 150 msg/s.
     assert trial.row["lost"] >= 100
@@ -177,8 +177,8 @@ def test_lab_detects_loss_when_litestream_died_before_the_host(tmp_path: Path) -
 @pytest.mark.slow
 def test_disk_full_gives_a_queue_error_and_loses_nothing(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
-    trial = faults.run_case(
-        lab, Case("disk-full", "sqlite-queue", "normal"), fault_sqlite.disk_full, 1
+    trial = experiments.run_case(
+        lab, Case("disk-full", "sqlite-queue", "normal"), sqlite_trials.disk_full, 1
     )
     if os.geteuid() != 0:
         assert trial.row["notes"].startswith("unavailable: needs root")
@@ -193,8 +193,8 @@ def test_disk_full_gives_a_queue_error_and_loses_nothing(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_read_only_storage_gives_a_queue_error_and_loses_nothing(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
-    trial = faults.run_case(
-        lab, Case("read-only", "sqlite-queue", "normal"), fault_sqlite.read_only, 1
+    trial = experiments.run_case(
+        lab, Case("read-only", "sqlite-queue", "normal"), sqlite_trials.read_only, 1
     )
     if os.geteuid() != 0:
         assert trial.row["notes"].startswith("unavailable: needs root")
@@ -209,7 +209,7 @@ def test_read_only_storage_gives_a_queue_error_and_loses_nothing(tmp_path: Path)
 
 
 def kafka_found(bootstrap: str, d: Path) -> list[int]:
-    return fault_kafka.topic_ids(bootstrap, (d / "topic").read_text())
+    return kafka_trials.topic_ids(bootstrap, (d / "topic").read_text())
 
 
 def run_kafka(lab: Lab, fn: Callable[[Lab, Case, int], Trial], experiment: str) -> Any:
@@ -222,7 +222,7 @@ def test_kafka_consumer_kill_rebalances_and_redelivers(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     lab = Lab(tmp_path, KAFKA_SMALL, kafka_bootstrap=kafka_bootstrap)
-    trial, d = run_kafka(lab, fault_kafka.consumer_kill, "consumer-kill")
+    trial, d = run_kafka(lab, kafka_trials.consumer_kill, "consumer-kill")
     check_accounting(trial, d, [])
     assert trial.row["lost"] == 0
     logs = "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(d.glob("consumer*.log")))
@@ -245,7 +245,7 @@ def test_kafka_producer_kill_keeps_everything_acknowledged(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     lab = Lab(tmp_path, KAFKA_SMALL, kafka_bootstrap=kafka_bootstrap)
-    trial, d = run_kafka(lab, fault_kafka.producer_kill, "producer-kill")
+    trial, d = run_kafka(lab, kafka_trials.producer_kill, "producer-kill")
     check_accounting(trial, d, kafka_found(kafka_bootstrap, d))
     assert trial.row["lost"] == 0
 
@@ -256,7 +256,7 @@ def test_kafka_single_broker_kill_and_restart(
 ) -> None:
     broker = kafka_broker_factory(heap="512M")
     lab = Lab(tmp_path, KAFKA_SMALL.with_(before_s=0.5, after_s=0.5), kafka_broker=broker)
-    trial, d = run_kafka(lab, fault_kafka.broker_kill, "broker-kill")
+    trial, d = run_kafka(lab, kafka_trials.broker_kill, "broker-kill")
     check_accounting(trial, d, kafka_found(broker.bootstrap_servers, d))
     assert trial.row["lost"] == 0  # acks=all: the log survived the SIGKILL (page cache)
     events = [e[0] for e in trial.events]
@@ -277,7 +277,7 @@ def test_kafka_leader_failover_on_three_brokers_loses_nothing(
         KAFKA_SMALL.with_(rate=100.0, before_s=0.5, after_s=0.5),
         kafka_cluster=cluster,
     )
-    trial, d = run_kafka(lab, fault_kafka.leader_failover, "leader-failover")
+    trial, d = run_kafka(lab, kafka_trials.leader_failover, "leader-failover")
     check_accounting(trial, d, kafka_found(cluster.bootstrap_servers, d))
     assert trial.row["lost"] == 0
     assert trial.row["rto_s"] > 0

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from sqlitequeue.bench import kafka_dist
-from sqlitequeue.bench.kafka_broker import (
+from sqlitequeue.bench.errors import KafkaError
+from sqlitequeue.bench.kafka import distribution
+from sqlitequeue.bench.kafka.broker import (
     FAST_FAILURE_DETECTION,
     ContainerKafka,
     ExternalKafka,
@@ -30,9 +31,8 @@ from sqlitequeue.bench.kafka_broker import (
     KafkaCluster,
     LocalKafka,
 )
-from sqlitequeue.bench.kafka_node import free_port, pid_alive
-from sqlitequeue.bench.kafka_protocol import fetch_metadata, parse_bootstrap
-from sqlitequeue.errors import KafkaError
+from sqlitequeue.bench.kafka.node import free_port, pid_alive
+from sqlitequeue.bench.kafka.readiness import fetch_metadata, parse_bootstrap
 
 pytestmark = pytest.mark.kafka
 
@@ -109,8 +109,8 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 @pytest.fixture
 def cached_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh SQLITEQUEUE_CACHE that reuses this machine's downloaded jars (no download)."""
-    real = kafka_dist.kafka_home()
-    kafka_dist.install()
+    real = distribution.kafka_home()
+    distribution.install()
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / real.name).symlink_to(real)
@@ -123,7 +123,7 @@ def java_only_path(tmp_path: Path) -> str:
     """A PATH holding only ``java`` (no ``mvn``)."""
     bin_dir = tmp_path / "java-only-bin"
     bin_dir.mkdir()
-    (bin_dir / "java").symlink_to(kafka_dist.find_java())
+    (bin_dir / "java").symlink_to(distribution.find_java())
     return str(bin_dir)
 
 
@@ -163,7 +163,7 @@ def test_broker_answers_metadata_and_exposes_its_jvm(kafka_session_broker: Kafka
     meta = fetch_metadata(host, port)
     assert len(meta.brokers) >= 1 and meta.cluster_id
     if isinstance(kafka_session_broker, LocalKafka):  # what CI runs
-        assert kafka_session_broker.version == kafka_dist.KAFKA_VERSION
+        assert kafka_session_broker.version == distribution.KAFKA_VERSION
         pid = kafka_session_broker.pid
         assert pid is not None and b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert kafka_session_broker.describe()["bootstrap"] == kafka_session_broker.bootstrap_servers
@@ -201,7 +201,7 @@ def test_python_killed_takes_its_jvm_along(tmp_path: Path) -> None:
     data_dir = tmp_path / "kafka"
     script = (
         "import sys, time\n"
-        "from sqlitequeue.bench.kafka_broker import LocalKafka\n"
+        "from sqlitequeue.bench.kafka.broker import LocalKafka\n"
         "broker = LocalKafka(heap='256M', data_dir=sys.argv[1]).start()\n"
         "print(broker.pid, flush=True)\n"
         "time.sleep(600)\n"
@@ -390,14 +390,14 @@ def test_first_install_downloads_then_reuses_the_cache(
 ) -> None:
     monkeypatch.setenv("SQLITEQUEUE_CACHE", str(tmp_path / "cache"))
     messages: list[str] = []
-    libs = kafka_dist.install(progress=messages.append)
-    assert kafka_dist.is_installed()
+    libs = distribution.install(progress=messages.append)
+    assert distribution.is_installed()
     assert any("downloading" in m for m in messages)
-    assert (libs / f"kafka_2.13-{kafka_dist.KAFKA_VERSION}.jar").exists()
-    assert (libs / f"kafka-tools-{kafka_dist.KAFKA_VERSION}.jar").exists()
+    assert (libs / f"kafka_2.13-{distribution.KAFKA_VERSION}.jar").exists()
+    assert (libs / f"kafka-tools-{distribution.KAFKA_VERSION}.jar").exists()
     assert list(libs.glob("log4j-slf4j-impl-*.jar")), "the slf4j binding the tarball adds"
     again: list[str] = []
-    assert kafka_dist.install(progress=again.append) == libs
+    assert distribution.install(progress=again.append) == libs
     assert again == []
 
 
@@ -410,7 +410,7 @@ def test_cli_install_is_idempotent_without_maven(cached_cache: Path, java_only_p
     for _ in range(2):
         result = _cli("install", env=env)
         assert result.returncode == 0, result.stderr
-        assert f"Apache Kafka {kafka_dist.KAFKA_VERSION} jars" in result.stdout
+        assert f"Apache Kafka {distribution.KAFKA_VERSION} jars" in result.stdout
         assert "downloading" not in result.stderr
 
 

@@ -1,7 +1,7 @@
 """Locust load tests (loadtests/): real headless runs in subprocesses, the CSV converter.
 
 Locust is never imported in this process (``import locust`` monkey-patches it with gevent);
-every run goes through :mod:`sqlitequeue.bench.locust_run`, which starts a subprocess.
+every run goes through :mod:`sqlitequeue.bench.locust.run`, which starts a subprocess.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue.bench import locust_run, report
-from sqlitequeue.bench.locust_import import import_runs, percentile
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.locust import run as locust_run
+from sqlitequeue.bench.locust.convert import import_runs, percentile
+from sqlitequeue.bench.report import workloads as workload_report
 from sqlitequeue.bench.results import load
-from sqlitequeue.errors import BenchError
 
 RUN_SECONDS = 10
 NAMES = ("publish", "consume", "end-to-end")
@@ -60,7 +61,7 @@ def _converted_loads_in_report(prefixes: list[Path], out: Path) -> None:
     folder = import_runs(prefixes, out=out, run_id="locust-test")
     res = load(folder)
     assert res.meta["kind"] == "locust"
-    table = report.summary_table(res)
+    table = workload_report.summary_table(res)
     backends = {p.name for p in prefixes}
     assert set(table.backend) == backends
     for backend in backends:
@@ -71,14 +72,14 @@ def _converted_loads_in_report(prefixes: list[Path], out: Path) -> None:
         assert not res.series("publish_rate").empty
     assert {"publish", "e2e"} <= set(res.tables["latency_hist"].kind)
     assert set(res.tables["locust_stats"].Name) >= set(NAMES)
-    assert "steady-1kb" in report.terminal_summary(folder)
+    assert "steady-1kb" in workload_report.terminal_summary(folder)
 
 
 def test_sqlite_headless_runs_convert_into_a_report(tmp_path: Path) -> None:
     """10-second runs against both SQLite backends; their CSVs load in the report."""
     prefixes = [_headless(b, tmp_path) for b in ("sqlite-queue", "sqlite-stream")]
     _converted_loads_in_report(prefixes, tmp_path / "results")
-    index = report.write_report(tmp_path / "results" / "locust-test")
+    index = workload_report.write_report(tmp_path / "results" / "locust-test")
     assert Path(index).exists()
 
 

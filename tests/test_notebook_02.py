@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue.bench.faults import run_faults
-from sqlitequeue.bench.report_faults import render_faults_section
+from sqlitequeue.bench.faults.experiments import run_faults
+from sqlitequeue.bench.report.faults import render_faults_section
 from sqlitequeue.bench.results import load
 from tests.helpers import REPO, execute_notebook
 

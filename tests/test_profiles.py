@@ -8,6 +8,7 @@ import pytest
 
 from sqlitequeue.bench.backends import BACKENDS, BackendSpec, open_backend
 from sqlitequeue.bench.backends._kafka import java_producer_properties
+from sqlitequeue.bench.errors import BackendError
 from sqlitequeue.bench.profiles import (
     DEFAULT_PROFILES,
     backend_spec,
@@ -16,7 +17,6 @@ from sqlitequeue.bench.profiles import (
     load_profile,
     profiles_for,
 )
-from sqlitequeue.errors import BackendError
 
 REQUIRED = {"kafka-latency", "kafka-throughput", "sqlite-normal", "sqlite-full", "memory"}
 

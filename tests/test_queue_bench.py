@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue.bench import queue_bench
-from sqlitequeue.bench.queue_bench import PATTERNS, Sizes
+from sqlitequeue.bench.microbench import run as microbench
+from sqlitequeue.bench.microbench.run import PATTERNS, Sizes
 from sqlitequeue.cli import build_parser, main
 
 TINY = Sizes(
@@ -28,15 +28,15 @@ TINY = Sizes(
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> queue_bench.Report:
+def report(tmp_path_factory: pytest.TempPathFactory) -> microbench.Report:
     directory = tmp_path_factory.mktemp("bench")
-    return queue_bench.run_benchmark(TINY, repeats=1, directory=directory)
+    return microbench.run_benchmark(TINY, repeats=1, directory=directory)
 
 
 def test_every_pattern_has_a_table_with_ours_the_raw_loop_and_the_peers(
-    report: queue_bench.Report,
+    report: microbench.Report,
 ) -> None:
-    text = queue_bench.format_report(report)
+    text = microbench.format_report(report)
     for pattern in PATTERNS:
         assert pattern.title in text
     labels = {(m.pattern, m.impl) for m in report.measurements}
@@ -48,7 +48,7 @@ def test_every_pattern_has_a_table_with_ours_the_raw_loop_and_the_peers(
     assert "PASS" in text or "FAIL" in text
 
 
-def test_every_measured_row_has_a_sample_and_no_errors(report: queue_bench.Report) -> None:
+def test_every_measured_row_has_a_sample_and_no_errors(report: microbench.Report) -> None:
     for m in report.measurements:
         if m.skipped:
             continue
@@ -58,7 +58,7 @@ def test_every_measured_row_has_a_sample_and_no_errors(report: queue_bench.Repor
 
 
 def test_ratios_and_targets_are_computed_at_equal_durability(
-    report: queue_bench.Report,
+    report: microbench.Report,
 ) -> None:
     checks = {(c.pattern, c.durability, c.what): c for c in report.checks}
     put_full = checks[("put", "full", "ours/persist-queue")]
@@ -83,7 +83,7 @@ def test_ratios_and_targets_are_computed_at_equal_durability(
     assert ("put", "full", "ours/litequeue") not in checks
 
 
-def test_latency_rows_have_percentiles_in_order(report: queue_bench.Report) -> None:
+def test_latency_rows_have_percentiles_in_order(report: microbench.Report) -> None:
     for m in report.measurements:
         if m.pattern.startswith("latency_") and m.samples:
             s = m.samples[0]
@@ -91,8 +91,8 @@ def test_latency_rows_have_percentiles_in_order(report: queue_bench.Report) -> N
             assert s["idle_cpu"] >= 0  # % of a core while blocked with nothing to get
 
 
-def test_json_output_is_plain_data(report: queue_bench.Report, tmp_path: Path) -> None:
-    data = json.loads(json.dumps(queue_bench.report_to_json(report)))
+def test_json_output_is_plain_data(report: microbench.Report, tmp_path: Path) -> None:
+    data = json.loads(json.dumps(microbench.report_to_json(report)))
     assert data["kind"] == "queue-bench"
     assert data["payload_bytes"] == 64
     assert {m["pattern"] for m in data["measurements"]} == {p.key for p in PATTERNS}
@@ -110,5 +110,5 @@ def test_cli_rejects_bad_repeats_and_unknown_patterns(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exc:
         main(["bench", "queue", "--only", "nope"])
     assert exc.value.code == 2
-    with pytest.raises(queue_bench.BenchError):
-        queue_bench.plan(TINY, only=["nope"])
+    with pytest.raises(microbench.BenchError):
+        microbench.plan(TINY, only=["nope"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue.bench import replication
-from sqlitequeue.errors import LitestreamError
+from sqlitequeue.bench.errors import LitestreamError
+from sqlitequeue.bench.faults import litestream
 from sqlitequeue.queue import Queue
 from tests.helpers import REPO
 
@@ -29,15 +29,15 @@ def test_install_script_is_quick_and_idempotent_once_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "litestream:" in result.stdout
-    assert replication.litestream_version(replication.find_litestream()).startswith("v0.5.")
+    assert litestream.litestream_version(litestream.find_litestream()).startswith("v0.5.")
 
 
 def test_replicated_queue_restores_every_committed_message(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     with Queue(db) as queue:
         queue.put_many(payloads(50))
-        replica = replication.FileReplica(tmp_path / "replica")
-        with replication.Replicator(db, replica) as rep:
+        replica = litestream.FileReplica(tmp_path / "replica")
+        with litestream.Replicator(db, replica) as rep:
             queue.put_many(payloads(50))
             assert rep.wait_until_replicated() >= 0
             restored = tmp_path / "restored.db"
@@ -49,17 +49,17 @@ def test_replicated_queue_restores_every_committed_message(tmp_path: Path) -> No
 def test_host_loss_then_restore_to_the_original_path(tmp_path: Path) -> None:
     db = tmp_path / "data" / "queue.db"
     db.parent.mkdir()
-    replica = replication.FileReplica(tmp_path / "replica")
+    replica = litestream.FileReplica(tmp_path / "replica")
     with Queue(db) as queue:
         queue.put_many(payloads(20))
-    rep = replication.Replicator(db, replica).start()
+    rep = litestream.Replicator(db, replica).start()
     try:
         rep.wait_until_replicated()
         rep.kill()
-        gone = replication.delete_local_database(db)
+        gone = litestream.delete_local_database(db)
         assert db in gone and not db.exists()
-        assert not any(p.exists() for p in replication.local_state_paths(db))
-        replication.restore(db, db, replica)
+        assert not any(p.exists() for p in litestream.local_state_paths(db))
+        litestream.restore(db, db, replica)
     finally:
         rep.close()
     with Queue(db) as queue:
@@ -69,23 +69,23 @@ def test_host_loss_then_restore_to_the_original_path(tmp_path: Path) -> None:
 def test_describe_records_version_intervals_and_replica(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     Queue(db).close()
-    rep = replication.Replicator(db, sync_interval=0.5)
+    rep = litestream.Replicator(db, sync_interval=0.5)
     try:
         info = rep.describe()
     finally:
         rep.close()
     assert info["litestream_version"].startswith("v0.5.")
     assert info["sync_interval_s"] == 0.5
-    assert info["monitor_interval_s"] == replication.DEFAULT_MONITOR_INTERVAL
+    assert info["monitor_interval_s"] == litestream.DEFAULT_MONITOR_INTERVAL
     assert info["replica"] == {"type": "file", "path": str(tmp_path / "queue.db.replica")}
 
 
 def test_restore_without_a_replica_raises_litestream_error(tmp_path: Path) -> None:
     with pytest.raises(LitestreamError, match="restore"):
-        replication.restore(
+        litestream.restore(
             tmp_path / "queue.db",
             tmp_path / "out.db",
-            replication.FileReplica(tmp_path / "nothing-here"),
+            litestream.FileReplica(tmp_path / "nothing-here"),
         )
 
 
@@ -93,7 +93,7 @@ def test_restore_refuses_to_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "exists.db"
     target.write_bytes(b"")
     with pytest.raises(LitestreamError, match="already exists"):
-        replication.restore(tmp_path / "queue.db", target)
+        litestream.restore(tmp_path / "queue.db", target)
 
 
 def test_missing_binary_says_how_to_install(
@@ -106,7 +106,7 @@ def test_missing_binary_says_how_to_install(
     monkeypatch.setenv("SQLITEQUEUE_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LitestreamError, match="make litestream") as info:
-        replication.find_litestream()
+        litestream.find_litestream()
     assert "v0.3.13" in str(info.value)
 
 
@@ -118,7 +118,7 @@ def test_s3_replica_from_environment_keeps_secrets_out_of_the_config() -> None:
         "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
         "AWS_SECRET_ACCESS_KEY": "very-secret",
     }
-    replica = replication.S3Replica.from_env(env)
+    replica = litestream.S3Replica.from_env(env)
     assert replica is not None
     assert replica.config() == {
         "type": "s3",
@@ -132,7 +132,7 @@ def test_s3_replica_from_environment_keeps_secrets_out_of_the_config() -> None:
         "LITESTREAM_SECRET_ACCESS_KEY": "very-secret",
     }
     assert "very-secret" not in repr(replica.describe())
-    assert replication.S3Replica.from_env({}) is None
+    assert litestream.S3Replica.from_env({}) is None
 
 
 def test_config_written_for_litestream_is_valid_and_uses_absolute_paths(
@@ -141,10 +141,10 @@ def test_config_written_for_litestream_is_valid_and_uses_absolute_paths(
     import yaml
 
     monkeypatch.chdir(tmp_path)
-    path = replication.write_config(
+    path = litestream.write_config(
         tmp_path / "ls.yml",
         Path("queue.db"),
-        replication.FileReplica(Path("replica")),
+        litestream.FileReplica(Path("replica")),
         sync_interval=0.25,
     )
     config = yaml.safe_load(path.read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue.bench import report
 from sqlitequeue.bench.metrics import Histogram
+from sqlitequeue.bench.report import workloads as workload_report
 from sqlitequeue.bench.results import RunWriter, load
 from sqlitequeue.cli import main
 
@@ -100,8 +100,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = make_results(tmp_path_factory.mktemp("written"))
     code = (
         "import sys\n"
-        "from sqlitequeue.bench import report\n"
-        f"report.write_report({str(folder)!r})\n"
+        "from sqlitequeue.bench.report import workloads as workload_report\n"
+        f"workload_report.write_report({str(folder)!r})\n"
         "bad = [m for m in sys.modules if m.startswith(('sqlitequeue.bench.backends', "
         "'kafka', 'confluent_kafka', 'sqlitequeue.bench.runner'))]\n"
         "assert not bad, bad\n"
@@ -113,7 +113,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_report_writes_every_chart_and_the_html(written: Path) -> None:
     index = written / "report" / "index.html"
-    for name in report.CHARTS:
+    for name in workload_report.CHARTS:
         png = written / "report" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"src='{name}.png'" in index.read_text()
@@ -124,20 +124,20 @@ def test_the_report_writes_every_chart_and_the_html(written: Path) -> None:
 
 def test_the_summary_takes_its_numbers_from_the_files(results: Path) -> None:
     res = load(results)
-    table = report.summary_table(res)
+    table = workload_report.summary_table(res)
     assert list(table.workload.unique()) == ["steady-1kb", "max-rate-1kb"]
     row = table[(table.backend == "kafka-confluent") & (table.workload == "steady-1kb")].iloc[0]
     assert row["e2e p99 ms"] == pytest.approx(res.scalar("kafka-confluent", "e2e_latency_ms.p99"))
     assert row["cpu %"] == pytest.approx(50.0)
     assert row["rss MB"] == pytest.approx(90e6 / 1024**2)
-    rates = report.max_rate_table(res).set_index("backend")
+    rates = workload_report.max_rate_table(res).set_index("backend")
     assert rates.loc["kafka-confluent", "searched max msg/s"] == 8000
     assert rates.loc["sqlite-queue", "highest suite rate met"] == 1000  # p99 ~6 ms <= 50
     assert rates.loc["kafka-confluent", "highest suite rate met"] != 1000  # p99 ~90 ms > 50
 
 
 def test_the_reading_is_computed_not_written(results: Path, tmp_path: Path) -> None:
-    lines = report.reading(load(results))
+    lines = workload_report.reading(load(results))
     text = " ".join(lines)
     assert "steady-1kb: lowest end-to-end p99 was sqlite-queue" in text
     assert "kafka-confluent sustained 2.7x the rate of sqlite-queue" in text
@@ -149,7 +149,7 @@ def test_the_reading_is_computed_not_written(results: Path, tmp_path: Path) -> N
         )
     )
     assert "sqlite-queue sustained 2.0x the rate of kafka-confluent" in " ".join(
-        report.reading(load(other))
+        workload_report.reading(load(other))
     )
 
 
@@ -163,7 +163,7 @@ def test_the_report_command_prints_the_summary(
 
 
 def test_an_empty_folder_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
-    from sqlitequeue.errors import BenchError
+    from sqlitequeue.bench.errors import BenchError
 
     with pytest.raises(BenchError, match="not a results folder"):
-        report.write_report(tmp_path)
+        workload_report.write_report(tmp_path)

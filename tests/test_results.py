@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sqlitequeue.bench import results
-from sqlitequeue.errors import BenchError
+from sqlitequeue.bench.errors import BenchError
 
 
 def test_results_round_trip(tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def test_results_round_trip(fanned_out: RunResult, tmp_path: Path) -> None:
 def test_a_failing_backend_raises_and_leaves_no_process(tmp_path: Path) -> None:
     import multiprocessing
 
-    from sqlitequeue.errors import BackendError
+    from sqlitequeue.bench.errors import BackendError
 
     spec = BackendSpec("kafka", bootstrap_servers=None)
     with pytest.raises(BackendError):

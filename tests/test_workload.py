@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sqlitequeue.bench.errors import WorkloadError
 from sqlitequeue.bench.metrics import Histogram
 from sqlitequeue.bench.workload import (
     HEADER_SIZE,
@@ -18,7 +19,6 @@ from sqlitequeue.bench.workload import (
     ramp_rates,
     schedule,
 )
-from sqlitequeue.errors import WorkloadError
 
 #: OpenMessaging Benchmark's workloads/1-topic-1-partition-1kb.yaml, field for field.
 OMB_FILE = """\

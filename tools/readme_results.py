@@ -47,7 +47,8 @@ def _facts(meta: dict) -> str:
 
 def render(results_root: Path = REPO / "results") -> str:
     """Return the Markdown of the results section (without the markers)."""
-    from sqlitequeue.bench import report, report_faults
+    from sqlitequeue.bench.report import faults as faults_report
+    from sqlitequeue.bench.report import workloads as workload_report
     from sqlitequeue.bench.results import load
 
     bench_dir = results_root / "reference"
@@ -61,20 +62,22 @@ def render(results_root: Path = REPO / "results") -> str:
         "report: `results/reference/report/`.",
         "",
         "```text",
-        report.terminal_summary(bench_dir).replace(str(bench_dir), "results/reference").rstrip(),
+        workload_report.terminal_summary(bench_dir)
+        .replace(str(bench_dir), "results/reference")
+        .rstrip(),
         "```",
     ]
     faults_dir = results_root / "reference-faults"
     if (faults_dir / "run.json").exists():
         faults = load(faults_dir)
-        table = report_faults.summarize(faults.tables["faults"]).drop(columns=["notes"])
+        table = faults_report.summarize(faults.tables["faults"]).drop(columns=["notes"])
         lines += [
             "",
             f"**Failure lab** (`sqlitequeue bench faults`): {_facts(faults.meta)}.",
             "",
-            report_faults.markdown_table(table),
+            faults_report.markdown_table(table),
             "",
-            *[f"- {line}" for line in report_faults.reading(faults)],
+            *[f"- {line}" for line in faults_report.reading(faults)],
         ]
     decision = bench_dir / "decision-seed.md"
     if decision.exists():
@@ -99,7 +102,7 @@ def render(results_root: Path = REPO / "results") -> str:
             "The same run converted to the workbench's format (`results/reference-locust`):",
             "",
             "```text",
-            report.format_table(report.summary_table(load(locust))).rstrip(),
+            workload_report.format_table(workload_report.summary_table(load(locust))).rstrip(),
             "```",
         ]
     fairness = results_root / "reference-fairness"

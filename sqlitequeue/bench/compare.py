@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.workload import Workload, bundled_names, load_workload, read_trace
-from sqlitequeue.errors import BenchError
 
 SQLITE_BACKENDS = ("sqlite-queue", "sqlite-stream", "sqlite-seed")
 KAFKA_BACKENDS = ("kafka-confluent", "kafka")
@@ -132,8 +132,8 @@ def selfcheck(duration: float | None = None, progress: bool = False) -> SelfChec
 
 def start_kafka(printer: Printer = _print) -> Any | None:
     """Start Kafka via KafkaBroker.auto(); return it, or None after printing how to add it."""
-    from sqlitequeue.bench.kafka_broker import KafkaBroker
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
+    from sqlitequeue.bench.kafka.broker import KafkaBroker
 
     printer("starting Kafka (KafkaBroker.auto: KAFKA_BOOTSTRAP_SERVERS, else a local broker)…")
     started = time.monotonic()
@@ -216,7 +216,7 @@ def run_compare(
     started (and stopped) here when a Kafka backend is asked for.
     Raises BenchError for an unknown backend or workload, or when every run failed.
     """
-    from sqlitequeue.bench import report
+    from sqlitequeue.bench.report import workloads as workload_report
     from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
 
     names = _backends(backends)
@@ -248,9 +248,9 @@ def run_compare(
             writer.metadata(load_average_at_end=list(os.getloadavg()))
         if failures and len(failures) == len(suite) * len(names):
             raise BenchError(f"every run failed; first: {failures[0]}")
-        index = report.write_report(writer.dir)
+        index = workload_report.write_report(writer.dir)
         printer("")
-        printer(report.terminal_summary(writer.dir))
+        printer(workload_report.terminal_summary(writer.dir))
         printer(f"\nreport: {index}")
         return writer.dir
     finally:

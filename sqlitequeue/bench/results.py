@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlitequeue.errors import BenchError
+from sqlitequeue.bench.errors import BenchError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.backends.base import BackendSpec, Delivery, open_backend
+from sqlitequeue.bench.errors import BackendError, BenchError
 from sqlitequeue.bench.metrics import Histogram, ResourceSampler, WindowedHistograms, path_bytes
 from sqlitequeue.bench.workload import (
     HEADER,
@@ -43,7 +44,6 @@ from sqlitequeue.bench.workload import (
     ramp_rates,
     schedule,
 )
-from sqlitequeue.errors import BackendError, BenchError
 
 
 class NotApplicable(BackendError):

@@ -25,7 +25,7 @@ Extensions
 
 Every message carries a 20-byte header (scheduled send time, sequence number, producer
 index) in its first bytes, so ``messageSize`` must be at least :data:`HEADER_SIZE`.
-Unknown or invalid fields raise :class:`~sqlitequeue.errors.WorkloadError` naming the
+Unknown or invalid fields raise :class:`~sqlitequeue.bench.errors.WorkloadError` naming the
 field and the file.
 """
 
@@ -43,7 +43,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.errors import WorkloadError
+from sqlitequeue.bench.errors import WorkloadError
 
 #: struct of the header stamped into every payload: scheduled time, sequence, producer.
 HEADER = struct.Struct("<dQI")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlitequeue.bench.backends.base import Delivery, DeliveryCallback
-from sqlitequeue.errors import BackendError
+from sqlitequeue.bench.errors import BackendError
 
 #: Environment variable naming an external Kafka cluster.
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlitequeue.errors import BackendError
+from sqlitequeue.bench.errors import BackendError
 
 #: Defaults (OpenMessaging Benchmark's Kafka driver, adapted to one broker).
 KAFKA_DEFAULTS: dict[str, Any] = {

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlitequeue.errors import BackendError
+from sqlitequeue.bench.errors import BackendError
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ callback (and its ``published_at``) follows the broker's acknowledgement even wh
 caller is idle between sends. A full local queue (``BufferError``) is back-pressure: ``send``
 waits and retries. Consumer: ``confluent_kafka.Consumer`` with ``enable.auto.commit=false``;
 ``commit()`` is ``commit(asynchronous=False)``. Client errors are re-raised as
-:class:`~sqlitequeue.errors.KafkaError` (broker unreachable) or
-:class:`~sqlitequeue.errors.BackendError` (anything else), chained with ``from``.
+:class:`~sqlitequeue.bench.errors.KafkaError` (broker unreachable) or
+:class:`~sqlitequeue.bench.errors.BackendError` (anything else), chained with ``from``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, KafkaError
+from sqlitequeue.bench.errors import BackendError, KafkaError
 
 #: Java client name -> librdkafka name, where they differ.
 ALIASES = {"max.request.size": "message.max.bytes", "fetch.max.wait.ms": "fetch.wait.max.ms"}

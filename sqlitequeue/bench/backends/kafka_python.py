@@ -6,8 +6,8 @@ translated to kafka-python's keyword arguments: ``linger.ms`` -> ``linger_ms``);
 reported from kafka-python's I/O thread. Consumer: ``KafkaConsumer`` with
 ``enable_auto_commit=False``; ``commit()`` is a synchronous commit of the polled position.
 Topics are created with ``KafkaAdminClient``. Every kafka-python error is re-raised as
-:class:`~sqlitequeue.errors.KafkaError` (broker unreachable) or
-:class:`~sqlitequeue.errors.BackendError` (anything else), chained with ``from``.
+:class:`~sqlitequeue.bench.errors.KafkaError` (broker unreachable) or
+:class:`~sqlitequeue.bench.errors.BackendError` (anything else), chained with ``from``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, KafkaError
+from sqlitequeue.bench.errors import BackendError, KafkaError
 
 
 def client_kwargs(

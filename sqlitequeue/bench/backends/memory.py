@@ -39,7 +39,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError
+from sqlitequeue.bench.errors import BackendError
 
 DEFAULTS: dict[str, Any] = {
     "socket_buffer_bytes": 4 * 1024 * 1024,

@@ -39,7 +39,8 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, LeaseLost, QueueError
+from sqlitequeue.bench.errors import BackendError
+from sqlitequeue.errors import LeaseLost, QueueError
 from sqlitequeue.queue import Message, Queue
 
 DEFAULTS: dict[str, Any] = {

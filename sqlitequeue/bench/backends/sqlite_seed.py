@@ -55,7 +55,7 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError
+from sqlitequeue.bench.errors import BackendError
 
 DEFAULTS: dict[str, Any] = {
     "synchronous": "NORMAL",

@@ -32,7 +32,8 @@ from sqlitequeue.bench.backends.base import (
     Producer,
     Received,
 )
-from sqlitequeue.errors import BackendError, InvalidArgument, NotPartitionOwner, QueueError
+from sqlitequeue.bench.errors import BackendError
+from sqlitequeue.errors import InvalidArgument, NotPartitionOwner, QueueError
 from sqlitequeue.stream import Stream
 
 DEFAULTS: dict[str, Any] = {

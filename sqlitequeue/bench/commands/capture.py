@@ -54,7 +54,7 @@ def capture_trace(
 
     Raises KafkaError when the broker cannot be reached or the topic does not exist.
     """
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
 
     try:
         from kafka import KafkaConsumer
@@ -79,7 +79,7 @@ def capture_trace(
 def _read(consumer: Any, topic: str, out: Path, limit: int, idle: float, payloads: bool) -> int:
     from kafka import TopicPartition
 
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
 
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
@@ -125,7 +125,7 @@ def _writer(fh: Any, as_csv: bool, payloads: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Capture the trace; return 0 (3 when the topic held no message)."""
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
 
     if not args.bootstrap_servers:
         raise KafkaError("no Kafka: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")

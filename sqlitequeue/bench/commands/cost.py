@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sqlite_capacity(results: str | None) -> float | None:
     if not results:
         return None
-    from sqlitequeue.bench.evidence import gather_evidence, sqlite_capacity
+    from sqlitequeue.bench.decide.evidence import gather_evidence, sqlite_capacity
 
     measured = sqlite_capacity(gather_evidence([results]))
     return measured.rate if measured else None
@@ -60,7 +60,7 @@ def _sqlite_capacity(results: str | None) -> float | None:
 
 def _traffic(args: argparse.Namespace) -> Traffic:
     from sqlitequeue.bench.cost import Traffic
-    from sqlitequeue.bench.team_profile import load_profile
+    from sqlitequeue.bench.decide.team_profile import load_profile
 
     base: dict[str, Any] = {
         "peak_rate": 1000.0,

@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Decide, print the verdict and criteria, and write the report; return 0."""
     from sqlitequeue.bench import cost
-    from sqlitequeue.bench.decide import decide
-    from sqlitequeue.bench.decision_report import summary_text
+    from sqlitequeue.bench.decide.report import summary_text
+    from sqlitequeue.bench.decide.run import decide
 
     params = cost.load_parameters(args.params) if args.params else None
     decision, paths = decide(

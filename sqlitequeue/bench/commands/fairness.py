@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison; print rates and ratio; return 0 (2 for bad arguments)."""
-    from sqlitequeue.bench.kafka_broker import KafkaBroker
+    from sqlitequeue.bench.kafka.broker import KafkaBroker
     from sqlitequeue.bench.profiles import load_profile
 
     if args.count < 1 or args.size < 0 or args.runs < 1 or args.partitions < 1:
@@ -134,10 +134,10 @@ class Comparison:
 
     def run(self, runs: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
         """Alternate the two producers ``runs`` times; return one row per measurement."""
-        from sqlitequeue.bench import kafka_dist
         from sqlitequeue.bench.backends import BackendSpec, open_backend
+        from sqlitequeue.bench.kafka import distribution
 
-        dist = kafka_dist.ensure(progress=progress)
+        dist = distribution.ensure(progress=progress)
         spec = BackendSpec(
             "kafka-confluent",
             settings=dict(self.settings),
@@ -167,7 +167,7 @@ class Comparison:
         Raises KafkaError with the tool's output when it fails or prints no summary.
         """
         from sqlitequeue.bench.backends._kafka import java_producer_properties
-        from sqlitequeue.errors import KafkaError
+        from sqlitequeue.bench.errors import KafkaError
 
         self.java_command = [
             dist.java,
@@ -207,7 +207,7 @@ class Comparison:
 
         Raises BackendError if any delivery failed.
         """
-        from sqlitequeue.errors import BackendError
+        from sqlitequeue.bench.errors import BackendError
 
         payload = bytes(i % 251 for i in range(self.size))
         failed: list[str] = []

@@ -55,8 +55,8 @@ def run(args: Any) -> int:
     """Run the experiments, print the summary table; exit 1 if any trial failed."""
     import pandas as pd
 
-    from sqlitequeue.bench.faults import run_faults
-    from sqlitequeue.bench.report_faults import summarize
+    from sqlitequeue.bench.faults.experiments import run_faults
+    from sqlitequeue.bench.report.faults import summarize
     from sqlitequeue.bench.results import load
 
     if args.repeats is not None and args.repeats < 1:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 def state_path() -> Path:
     """Where `kafka start` records its broker: ``<cache>/kafka-broker.json``."""
-    from sqlitequeue.bench.kafka_dist import cache_root
+    from sqlitequeue.bench.kafka.distribution import cache_root
 
     return cache_root() / "kafka-broker.json"
 
@@ -72,7 +72,7 @@ def read_state() -> dict[str, Any] | None:
 
 def _live_pids(state: dict[str, Any]) -> list[int]:
     """The recorded pids that still run a Kafka JVM of this broker (guards against pid reuse)."""
-    from sqlitequeue.bench.kafka_node import pid_alive
+    from sqlitequeue.bench.kafka.node import pid_alive
 
     live = []
     for pid in state.get("pids", []):
@@ -89,22 +89,22 @@ def _live_pids(state: dict[str, Any]) -> list[int]:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from sqlitequeue.bench import kafka_dist
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
+    from sqlitequeue.bench.kafka import distribution
 
-    version = args.version or kafka_dist.KAFKA_VERSION
-    libs = kafka_dist.install(version)
+    version = args.version or distribution.KAFKA_VERSION
+    libs = distribution.install(version)
     print(f"Apache Kafka {version} jars: {libs}")
     try:
-        java = kafka_dist.require_java()
-        print(f"Java: {java} (Java {kafka_dist.java_major_version(java)})")
+        java = distribution.require_java()
+        print(f"Java: {java} (Java {distribution.java_major_version(java)})")
     except KafkaError as exc:
         print(f"warning: the local broker cannot run yet: {exc}", file=sys.stderr)
     return EXIT_OK
 
 
 def _start(args: argparse.Namespace) -> int:
-    from sqlitequeue.bench.kafka_broker import LocalKafka
+    from sqlitequeue.bench.kafka.broker import LocalKafka
 
     state = read_state()
     if state and _live_pids(state):
@@ -138,8 +138,8 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sqlitequeue.bench.kafka_protocol import wait_for_metadata
-    from sqlitequeue.errors import KafkaError
+    from sqlitequeue.bench.errors import KafkaError
+    from sqlitequeue.bench.kafka.readiness import wait_for_metadata
 
     state = read_state()
     if state is None:
@@ -166,7 +166,7 @@ def _stop(args: argparse.Namespace) -> int:
     import shutil
     import signal
 
-    from sqlitequeue.bench.kafka_node import signal_group, terminate_pid
+    from sqlitequeue.bench.kafka.node import signal_group, terminate_pid
 
     state = read_state()
     if state is None:

@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     """Run Locust for each backend, convert, print the summary; return 0, or 1 on failures."""
     from pathlib import Path
 
-    from sqlitequeue.bench import locust_run, report
-    from sqlitequeue.bench.locust_import import import_run
+    from sqlitequeue.bench.locust import run as locust_run
+    from sqlitequeue.bench.locust.convert import import_run
+    from sqlitequeue.bench.report import workloads as workload_report
     from sqlitequeue.bench.results import RunWriter, new_run_id
 
     if args.web:
@@ -65,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{backend}: Locust exited with {done.returncode}")
             if Path(f"{prefix}_stats.csv").exists():
                 import_run(writer, prefix)
-    print(report.format_table(report.summary_table(report.load(writer.dir))))
+    print(
+        workload_report.format_table(
+            workload_report.summary_table(workload_report.load(writer.dir))
+        )
+    )
     print(f"\nresults: {writer.dir}")
     return 1 if failed else 0
 
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _web(args: argparse.Namespace) -> int:
     import subprocess
 
-    from sqlitequeue.bench import locust_run
+    from sqlitequeue.bench.locust import run as locust_run
 
     if len(args.backend) != 1:
         print("--web runs one backend at a time")

@@ -30,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert; print the folder and its summary; return 0."""
-    from sqlitequeue.bench import report
-    from sqlitequeue.bench.locust_import import import_runs
+    from sqlitequeue.bench.locust.convert import import_runs
+    from sqlitequeue.bench.report import workloads as workload_report
 
     folder = import_runs(
         args.prefix, out=args.out, run_id=args.run_id, backend=args.backend, workload=args.workload
     )
-    print(report.format_table(report.summary_table(report.load(folder))))
+    print(workload_report.format_table(workload_report.summary_table(workload_report.load(folder))))
     print(f"\nresults: {folder}")
     return 0

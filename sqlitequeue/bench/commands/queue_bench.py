@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables; return 0 (targets missed are reported, not
     an error), 2 for bad arguments."""
-    from sqlitequeue.bench import queue_bench
+    from sqlitequeue.bench.microbench import run as microbench
 
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if repeats < 1:
@@ -76,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
     if directory is not None and not directory.is_dir():
         print(f"sqlitequeue bench queue: --dir {directory} is not a directory", file=sys.stderr)
         return 2
-    sizes = queue_bench.QUICK_SIZES if args.quick else queue_bench.FULL_SIZES
+    sizes = microbench.QUICK_SIZES if args.quick else microbench.FULL_SIZES
     print(
         f"running {'quick' if args.quick else 'full'} queue benchmark, {repeats} repeat(s)...",
         file=sys.stderr,
     )
-    report = queue_bench.run_benchmark(
+    report = microbench.run_benchmark(
         sizes, repeats, only=args.only, directory=directory, progress=sys.stderr
     )
-    print(queue_bench.format_report(report))
+    print(microbench.format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(queue_bench.report_to_json(report), indent=2))
+        Path(args.json).write_text(json.dumps(microbench.report_to_json(report), indent=2))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -24,11 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the report; return 0."""
-    from sqlitequeue.bench import report
+    from sqlitequeue.bench.report import workloads as workload_report
     from sqlitequeue.bench.results import latest_run
 
     folder = args.results or latest_run(args.root, kind="bench")
-    index = report.write_report(folder, args.out)
-    print(report.terminal_summary(folder))
+    index = workload_report.write_report(folder, args.out)
+    print(workload_report.terminal_summary(folder))
     print(f"\nreport: {index}")
     return 0

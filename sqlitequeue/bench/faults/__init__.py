@@ -1,0 +1,1 @@
+"""Failure-recovery experiments: lab, ledgers, workers, SQLite and Kafka trials, Litestream."""

@@ -1,0 +1,383 @@
+"""The fault lab's shared parts: scale, per-trial directories, worker processes, results.
+
+A *trial* is one repeat of one experiment case; it returns a :class:`Trial` holding its
+``faults.csv`` row, its throughput series around the fault, and its fault events. The
+:class:`Lab` owns the scratch directory and the Kafka brokers started for the run.
+Storage faults (a full disk, read-only storage) run a worker inside a private mount
+namespace (``unshare --mount``, root only) so the mounts are invisible to everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.faults import workers
+from sqlitequeue.bench.faults.ledger import Accounting, Event, rates, read_ledger
+
+#: Columns of faults.csv, in order (decide/cost code reads RTO/RPO from them).
+FAULT_COLUMNS = (
+    "run_id",
+    "experiment",
+    "backend",
+    "durability",
+    "repeat",
+    "produced",
+    "acknowledged",
+    "recovered",
+    "lost",
+    "duplicated",
+    "rto_s",
+    "rpo_messages",
+    "rpo_s",
+    "notes",
+)
+EVENT_COLUMNS = ("experiment", "backend", "durability", "repeat", "event", "t", "at", "detail")
+SERIES_COLUMNS = ("experiment", "backend", "durability", "repeat", "metric", "t", "value")
+
+
+class Unavailable(BenchError):
+    """An experiment cannot run here (e.g. it needs root); the message says why."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big and how long each trial is (see :data:`QUICK` and :data:`FULL`).
+
+    ``rate`` msg/s in batches of ``batch``; ``before_s``/``after_s`` of workload around the
+    fault; ``failure_timeout_s`` is both the SQLite lease and Kafka's session.timeout.ms
+    (a consumer's failure-detection time, set equal for a fair comparison; Kafka's floor
+    is 6 s by default); ``process_s`` per message in consumers; ``sync_interval_s`` is
+    Litestream's; ``litestream_down_s`` how long before a host loss Litestream dies in the
+    control experiment; ``disk_size`` the tiny file system of the disk-full experiment.
+    """
+
+    rate: float = 200.0
+    batch: int = 10
+    payload_size: int = 200
+    before_s: float = 2.0
+    after_s: float = 2.0
+    failure_timeout_s: float = 6.0
+    process_s: float = 0.002
+    sync_interval_s: float = 1.0
+    litestream_down_s: float = 2.0
+    disk_size: str = "2m"
+    disk_payload_size: int = 1000
+    disk_rate: float = 1000.0
+    bin_s: float = 0.25
+    drain_timeout_s: float = 60.0
+
+    def with_(self, **changes: Any) -> Scale:
+        """Return a copy with ``changes`` applied."""
+        return Scale(**{**asdict(self), **changes})
+
+
+QUICK = Scale()
+FULL = Scale(rate=500.0, before_s=5.0, after_s=5.0, bin_s=0.5)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One experiment on one backend (with one durability setting)."""
+
+    experiment: str
+    backend: str
+    durability: str
+
+    @property
+    def label(self) -> str:
+        """``experiment/backend[/durability]`` as shown in progress output."""
+        return f"{self.experiment}/{self.backend}/{self.durability}"
+
+
+@dataclass
+class Trial:
+    """What one trial produced: its faults.csv row, series and events."""
+
+    case: Case
+    repeat: int
+    row: dict[str, Any]
+    series: list[tuple[str, float, float]] = field(default_factory=list)
+    events: list[tuple[str, float, float, str]] = field(default_factory=list)
+
+    def fault_row(self) -> dict[str, Any]:
+        """Return the faults.csv row (every column of :data:`FAULT_COLUMNS` but run_id)."""
+        base = {
+            "experiment": self.case.experiment,
+            "backend": self.case.backend,
+            "durability": self.case.durability,
+            "repeat": self.repeat,
+        }
+        return {c: {**base, **self.row}.get(c) for c in FAULT_COLUMNS if c != "run_id"}
+
+
+def trial_row(
+    acc: Accounting | None,
+    *,
+    rto_s: float | None,
+    rpo_s: float | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """Return the measured part of a faults.csv row (``rpo_messages`` = lost)."""
+    if acc is None:
+        return {"notes": notes}
+    row: dict[str, Any] = acc.as_row()
+    row.update(
+        rto_s=None if rto_s is None else round(rto_s, 4),
+        rpo_messages=acc.lost,
+        rpo_s=None if rpo_s is None else round(rpo_s, 4),
+        notes=notes,
+    )
+    return row
+
+
+def unavailable_trial(case: Case, repeat: int, reason: str) -> Trial:
+    """Return the row of a trial that could not run here (numbers left empty)."""
+    return Trial(case, repeat, {"notes": f"unavailable: {reason}"})
+
+
+def throughput(
+    producer_events: Sequence[Event], consumer_events: Sequence[Event], origin: float, bin_s: float
+) -> list[tuple[str, float, float]]:
+    """Return ``(metric, t, value)``: publish_rate from ``A``, consume_rate from ``P`` events."""
+    series: list[tuple[str, float, float]] = []
+    for metric, events, kind in (
+        ("publish_rate", producer_events, "A"),
+        ("consume_rate", consumer_events, "P"),
+    ):
+        times = [e.at for e in events if e.kind == kind for _ in e.ids]
+        series.extend((metric, t, v) for t, v in rates(times, origin, bin_s))
+    return series
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+class Worker:
+    """One worker process (see :mod:`sqlitequeue.bench.faults.workers`) and its ledger."""
+
+    def __init__(
+        self, role: str, cfg: dict[str, Any], log: Path, argv: list[str] | None = None
+    ) -> None:
+        self.role = role
+        self.cfg = cfg
+        self.ledger = Path(cfg["ledger"])
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                argv or workers.command(role, cfg),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def events(self) -> list[Event]:
+        """Return the ledger's events so far."""
+        return read_ledger(self.ledger)
+
+    def kill(self) -> float:
+        """SIGKILL the process; return the unix time of the kill."""
+        at = time.time()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+        return at
+
+    def pause(self) -> float:
+        """SIGSTOP the process (its ledger then stands still); return the unix time."""
+        at = time.time()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+        return at
+
+    def resume(self) -> None:
+        """SIGCONT a process stopped by :meth:`pause`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for a normal exit; on timeout SIGKILL it and raise BenchError with its log."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise BenchError(
+                f"{self.role} did not finish within {timeout:g} s:\n{self.log_tail()}"
+            ) from None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """Return the end of the worker's stdout/stderr."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self.process.poll() is None
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.05
+) -> float:
+    """Poll ``predicate`` until true; return the unix time it became true.
+
+    Raises BenchError naming ``what`` after ``timeout`` seconds.
+    """
+    at = wait_for(predicate, timeout, poll)
+    if at is None:
+        raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+    return at
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.05) -> float | None:
+    """Poll ``predicate`` until true; return the unix time it did, or None after ``timeout``.
+
+    For outcomes that are measurements (a message never redelivered is a loss to count,
+    not a harness failure).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return time.time()
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(poll)
+
+
+# -- storage faults ----------------------------------------------------------------------
+
+
+def mount_namespace_problem() -> str | None:
+    """Return None when private mounts work here (root + ``unshare``), else the reason."""
+    if os.geteuid() != 0:
+        return "needs root to mount a private tmpfs / read-only bind mount (unshare --mount)"
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "needs the util-linux `unshare` and `mount` commands"
+    probe = subprocess.run(
+        ["unshare", "--mount", "true"], capture_output=True, text=True, timeout=30, check=False
+    )
+    if probe.returncode != 0:
+        return f"`unshare --mount` is not permitted here ({probe.stderr.strip()})"
+    return None
+
+
+def on_small_file_system(directory: Path, size: str, command: Sequence[str]) -> list[str]:
+    """Return argv running ``command`` with a fresh tmpfs of ``size`` on ``directory``.
+
+    The tmpfs lives in a private mount namespace and vanishes with the process; the
+    command must copy out whatever should survive.
+    """
+    d = shlex.quote(str(directory))
+    script = f"mount -t tmpfs -o size={shlex.quote(size)} tmpfs {d} && {shlex.join(command)}"
+    return ["unshare", "--mount", "bash", "-c", script]
+
+
+def on_read_only_directory(directory: Path, command: Sequence[str]) -> list[str]:
+    """Return argv running ``command`` while ``directory`` is a read-only bind mount."""
+    d = shlex.quote(str(directory))
+    script = f"mount --bind -o ro {d} {d} && exec {shlex.join(command)}"
+    return ["unshare", "--mount", "bash", "-c", script]
+
+
+# -- the lab -----------------------------------------------------------------------------
+
+
+class Lab:
+    """Scratch space, scale and Kafka for a set of trials; ``close()`` stops what it started.
+
+    ``kafka_bootstrap`` names a broker for the experiments that do not kill brokers;
+    ``kafka_broker`` a single broker that may be killed and restarted; ``kafka_cluster`` a
+    3-broker cluster (RF=3, min.insync.replicas=2). Any not given is started on first use
+    (a local KRaft broker from Apache Kafka's jars).
+    """
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str],
+        scale: Scale = QUICK,
+        *,
+        kafka_bootstrap: str | None = None,
+        kafka_broker: Any = None,
+        kafka_cluster: Any = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.scale = scale
+        self._bootstrap = kafka_bootstrap
+        self._broker = kafka_broker
+        self._cluster = kafka_cluster
+        self._owned: list[Any] = []
+        self.log = log or (lambda message: None)
+        self.descriptions: dict[str, Any] = {}
+
+    def trial_dir(self, case: Case, repeat: int) -> Path:
+        """Return a fresh directory for one trial."""
+        path = self.work_dir / f"{case.label.replace('/', '-')}-r{repeat}"
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def bootstrap(self) -> str:
+        """Bootstrap servers of a broker for non-destructive Kafka experiments."""
+        if self._bootstrap is None:
+            self._bootstrap = str(self.killable_broker().bootstrap_servers)
+        return self._bootstrap
+
+    def killable_broker(self) -> Any:
+        """A single started broker that experiments may SIGKILL and restart."""
+        if self._broker is None:
+            from sqlitequeue.bench.kafka.broker import KafkaBroker, LocalKafka
+
+            self.log("starting a local Kafka broker ...")
+            broker = KafkaBroker.auto()
+            if not isinstance(broker, LocalKafka):
+                raise Unavailable(
+                    f"needs a local broker it may kill (Kafka mode is {broker.mode!r})"
+                )
+            self._broker = self._own(broker.start())
+            self.descriptions["kafka"] = broker.describe()
+        return self._broker
+
+    def cluster(self) -> Any:
+        """A started 3-broker cluster (RF=3, min.insync.replicas=2)."""
+        if self._cluster is None:
+            from sqlitequeue.bench.kafka.broker import KafkaCluster
+
+            self.log("starting a local 3-broker Kafka cluster ...")
+            self._cluster = self._own(KafkaCluster(brokers=3).start())
+            self.descriptions["kafka_cluster"] = self._cluster.describe()
+        return self._cluster
+
+    def _own(self, broker: Any) -> Any:
+        self._owned.append(broker)
+        return broker
+
+    def close(self) -> None:
+        """Stop every broker this lab started."""
+        for broker in reversed(self._owned):
+            try:
+                broker.stop()
+            except Exception as exc:  # never hide the results because a broker lingers
+                print(f"warning: could not stop {broker!r}: {exc}", file=sys.stderr)
+        self._owned.clear()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""A real Apache Kafka for the workbench: distribution, local nodes, brokers, readiness."""

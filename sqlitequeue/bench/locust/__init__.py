@@ -1,0 +1,1 @@
+"""Locust load tests: run them as a subprocess, convert their CSVs into results folders."""

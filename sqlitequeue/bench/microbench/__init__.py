@@ -1,0 +1,1 @@
+"""Micro-benchmarks of Queue and Stream against a minimal raw design and the Python peers."""

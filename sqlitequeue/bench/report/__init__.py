@@ -1,0 +1,1 @@
+"""Reports rendered from results folders only: the workloads and the failure-recovery sections."""
