@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "record a replayable trace (timestamp, size, key) from a Kafka topic"
 
 
@@ -124,7 +126,7 @@ def _writer(fh: Any, as_csv: bool, payloads: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Capture the trace; return 0 (3 when the topic held no message)."""
+    """Capture the trace; return ExitCode.OK (3 when the topic held no message)."""
     from sqlitequeue.bench.errors import KafkaError
 
     if not args.bootstrap_servers:
@@ -138,4 +140,7 @@ def run(args: argparse.Namespace) -> int:
         payloads=args.payloads,
     )
     print(f"captured {count} message(s) from {args.topic} into {args.out}")
-    return 0 if count else 3
+    return ExitCode.OK if count else ExitCode.EMPTY
+
+
+COMMAND = Command("capture", HELP, add_arguments, run, description=__doc__)

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import argparse
 
+from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "run the suite against SQLite and Kafka, write charts + report (the main job)"
-
-
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --quick, --backends, --workloads, --duration, --out, --p99-target, --profile."""
     parser.add_argument("--quick", action="store_true", help="the short suite (~2 minutes)")
-    parser.add_argument("--backends", type=_names, metavar="A,B", help="backends to compare")
+    parser.add_argument("--backends", type=name_list, metavar="A,B", help="backends to compare")
     parser.add_argument(
-        "--workloads", type=_names, metavar="A,B", help="workload names or files (default: suite)"
+        "--workloads",
+        type=name_list,
+        metavar="A,B",
+        help="workload names or files (default: suite)",
     )
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="override every workload's duration"
@@ -48,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the comparison; return 0 once the report is written."""
+    """Run the comparison; return ExitCode.OK once the report is written."""
     from sqlitequeue.bench.compare import run_compare
 
     run_compare(
@@ -62,4 +64,7 @@ def run(args: argparse.Namespace) -> int:
         run_selfcheck=not args.no_selfcheck,
         run_id=args.run_id,
     )
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("compare", HELP, add_arguments, run, description=__doc__)

@@ -20,6 +20,8 @@ import argparse
 import math
 from typing import TYPE_CHECKING, Any
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 if TYPE_CHECKING:
     from sqlitequeue.bench.cost import Traffic
 
@@ -81,7 +83,7 @@ def _traffic(args: argparse.Namespace) -> Traffic:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the projection and write the results folder with charts; return 0."""
+    """Print the projection and write the results folder with charts; return ExitCode.OK."""
     from sqlitequeue.bench import cost
     from sqlitequeue.bench.results import RunWriter, new_run_id
 
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_params:
         for entry in params.entries.values():
             print(f"{entry.name} = {entry.value!r} {entry.unit}  [{entry.source}; {entry.date}]")
-        return 0
+        return ExitCode.OK
     traffic = _traffic(args)
     capacity = _sqlite_capacity(args.results)
     measured = {"sqlite_capacity": capacity, "measured_broker_mib_s": args.broker_mib_s}
@@ -127,4 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{row.cheaper_below} cheaper below, {row.cheaper_above} above"
             )
     print(f"\nwrote {writer.dir}")
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("cost", HELP, add_arguments, run, description=__doc__)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "check a team profile against measured results and costs: does SQLite fit?"
+from sqlitequeue.cli import WORKBENCH_COMMANDS
+from sqlitequeue.cli.command import Command, ExitCode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Decide, print the verdict and criteria, and write the report; return 0."""
+    """Decide, print the verdict and criteria, and write the report; return ExitCode.OK."""
     from sqlitequeue.bench import cost
     from sqlitequeue.bench.decide.report import summary_text
     from sqlitequeue.bench.decide.run import decide
@@ -73,4 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  - {line}")
     print("\n" + summary_text(decision))
     print("report: " + ", ".join(str(p) for p in paths))
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("decide", WORKBENCH_COMMANDS["decide"], add_arguments, run, description=__doc__)

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "compare the kafka-confluent backend's producer with Kafka's own ProducerPerformance"
 
 TARGET_RATIO = 2.0
@@ -65,13 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the comparison; print rates and ratio; return 0 (2 for bad arguments)."""
+    """Run the comparison; print rates and ratio; return ExitCode.OK (2 for bad arguments)."""
     from sqlitequeue.bench.kafka.broker import KafkaBroker
     from sqlitequeue.bench.profiles import load_profile
 
     if args.count < 1 or args.size < 0 or args.runs < 1 or args.partitions < 1:
         print("error: --count, --runs and --partitions must be >= 1, --size >= 0")
-        return 2
+        return ExitCode.USAGE
     settings = load_profile(args.profile).settings_for("kafka-confluent")
     if args.acks is not None:
         settings["producer.acks"] = args.acks
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         _report(rows, args)
         path = write_results(args.out, comparison, rows, broker.describe())
         print(f"results: {path}")
-    return 0
+    return ExitCode.OK
 
 
 def _report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -274,3 +276,6 @@ def write_results(
         ratio = medians["ProducerPerformance"] / medians["kafka-confluent"]
         writer.metric("kafka-confluent", workload, "fairness_ratio", ratio)
         return writer.dir
+
+
+COMMAND = Command("fairness", HELP, add_arguments, run, description=__doc__)

@@ -17,6 +17,8 @@ import argparse
 import sys
 from typing import Any
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "failure-recovery experiments: SIGKILLs, host loss + Litestream restore, full disk"
 
 EXPERIMENT_NAMES = (
@@ -61,7 +63,7 @@ def run(args: Any) -> int:
 
     if args.repeats is not None and args.repeats < 1:
         print("sqlitequeue: error: --repeats must be >= 1", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     folder = run_faults(
         quick=args.quick,
         experiments=args.experiment,
@@ -81,5 +83,8 @@ def run(args: Any) -> int:
     print(f"\nresults: {folder}")
     if not failed.empty:
         print(f"{len(failed)} trial(s) failed; see the notes in faults.csv", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.ERROR
+    return ExitCode.OK
+
+
+COMMAND = Command("faults", HELP, add_arguments, run, description=__doc__)

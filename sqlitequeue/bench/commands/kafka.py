@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-HELP = "install, start, stop or check a local Apache Kafka broker (for the notebooks)"
-
-EXIT_OK = 0
-EXIT_NOTHING = 3
+from sqlitequeue.cli import WORKBENCH_COMMANDS
+from sqlitequeue.cli.command import Command, ExitCode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     action = actions.get(getattr(args, "kafka_action", None) or "")
     if action is None:
         print(args.kafka_help(), file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     return action(args)
 
 
@@ -100,7 +98,7 @@ def _install(args: argparse.Namespace) -> int:
         print(f"Java: {java} (Java {distribution.java_major_version(java)})")
     except KafkaError as exc:
         print(f"warning: the local broker cannot run yet: {exc}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -113,7 +111,7 @@ def _start(args: argparse.Namespace) -> int:
             f"already running (pids {state['pids']}); `sqlitequeue kafka stop` stops it",
             file=sys.stderr,
         )
-        return EXIT_OK
+        return ExitCode.OK
     started = time.monotonic()
     broker = LocalKafka(args.brokers, port=args.port, heap=args.heap, detached=True)
     broker.start()
@@ -134,7 +132,7 @@ def _start(args: argparse.Namespace) -> int:
         "stop it with `sqlitequeue kafka stop`",
         file=sys.stderr,
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -144,12 +142,12 @@ def _status(args: argparse.Namespace) -> int:
     state = read_state()
     if state is None:
         print("no broker started by `sqlitequeue kafka start`")
-        return EXIT_NOTHING
+        return ExitCode.EMPTY
     live = _live_pids(state)
     if not live:
         state_path().unlink(missing_ok=True)
         print(f"not running: its JVMs {state['pids']} are gone (stale state removed)")
-        return EXIT_NOTHING
+        return ExitCode.EMPTY
     try:
         meta = wait_for_metadata(state["bootstrap"], timeout=5.0)
         health = f"answering: {len(meta.brokers)} broker(s), cluster {meta.cluster_id}"
@@ -159,7 +157,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"Kafka {state['version']} at {state['bootstrap']}: {health}")
     print(f"pids {live} of {state['pids']}, up {uptime:.0f} s, data in {state['data_dir']}")
     print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -171,7 +169,7 @@ def _stop(args: argparse.Namespace) -> int:
     state = read_state()
     if state is None:
         print("no broker started by `sqlitequeue kafka start`: nothing to stop")
-        return EXIT_NOTHING
+        return ExitCode.EMPTY
     live = _live_pids(state)
     for pid in live:  # all at once, so no node waits for a quorum that is shutting down
         signal_group(pid, signal.SIGTERM)
@@ -180,4 +178,7 @@ def _stop(args: argparse.Namespace) -> int:
     shutil.rmtree(state["data_dir"], ignore_errors=True)
     state_path().unlink(missing_ok=True)
     print(f"stopped Kafka at {state['bootstrap']} (pids {live}); removed {state['data_dir']}")
-    return EXIT_OK
+    return ExitCode.OK
+
+
+COMMAND = Command("kafka", WORKBENCH_COMMANDS["kafka"], add_arguments, run, description=__doc__)

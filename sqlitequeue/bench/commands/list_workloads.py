@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "list bundled workloads (or --fields: every workload field)"
 
 FIELDS_HELP = """\
@@ -67,10 +69,10 @@ def _rate(w: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the list (or the field reference); return 0."""
+    """Print the list (or the field reference); return ExitCode.OK."""
     if args.fields:
         print(FIELDS_HELP, end="")
-        return 0
+        return ExitCode.OK
     from sqlitequeue.bench.workload import bundled_names, load_workload
 
     print(f"{'name':<18} {'msg/s':<26} {'size':>7} {'groups':>6} {'secs':>5}  description")
@@ -80,4 +82,7 @@ def run(args: argparse.Namespace) -> int:
             f"{name:<18} {_rate(w):<26} {w.message_size:>7} {w.subscriptions_per_topic:>6} "
             f"{w.duration_seconds:>5.0f}  {w.description}"
         )
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("list", HELP, add_arguments, run, description=__doc__)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 
-from sqlitequeue.bench.commands.compare import _names
+from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "replay a workload with Locust (one user per process); convert its CSVs"
 
@@ -25,7 +26,7 @@ HELP = "replay a workload with Locust (one user per process); convert its CSVs"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --backend, --workload, --run-time, --max-rate, --profile, --out, --web."""
     parser.add_argument(
-        "--backend", required=True, type=_names, metavar="NAME[,NAME…]", help="backends"
+        "--backend", required=True, type=name_list, metavar="NAME[,NAME…]", help="backends"
     )
     parser.add_argument("--workload", default="steady-1kb", metavar="NAME|PATH")
     parser.add_argument("--run-time", type=float, default=60.0, metavar="SECONDS")
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run Locust for each backend, convert, print the summary; return 0, or 1 on failures."""
+    """Run Locust per backend, convert, print the summary; return OK, or ERROR on failures."""
     from pathlib import Path
 
     from sqlitequeue.bench.locust import run as locust_run
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     print(f"\nresults: {writer.dir}")
-    return 1 if failed else 0
+    return ExitCode.ERROR if failed else ExitCode.OK
 
 
 def _web(args: argparse.Namespace) -> int:
@@ -82,7 +83,7 @@ def _web(args: argparse.Namespace) -> int:
 
     if len(args.backend) != 1:
         print("--web runs one backend at a time")
-        return 2
+        return ExitCode.USAGE
     backend = args.backend[0]
     cmd = locust_run.locust_command(
         backend,
@@ -95,3 +96,6 @@ def _web(args: argparse.Namespace) -> int:
     )
     with locust_run.kafka_for(backend) as env:
         return subprocess.run(cmd, env=env, check=False).returncode
+
+
+COMMAND = Command("locust", HELP, add_arguments, run, description=__doc__)

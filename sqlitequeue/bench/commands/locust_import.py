@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "convert Locust CSVs into a results folder the report can read"
 
 
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert; print the folder and its summary; return 0."""
+    """Convert; print the folder and its summary; return ExitCode.OK."""
     from sqlitequeue.bench.locust.convert import import_runs
     from sqlitequeue.bench.report import workloads as workload_report
 
@@ -38,4 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(workload_report.format_table(workload_report.summary_table(workload_report.load(folder))))
     print(f"\nresults: {folder}")
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("locust-import", HELP, add_arguments, run, description=__doc__)

@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "micro-benchmark Queue/Stream vs a raw sqlite3 loop and the Python peer queues"
 
 PATTERN_KEYS = (
@@ -64,18 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark, print the tables; return 0 (targets missed are reported, not
+    """Run the benchmark, print the tables; return ExitCode.OK (targets missed are reported, not
     an error), 2 for bad arguments."""
     from sqlitequeue.bench.microbench import run as microbench
 
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     if repeats < 1:
         print("sqlitequeue bench queue: --repeats must be at least 1", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     directory = Path(args.dir) if args.dir else None
     if directory is not None and not directory.is_dir():
         print(f"sqlitequeue bench queue: --dir {directory} is not a directory", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     sizes = microbench.QUICK_SIZES if args.quick else microbench.FULL_SIZES
     print(
         f"running {'quick' if args.quick else 'full'} queue benchmark, {repeats} repeat(s)...",
@@ -88,4 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(microbench.report_to_json(report), indent=2))
         print(f"wrote {args.json}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("queue", HELP, add_arguments, run, description=__doc__)

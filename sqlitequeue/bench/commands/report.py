@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "charts + HTML report + summary table from a results folder"
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the report; return 0."""
+    """Write the report; return ExitCode.OK."""
     from sqlitequeue.bench.report import workloads as workload_report
     from sqlitequeue.bench.results import latest_run
 
@@ -31,4 +33,7 @@ def run(args: argparse.Namespace) -> int:
     index = workload_report.write_report(folder, args.out)
     print(workload_report.terminal_summary(folder))
     print(f"\nreport: {index}")
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("report", HELP, add_arguments, run, description=__doc__)

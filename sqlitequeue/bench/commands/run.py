@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from sqlitequeue.bench.commands.compare import _names
+from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "run one workload against one or more backends; write results + report"
 
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --workload, --backend, --duration, --out, --profile, --p99-target."""
     parser.add_argument("--workload", required=True, metavar="NAME|PATH", help="the workload")
     parser.add_argument(
-        "--backend", required=True, type=_names, metavar="NAME[,NAME…]", help="backends to run"
+        "--backend", required=True, type=name_list, metavar="NAME[,NAME…]", help="backends to run"
     )
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="override the workload's duration"
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the workload; return 0 once results and report are written."""
+    """Run the workload; return ExitCode.OK once results and report are written."""
     from sqlitequeue.bench.compare import run_compare
     from sqlitequeue.bench.workload import load_workload
 
@@ -55,4 +56,7 @@ def run(args: argparse.Namespace) -> int:
         run_selfcheck=False,
         label=name,
     )
-    return 0
+    return ExitCode.OK
+
+
+COMMAND = Command("run", HELP, add_arguments, run, description=__doc__)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlitequeue.cli.command import Command, ExitCode
+
 HELP = "check the harness sustains 5x the suite's peak rate (memory backend)"
 
 
@@ -22,9 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the check and print its verdict; return 0 when met, 1 when not."""
+    """Run the check and print its verdict; return ExitCode.OK when met, 1 when not."""
     from sqlitequeue.bench.compare import selfcheck
 
     check = selfcheck(duration=args.duration, progress=True)
     print(check.describe())
-    return 0 if check.ok else 1
+    return ExitCode.OK if check.ok else ExitCode.ERROR
+
+
+COMMAND = Command("selfcheck", HELP, add_arguments, run, description=__doc__)

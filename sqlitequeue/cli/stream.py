@@ -9,7 +9,6 @@ Thin wrappers over :mod:`sqlitequeue.stream`; none of them creates a file or a t
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
 import sys
@@ -17,56 +16,29 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlitequeue.cli.arguments import non_negative_int, positive_int, timestamp
+from sqlitequeue.cli.command import Command, ExitCode
+from sqlitequeue.cli.output import jsonable_bytes, print_json, print_table
 from sqlitequeue.stream import Consumer, Record, Stream, groups, topics
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_EMPTY = 3
 
 #: Records read per partition per round by ``tail`` without a group.
 TAIL_BATCH = 500
 
 
-def register(subparsers: Any) -> None:
-    """Add the stream commands to the ``sqlitequeue`` parser."""
-    _add_topics(subparsers)
-    _add_groups(subparsers)
-    _add_tail(subparsers)
-    _add_reset_offsets(subparsers)
-
-
-def _parser(subparsers: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("file", help="the sqlitequeue database file")
-    return parser
-
-
 # -- topics ------------------------------------------------------------------------------
 
 
-def _add_topics(subparsers: Any) -> None:
-    parser = _parser(
-        subparsers,
-        "topics",
-        "List the topics of a file: partitions, retained offsets, bytes, retention.",
-        "sqlitequeue topics app.db",
-    )
+def _topics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the sqlitequeue database file")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run_topics)
 
 
 def run_topics(args: argparse.Namespace) -> int:
     """Print every topic with one row per partition."""
     found = topics(args.file)
     if args.json:
-        _print_json([dataclasses.asdict(t) for t in found])
-        return EXIT_OK
+        print_json([dataclasses.asdict(t) for t in found])
+        return ExitCode.OK
     rows = [
         [
             t.name,
@@ -82,32 +54,26 @@ def run_topics(args: argparse.Namespace) -> int:
         for p in t.partitions
     ]
     header = ["TOPIC", "PARTITION", "EARLIEST", "END", "RECORDS", "BYTES", "LAST", "RETENTION"]
-    _print_table(header, rows)
-    return EXIT_OK
+    print_table(header, rows)
+    return ExitCode.OK
 
 
 # -- groups ------------------------------------------------------------------------------
 
 
-def _add_groups(subparsers: Any) -> None:
-    parser = _parser(
-        subparsers,
-        "groups",
-        "List consumer groups: per partition committed offset, end offset, lag and owner.",
-        "sqlitequeue groups app.db --topic orders",
-    )
+def _groups_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the sqlitequeue database file")
     parser.add_argument("--topic", help="only this topic")
     parser.add_argument("--group", help="only this group")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run_groups)
 
 
 def run_groups(args: argparse.Namespace) -> int:
     """Print consumer groups with one row per partition."""
     found = groups(args.file, topic=args.topic, group=args.group)
     if args.json:
-        _print_json([{**dataclasses.asdict(g), "lag": g.lag} for g in found])
-        return EXIT_OK
+        print_json([{**dataclasses.asdict(g), "lag": g.lag} for g in found])
+        return ExitCode.OK
     rows = [
         [
             g.group,
@@ -121,20 +87,15 @@ def run_groups(args: argparse.Namespace) -> int:
         for g in found
         for p in g.partitions
     ]
-    _print_table(["GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"], rows)
-    return EXIT_OK
+    print_table(["GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "OWNER"], rows)
+    return ExitCode.OK
 
 
 # -- tail --------------------------------------------------------------------------------
 
 
-def _add_tail(subparsers: Any) -> None:
-    parser = _parser(
-        subparsers,
-        "tail",
-        "Print a topic's records and follow it (like `kcat -C`); Ctrl-C stops.",
-        "sqlitequeue tail app.db orders --from -10 --json",
-    )
+def _tail_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the sqlitequeue database file")
     parser.add_argument("topic", help="the topic to read")
     parser.add_argument(
         "--from",
@@ -151,7 +112,7 @@ def _add_tail(subparsers: Any) -> None:
         "(without it, nothing is committed and no group is created)",
     )
     parser.add_argument("--partition", type=int, action="append", help="only this partition")
-    parser.add_argument("-c", "--count", type=_positive_int, help="exit after N records")
+    parser.add_argument("-c", "--count", type=positive_int, help="exit after N records")
     parser.add_argument(
         "-e",
         "--exit-at-end",
@@ -159,7 +120,6 @@ def _add_tail(subparsers: Any) -> None:
         help="exit once every partition is read to its end instead of following",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
-    parser.set_defaults(func=run_tail)
 
 
 def run_tail(args: argparse.Namespace) -> int:
@@ -174,7 +134,7 @@ def run_tail(args: argparse.Namespace) -> int:
                     "--partition is not allowed (use reset-offsets to move a group)",
                     file=sys.stderr,
                 )
-                return EXIT_USAGE
+                return ExitCode.USAGE
             consumer = stream.consumer(args.group, start=args.start)
             try:
                 printed = _tail_group(consumer, args)
@@ -182,7 +142,7 @@ def run_tail(args: argparse.Namespace) -> int:
                 consumer.close()
         else:
             printed = _tail_plain(stream, args)
-    return EXIT_OK if printed else EXIT_EMPTY
+    return ExitCode.OK if printed else ExitCode.EMPTY
 
 
 def _tail_plain(stream: Stream, args: argparse.Namespace) -> int:
@@ -246,28 +206,22 @@ def _start_positions(stream: Stream, start: str, only: list[int] | None) -> dict
 # -- reset-offsets -----------------------------------------------------------------------
 
 
-def _add_reset_offsets(subparsers: Any) -> None:
-    parser = _parser(
-        subparsers,
-        "reset-offsets",
-        "Set a consumer group's committed offsets (the group must have no live member).",
-        "sqlitequeue reset-offsets app.db orders billing --to-timestamp 2026-01-31T00:00:00",
-    )
+def _reset_offsets_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the sqlitequeue database file")
     parser.add_argument("topic", help="the group's topic")
     parser.add_argument("group", help="the consumer group")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-earliest", action="store_true", help="earliest retained offset")
     target.add_argument("--to-latest", action="store_true", help="end offset (skip everything)")
-    target.add_argument("--to-offset", type=_non_negative_int, help="this offset")
+    target.add_argument("--to-offset", type=non_negative_int, help="this offset")
     target.add_argument(
         "--to-timestamp",
-        type=_timestamp,
+        type=timestamp,
         help="first record at or after this time: epoch seconds or ISO 8601 (UTC if no zone)",
     )
     parser.add_argument("--partition", type=int, action="append", help="only this partition")
     parser.add_argument("--dry-run", action="store_true", help="show the change, make none")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run_reset_offsets)
 
 
 def run_reset_offsets(args: argparse.Namespace) -> int:
@@ -293,7 +247,7 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
         )
     if args.json:
-        _print_json(
+        print_json(
             {
                 "topic": args.topic,
                 "group": args.group,
@@ -304,24 +258,15 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
                 ],
             }
         )
-        return EXIT_OK
+        return ExitCode.OK
     rows = [[str(p), _or_dash(before.get(p)), str(offset)] for p, offset in new.items()]
-    _print_table(["PARTITION", "OLD", "NEW"], rows)
+    print_table(["PARTITION", "OLD", "NEW"], rows)
     if args.dry_run:
         print("(dry run: nothing was changed)")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # -- formatting and argument types -------------------------------------------------------
-
-
-def _bytes_json(value: bytes | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(value).decode("ascii")}
 
 
 def _record_json(record: Record) -> dict[str, Any]:
@@ -331,28 +276,10 @@ def _record_json(record: Record) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": _bytes_json(record.key),
-        "payload": _bytes_json(record.payload),
-        "headers": {name: _bytes_json(value) for name, value in headers.items()},
+        "key": jsonable_bytes(record.key),
+        "payload": jsonable_bytes(record.payload),
+        "headers": {name: jsonable_bytes(value) for name, value in headers.items()},
     }
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, default=_json_default))
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, bytes):
-        return _bytes_json(value)
-    raise TypeError(f"cannot print {type(value).__name__} as JSON")
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
 
 
 def _format_time(ts: float | None) -> str:
@@ -388,34 +315,33 @@ def _start_value(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
-def _timestamp(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (give epoch seconds or ISO 8601, e.g. 2026-01-31T12:00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+COMMANDS = (
+    Command(
+        "topics",
+        "List the topics of a file: partitions, retained offsets, bytes, retention.",
+        _topics_arguments,
+        run_topics,
+        example="sqlitequeue topics app.db",
+    ),
+    Command(
+        "groups",
+        "List consumer groups: per partition committed offset, end offset, lag and owner.",
+        _groups_arguments,
+        run_groups,
+        example="sqlitequeue groups app.db --topic orders",
+    ),
+    Command(
+        "tail",
+        "Print a topic's records and follow it (like `kcat -C`); Ctrl-C stops.",
+        _tail_arguments,
+        run_tail,
+        example="sqlitequeue tail app.db orders --from -10 --json",
+    ),
+    Command(
+        "reset-offsets",
+        "Set a consumer group's committed offsets (the group must have no live member).",
+        _reset_offsets_arguments,
+        run_reset_offsets,
+        example="sqlitequeue reset-offsets app.db orders billing --to-timestamp 2026-01-31T00:00",
+    ),
+)
