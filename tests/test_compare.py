@@ -109,7 +109,7 @@ def test_list_shows_the_bundled_suite_and_the_fields(capsys: pytest.CaptureFixtu
 def test_capture_records_a_trace_that_replays(kafka_bootstrap: str, tmp_path: Path) -> None:
     from kafka import KafkaProducer
 
-    from sqlitequeue.bench.commands.capture import capture_trace
+    from sqlitequeue.bench.kafka.capture import capture_trace
     from sqlitequeue.bench.workload import load_workload, schedule
 
     topic = f"capture-{tmp_path.name}"

@@ -19,23 +19,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
-import resource
-import statistics
-import subprocess
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "compare the kafka-confluent backend's producer with Kafka's own ProducerPerformance"
-
-TARGET_RATIO = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the comparison; print rates and ratio; return ExitCode.OK (2 for bad arguments)."""
     from sqlitequeue.bench.kafka.broker import KafkaBroker
+    from sqlitequeue.bench.kafka.fairness import Comparison, summary_lines, write_results
     from sqlitequeue.bench.profiles import load_profile
 
     if args.count < 1 or args.size < 0 or args.runs < 1 or args.partitions < 1:
@@ -90,192 +78,10 @@ def run(args: argparse.Namespace) -> int:
             partitions=args.partitions,
         )
         rows = comparison.run(args.runs, progress=print)
-        _report(rows, args)
+        print("\n".join(summary_lines(comparison, rows)))
         path = write_results(args.out, comparison, rows, broker.describe())
         print(f"results: {path}")
     return ExitCode.OK
-
-
-def _report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    print()
-    print(f"{args.count} records x {args.size} B, {args.partitions} partition(s), {args.profile}")
-    print(f"{'run':>3}  {'tool':<20} {'records/s':>12} {'MB/s':>8} {'seconds':>8} {'cpu s':>7}")
-    for row in rows:
-        print(
-            f"{row['run']:>3}  {row['tool']:<20} {row['records_per_s']:>12,.0f} "
-            f"{row['mb_per_s']:>8.1f} {row['seconds']:>8.2f} {row['cpu_s']:>7.2f}"
-        )
-    java = statistics.median(r["records_per_s"] for r in rows if r["tool"] == "ProducerPerformance")
-    ours = statistics.median(r["records_per_s"] for r in rows if r["tool"] == "kafka-confluent")
-    ratio = java / ours
-    print(f"median ProducerPerformance: {java:,.0f} records/s")
-    print(f"median kafka-confluent:     {ours:,.0f} records/s")
-    verdict = "within" if ratio <= TARGET_RATIO else "OUTSIDE"
-    print(
-        f"ratio ProducerPerformance / kafka-confluent = {ratio:.2f}x "
-        f"({verdict} the {TARGET_RATIO:g}x target)"
-    )
-
-
-#: ProducerPerformance's summary line.
-SUMMARY = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
-
-
-@dataclass
-class Comparison:
-    """Runs both producers against ``servers`` with the same producer settings."""
-
-    servers: str
-    settings: Mapping[str, Any]
-    profile: str
-    count: int
-    size: int
-    partitions: int = 1
-    backend_info: dict[str, Any] = field(default_factory=dict)
-    java_command: list[str] = field(default_factory=list)
-
-    def run(self, runs: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-        """Alternate the two producers ``runs`` times; return one row per measurement."""
-        from sqlitequeue.bench.backends import BackendSpec, open_backend
-        from sqlitequeue.bench.kafka import distribution
-
-        dist = distribution.ensure(progress=progress)
-        spec = BackendSpec(
-            "kafka-confluent",
-            settings=dict(self.settings),
-            bootstrap_servers=self.servers,
-            profile=self.profile,
-        )
-        rows: list[dict[str, Any]] = []
-        with open_backend(spec) as backend, tempfile.TemporaryDirectory() as logs:
-            self.backend_info = backend.describe()
-            for index in range(1, runs + 1):
-                order = ["java", "python"] if index % 2 else ["python", "java"]
-                for which in order:
-                    topic = f"fairness-{which}-{uuid.uuid4().hex[:8]}"
-                    backend.create_topic(topic, self.partitions)
-                    if which == "java":
-                        row = self.run_java(dist, topic, Path(logs))
-                    else:
-                        row = self.run_python(backend, topic)
-                    row["run"] = index
-                    rows.append(row)
-                    progress(f"run {index}: {row['tool']}: {row['records_per_s']:,.0f} records/s")
-        return rows
-
-    def run_java(self, dist: Any, topic: str, logs: Path) -> dict[str, Any]:
-        """Run ProducerPerformance once; return its own summary figures.
-
-        Raises KafkaError with the tool's output when it fails or prints no summary.
-        """
-        from sqlitequeue.bench.backends._kafka import java_producer_properties
-        from sqlitequeue.bench.errors import KafkaError
-
-        self.java_command = [
-            dist.java,
-            "-Xmx512M",
-            "-cp",
-            dist.classpath,
-            f"-Dlog4j2.configurationFile={dist.log4j_config}",
-            f"-Dkafka.logs.dir={logs}",
-            "org.apache.kafka.tools.ProducerPerformance",
-            "--topic",
-            topic,
-            "--num-records",
-            str(self.count),
-            "--record-size",
-            str(self.size),
-            "--throughput",
-            "-1",
-            "--producer-props",
-            f"bootstrap.servers={self.servers}",
-            *java_producer_properties(self.settings),
-        ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run(
-            self.java_command, capture_output=True, text=True, timeout=900, check=False
-        )
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        found = SUMMARY.findall(done.stdout)
-        if done.returncode != 0 or not found or int(found[-1][0]) != self.count:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-            raise KafkaError(f"ProducerPerformance failed (exit {done.returncode}):\n{tail}")
-        rate = float(found[-1][1])
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        return self._row("ProducerPerformance", self.count / rate, rate, cpu)
-
-    def run_python(self, backend: Any, topic: str) -> dict[str, Any]:
-        """Send ``count`` records through the backend's producer; time first send to flush.
-
-        Raises BackendError if any delivery failed.
-        """
-        from sqlitequeue.bench.errors import BackendError
-
-        payload = bytes(i % 251 for i in range(self.size))
-        failed: list[str] = []
-
-        def on_delivery(delivery: Any) -> None:
-            if not delivery.ok:
-                failed.append(delivery.error)
-
-        producer = backend.producer(topic)
-        try:
-            cpu_start = time.process_time()
-            start = time.perf_counter()
-            for _ in range(self.count):
-                producer.send(None, payload, on_delivery)
-            producer.flush(900)
-            seconds = time.perf_counter() - start
-            cpu = time.process_time() - cpu_start
-        finally:
-            producer.close()
-        if failed:
-            raise BackendError(f"{len(failed)} deliveries failed, e.g. {failed[0]}")
-        return self._row("kafka-confluent", seconds, self.count / seconds, cpu)
-
-    def _row(self, tool: str, seconds: float, rate: float, cpu: float) -> dict[str, Any]:
-        return {
-            "run": 0,
-            "tool": tool,
-            "records": self.count,
-            "size": self.size,
-            "partitions": self.partitions,
-            "seconds": seconds,
-            "records_per_s": rate,
-            "mb_per_s": rate * self.size / (1024 * 1024),
-            "cpu_s": cpu,
-        }
-
-
-def write_results(
-    root: str, comparison: Comparison, rows: list[dict[str, Any]], broker: dict[str, Any]
-) -> Path:
-    """Write a results folder (kind ``fairness``) and return its path."""
-    from sqlitequeue.bench.results import RunWriter, new_run_id
-
-    workload = f"produce-{comparison.size}B"
-    with RunWriter(Path(root), new_run_id("fairness"), kind="fairness") as writer:
-        writer.metadata(
-            broker=broker,
-            backends={"kafka-confluent": comparison.backend_info},
-            producer_performance={"command": comparison.java_command[6:]},
-            fairness={
-                "count": comparison.count,
-                "size": comparison.size,
-                "partitions": comparison.partitions,
-                "profile": comparison.profile,
-                "target_ratio": TARGET_RATIO,
-            },
-        )
-        writer.table("fairness", rows)
-        medians = {}
-        for tool in ("ProducerPerformance", "kafka-confluent"):
-            rates = [r["records_per_s"] for r in rows if r["tool"] == tool]
-            medians[tool] = statistics.median(rates)
-            writer.metric(tool, workload, "publish_rate_mean", medians[tool])
-        ratio = medians["ProducerPerformance"] / medians["kafka-confluent"]
-        writer.metric("kafka-confluent", workload, "fairness_ratio", ratio)
-        return writer.dir
 
 
 COMMAND = Command("fairness", HELP, add_arguments, run, description=__doc__)

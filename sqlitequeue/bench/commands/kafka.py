@@ -15,11 +15,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from sqlitequeue.cli import WORKBENCH_COMMANDS
 from sqlitequeue.cli.command import Command, ExitCode
@@ -49,40 +46,6 @@ def run(args: argparse.Namespace) -> int:
     return action(args)
 
 
-# --------------------------------------------------------------------------- state file
-
-
-def state_path() -> Path:
-    """Where `kafka start` records its broker: ``<cache>/kafka-broker.json``."""
-    from sqlitequeue.bench.kafka.distribution import cache_root
-
-    return cache_root() / "kafka-broker.json"
-
-
-def read_state() -> dict[str, Any] | None:
-    """The recorded broker, or None when there is none (or the file is unreadable)."""
-    try:
-        state = json.loads(state_path().read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
-
-
-def _live_pids(state: dict[str, Any]) -> list[int]:
-    """The recorded pids that still run a Kafka JVM of this broker (guards against pid reuse)."""
-    from sqlitequeue.bench.kafka.node import pid_alive
-
-    live = []
-    for pid in state.get("pids", []):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if pid_alive(pid) and b"kafka.Kafka" in cmdline and state["data_dir"].encode() in cmdline:
-            live.append(pid)
-    return live
-
-
 # --------------------------------------------------------------------------- actions
 
 
@@ -102,10 +65,10 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from sqlitequeue.bench.kafka.broker import LocalKafka
+    from sqlitequeue.bench.kafka import detached
 
-    state = read_state()
-    if state and _live_pids(state):
+    state = detached.read_state()
+    if state and detached.live_pids(state):
         print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
         print(
             f"already running (pids {state['pids']}); `sqlitequeue kafka stop` stops it",
@@ -113,22 +76,11 @@ def _start(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK
     started = time.monotonic()
-    broker = LocalKafka(args.brokers, port=args.port, heap=args.heap, detached=True)
-    broker.start()
-    state = {
-        "pids": broker.pids,
-        "bootstrap": broker.bootstrap_servers,
-        "data_dir": str(broker.data_dir),
-        "version": broker.version,
-        "brokers": args.brokers,
-        "started_at": time.time(),
-    }
-    state_path().parent.mkdir(parents=True, exist_ok=True)
-    state_path().write_text(json.dumps(state, indent=2) + "\n")
-    print(f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+    state = detached.start_detached(args.brokers, port=args.port, heap=args.heap)
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
     print(
-        f"Kafka {broker.version} ready in {time.monotonic() - started:.1f} s "
-        f"(pids {broker.pids}, data and logs in {broker.data_dir}); "
+        f"Kafka {state['version']} ready in {time.monotonic() - started:.1f} s "
+        f"(pids {state['pids']}, data and logs in {state['data_dir']}); "
         "stop it with `sqlitequeue kafka stop`",
         file=sys.stderr,
     )
@@ -136,47 +88,32 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sqlitequeue.bench.errors import KafkaError
-    from sqlitequeue.bench.kafka.readiness import wait_for_metadata
+    from sqlitequeue.bench.kafka import detached
 
-    state = read_state()
+    state = detached.read_state()
     if state is None:
         print("no broker started by `sqlitequeue kafka start`")
         return ExitCode.EMPTY
-    live = _live_pids(state)
+    live = detached.live_pids(state)
     if not live:
-        state_path().unlink(missing_ok=True)
+        detached.forget()
         print(f"not running: its JVMs {state['pids']} are gone (stale state removed)")
         return ExitCode.EMPTY
-    try:
-        meta = wait_for_metadata(state["bootstrap"], timeout=5.0)
-        health = f"answering: {len(meta.brokers)} broker(s), cluster {meta.cluster_id}"
-    except KafkaError as exc:
-        health = f"NOT answering: {exc}"
     uptime = time.time() - float(state.get("started_at", time.time()))
-    print(f"Kafka {state['version']} at {state['bootstrap']}: {health}")
+    print(f"Kafka {state['version']} at {state['bootstrap']}: {detached.health(state)}")
     print(f"pids {live} of {state['pids']}, up {uptime:.0f} s, data in {state['data_dir']}")
     print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
     return ExitCode.OK
 
 
 def _stop(args: argparse.Namespace) -> int:
-    import shutil
-    import signal
+    from sqlitequeue.bench.kafka import detached
 
-    from sqlitequeue.bench.kafka.node import signal_group, terminate_pid
-
-    state = read_state()
+    state = detached.read_state()
     if state is None:
         print("no broker started by `sqlitequeue kafka start`: nothing to stop")
         return ExitCode.EMPTY
-    live = _live_pids(state)
-    for pid in live:  # all at once, so no node waits for a quorum that is shutting down
-        signal_group(pid, signal.SIGTERM)
-    for pid in live:
-        terminate_pid(pid, timeout=30.0)
-    shutil.rmtree(state["data_dir"], ignore_errors=True)
-    state_path().unlink(missing_ok=True)
+    live = detached.stop_detached(state)
     print(f"stopped Kafka at {state['bootstrap']} (pids {live}); removed {state['data_dir']}")
     return ExitCode.OK
 
