@@ -93,7 +93,7 @@ class _Control:
 
 def _context() -> Any:
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["sqlitequeue.bench.runner"])
+    ctx.set_forkserver_preload(["sqlitequeue.bench.runner.run"])
     return ctx
 
 
