@@ -22,7 +22,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue._db import Database
+from sqlitequeue.internals import Database
 from sqlitequeue.bench.backends._common import (
     BatchingWriter,
     base_description,

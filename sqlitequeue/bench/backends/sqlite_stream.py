@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue._db import Database
+from sqlitequeue.internals import Database
 from sqlitequeue.bench.backends._common import (
     BatchingWriter,
     base_description,

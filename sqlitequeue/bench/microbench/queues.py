@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue._db import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
+from sqlitequeue.internals import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 from sqlitequeue.bench.microbench.patterns import PEER_EMPTY_SLEEP, PUT_BATCH, QUEUE_NAME
 
 # -- implementations: the queue side ----------------------------------------------------
