@@ -22,7 +22,6 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.internals import Database
 from sqlitequeue.bench.backends._common import (
     BatchingWriter,
     base_description,
@@ -41,6 +40,7 @@ from sqlitequeue.bench.backends.base import (
 )
 from sqlitequeue.bench.errors import BackendError
 from sqlitequeue.errors import LeaseLost, QueueError
+from sqlitequeue.internals import Database
 from sqlitequeue.queue import Message, Queue
 
 DEFAULTS: dict[str, Any] = {

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.internals import Database
 from sqlitequeue.bench.backends._common import (
     BatchingWriter,
     base_description,
@@ -34,6 +33,7 @@ from sqlitequeue.bench.backends.base import (
 )
 from sqlitequeue.bench.errors import BackendError
 from sqlitequeue.errors import InvalidArgument, NotPartitionOwner, QueueError
+from sqlitequeue.internals import Database
 from sqlitequeue.stream import Stream
 
 DEFAULTS: dict[str, Any] = {

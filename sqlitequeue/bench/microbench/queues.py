@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.internals import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 from sqlitequeue.bench.microbench.patterns import PEER_EMPTY_SLEEP, PUT_BATCH, QUEUE_NAME
+from sqlitequeue.internals import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 
 # -- implementations: the queue side ----------------------------------------------------
 

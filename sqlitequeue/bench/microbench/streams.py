@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.internals import stream_log as _stream_log
 from sqlitequeue.bench.microbench.patterns import PUT_BATCH, TOPIC
 from sqlitequeue.bench.microbench.queues import raw_connect, retry_locked
+from sqlitequeue.internals import stream_log as _stream_log
 
 # -- implementations: the stream side ---------------------------------------------------
 
