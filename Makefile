@@ -2,7 +2,7 @@
 #   make compare   set everything up, then run the SQLite-vs-Kafka comparison (the main job)
 #   make test      set everything up, then lint, type-check and run the test suite
 # Everything is installed by these targets: the venv, Apache Kafka's jars (Maven Central),
-# and the Litestream binary (go install), into .venv and $(CACHE).
+# and the Litestream and Toxiproxy binaries (go install), into .venv and $(CACHE).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,9 +12,9 @@ export SQLITEQUEUE_CACHE := $(CACHE)
 # Extra arguments for the main job, e.g. make compare ARGS=--quick
 ARGS   ?=
 
-.PHONY: setup venv kafka litestream compare quick reference test lint pytest lab clean
+.PHONY: setup venv kafka litestream toxiproxy compare quick reference test lint pytest lab clean
 
-setup: venv kafka litestream
+setup: venv kafka litestream toxiproxy
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ kafka: venv
 
 litestream:
 	bash tools/install_litestream.sh
+
+toxiproxy:
+	bash tools/install_toxiproxy.sh
 
 compare: setup
 	$(PY) -m sqlitequeue bench compare $(ARGS)

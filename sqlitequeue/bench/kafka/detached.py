@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue.bench.cache import cache_root
 from sqlitequeue.bench.errors import KafkaError
 from sqlitequeue.bench.kafka.broker import LocalKafka
-from sqlitequeue.bench.kafka.distribution import cache_root
 from sqlitequeue.bench.kafka.node import pid_alive, signal_group, terminate_pid
 from sqlitequeue.bench.kafka.readiness import wait_for_metadata
 

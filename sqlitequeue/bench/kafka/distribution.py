@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlitequeue.bench.cache import cache_root
 from sqlitequeue.bench.errors import KafkaError
 
 #: The Apache Kafka version the local broker runs (kafka-python 3.0 supports brokers up to 4.3).
@@ -35,12 +36,6 @@ _INSTALL_JAVA = (
     "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`, or set "
     "JAVA_HOME), or point KAFKA_BOOTSTRAP_SERVERS at an existing cluster"
 )
-
-
-def cache_root() -> Path:
-    """Return the cache directory: ``$SQLITEQUEUE_CACHE`` or ``~/.cache/sqlitequeue``."""
-    env = os.environ.get("SQLITEQUEUE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "sqlitequeue"
 
 
 def kafka_home(version: str = KAFKA_VERSION) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -25,13 +24,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 from sqlitequeue.bench.errors import KafkaError
 from sqlitequeue.bench.kafka.distribution import KafkaDist
+from sqlitequeue.bench.processes import start_process
 
 HOST = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 60
 
 #: JVM options of Kafka's own start scripts (KAFKA_JVM_PERFORMANCE_OPTS).
@@ -114,14 +112,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """preexec_fn: ask the kernel to SIGKILL this child when its parent thread dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 _OWNED: set[KafkaNode] = set()
@@ -238,7 +228,7 @@ class KafkaNode:
         ]
         with open(self.log_dir / "kafka.out", "ab") as out:
             try:
-                self._proc = _popen(cmd, out, detached)
+                self._proc = start_process(cmd, out, detached=detached)
             except OSError as exc:
                 raise KafkaError(f"could not start Java ({cmd[0]}): {exc}") from exc
         if detached:
@@ -300,26 +290,6 @@ class KafkaNode:
         ]
 
 
-def _popen(cmd: list[str], out: IO[bytes], detached: bool) -> subprocess.Popen[bytes]:
-    if detached:
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    parent = os.getpid()
-    return subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        process_group=0,
-        preexec_fn=lambda: _die_with_parent(parent),
-    )
-
-
 def format_storage(nodes: list[KafkaNode], timeout: float = 60.0) -> None:
     """Write every node's properties and run StorageTool (in parallel) where not yet formatted.
 
@@ -330,7 +300,7 @@ def format_storage(nodes: list[KafkaNode], timeout: float = 60.0) -> None:
         cmd = node.prepare()
         if cmd:
             log = open(node.log_dir / "format.out", "wb")  # noqa: SIM115 - closed below
-            runs.append((node, log, _popen(cmd, log, detached=False)))
+            runs.append((node, log, start_process(cmd, log, detached=False)))
     deadline = time.monotonic() + timeout
     failures = []
     for node, log, proc in runs:
