@@ -51,7 +51,7 @@ reference: setup
 	mv results/.tmp/* results/reference-fairness && rmdir results/.tmp
 	$(PY) -m sqlitequeue decide examples/profiles/seed.yaml --results results/reference --results results/reference-faults
 	$(PY) -m sqlitequeue bench queue > results/reference-queue.txt
-	$(PY) tools/readme_results.py
+	$(PY) tools/render_docs.py
 
 test: setup lint pytest
 

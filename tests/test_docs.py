@@ -32,7 +32,7 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make test" in ci.strip().splitlines()[-1]
 
 
-def test_readme_results_come_from_the_committed_reference_runs() -> None:
-    from tools import readme_results
+def test_docs_figures_come_from_the_committed_reference_runs() -> None:
+    from tools import render_docs
 
-    assert readme_results.main(["--check"]) == 0, "run: python tools/readme_results.py"
+    assert not render_docs.stale_blocks(), "run: python tools/render_docs.py"

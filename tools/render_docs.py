@@ -1,26 +1,49 @@
-"""Regenerate README.md's results section from the committed reference runs.
+"""Render the marked blocks of README.md and docs/*.md from the committed reference runs.
 
-The section between ``<!-- results:start -->`` and ``<!-- results:end -->`` is rendered
-only from files under ``results/``: ``results/reference`` (``bench compare``, with the
-seed profile's ``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
+A block is the text between ``<!-- render:NAME -->`` and ``<!-- /render:NAME -->``; NAME
+picks one function of :data:`RENDERERS`, and every figure it writes comes from files under
+``results/``: ``results/reference`` (``bench compare``, with the seed profile's
+``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
 (``bench faults``), ``results/reference-locust`` (``bench locust``),
 ``results/reference-fairness`` (``bench fairness``) and ``results/reference-queue.txt``
 (``bench queue``'s printed tables). ``make reference`` produces all five and then runs
-this script; ``--check`` exits 1 when README.md is out of date (tests/test_docs.py runs
-the same comparison).
+this script; ``--check`` exits 1 naming every block that is out of date, and an unknown
+or unclosed marker is an error (tests/test_docs.py runs the same check).
 
-Usage: python tools/readme_results.py [--check]
+Usage: python tools/render_docs.py [--check]
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import statistics
 import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from sqlitequeue.bench.results import Results
 
 REPO = Path(__file__).resolve().parent.parent
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+RESULTS = REPO / "results"
+BLOCK = re.compile(r"<!-- render:([\w-]+) -->\n(.*?)<!-- /render:\1 -->\n?", re.DOTALL)
+OPENING = re.compile(r"<!-- render:([\w-]+) -->")
+
+
+def documents(repo: Path = REPO) -> list[Path]:
+    """README.md and docs/*.md: the files whose marked blocks are rendered."""
+    return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+
+
+@cache
+def _load(folder: Path) -> Results:
+    from sqlitequeue.bench.results import load
+
+    return load(folder)
 
 
 def _facts(meta: dict) -> str:
@@ -45,16 +68,31 @@ def _facts(meta: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def render(results_root: Path = REPO / "results") -> str:
-    """Return the Markdown of the results section (without the markers)."""
+def _minutes(meta: dict) -> str:
+    """How long a run took, from run.json's ``created`` and ``finished``."""
+    seconds = (
+        datetime.fromisoformat(meta["finished"]) - datetime.fromisoformat(meta["created"])
+    ).total_seconds()
+    return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _command(meta: dict) -> str:
+    """The ``sqlitequeue ...`` command line recorded in run.json (its program path dropped)."""
+    return " ".join(["sqlitequeue", *meta.get("command", [])[1:]])
+
+
+# -- README.md: the whole results section ----------------------------------------------------
+
+
+def results_section(root: Path = RESULTS) -> str:
+    """README.md's results section: every reference run, summarised."""
     from sqlitequeue.bench.report import faults as faults_report
     from sqlitequeue.bench.report import workloads as workload_report
-    from sqlitequeue.bench.results import load
 
-    bench_dir = results_root / "reference"
-    bench = load(bench_dir)
+    bench_dir = root / "reference"
+    bench = _load(bench_dir)
     lines = [
-        "Every figure below is rendered by `tools/readme_results.py` from the committed folders",
+        "Every figure below is rendered by `tools/render_docs.py` from the committed folders",
         "under `results/` (`make reference` reproduces them; your machine will differ: run",
         "`make compare`).",
         "",
@@ -67,9 +105,9 @@ def render(results_root: Path = REPO / "results") -> str:
         .rstrip(),
         "```",
     ]
-    faults_dir = results_root / "reference-faults"
+    faults_dir = root / "reference-faults"
     if (faults_dir / "run.json").exists():
-        faults = load(faults_dir)
+        faults = _load(faults_dir)
         table = faults_report.summarize(faults.tables["faults"]).drop(columns=["notes"])
         lines += [
             "",
@@ -89,12 +127,12 @@ def render(results_root: Path = REPO / "results") -> str:
             "",
             text.replace("## ", "#### ", 1),
         ]
-    locust = results_root / "reference-locust"
+    locust = root / "reference-locust"
     if (locust / "locust_stats.csv").exists():
         lines += [
             "",
             "**Locust** (`sqlitequeue bench locust`, 60 s per backend): "
-            f"{_facts(load(locust).meta)}.",
+            f"{_facts(_load(locust).meta)}.",
             "Locust's own stats (`end-to-end` is put-to-receive, timed by the consumer):",
             "",
             *_locust_table(locust / "locust_stats.csv"),
@@ -102,13 +140,12 @@ def render(results_root: Path = REPO / "results") -> str:
             "The same run converted to the workbench's format (`results/reference-locust`):",
             "",
             "```text",
-            workload_report.format_table(workload_report.summary_table(load(locust))).rstrip(),
+            workload_report.format_table(workload_report.summary_table(_load(locust))).rstrip(),
             "```",
         ]
-    fairness = results_root / "reference-fairness"
-    if (fairness / "fairness.csv").exists():
-        lines += ["", *_fairness_lines(fairness)]
-    queue = results_root / "reference-queue.txt"
+    if (root / "reference-fairness" / "fairness.csv").exists():
+        lines += ["", _fairness_sentence(root / "reference-fairness")]
+    queue = root / "reference-queue.txt"
     if queue.exists():
         lines += [
             "",
@@ -127,61 +164,339 @@ def _locust_table(stats_csv: Path) -> list[str]:
         "| backend | request | count | failures | req/s | median ms | p99 ms | max ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    with open(stats_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["Name"] == "Aggregated":
-                continue
-            cells = [
-                row["backend"],
-                row["Name"],
-                f"{int(row['Request Count']):,}",
-                f"{int(row['Failure Count']):,}",
-                f"{float(row['Requests/s']):,.1f}",
-                f"{float(row['Median Response Time']):.2f}",
-                f"{float(row['99%']):g}",
-                f"{float(row['Max Response Time']):.0f}",
-            ]
-            rows.append("| " + " | ".join(cells) + " |")
+    for row in _locust_rows(stats_csv):
+        cells = [
+            row["backend"],
+            row["Name"],
+            f"{int(row['Request Count']):,}",
+            f"{int(row['Failure Count']):,}",
+            f"{float(row['Requests/s']):,.1f}",
+            f"{float(row['Median Response Time']):.2f}",
+            f"{float(row['99%']):g}",
+            f"{float(row['Max Response Time']):.0f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def _fairness_lines(folder: Path) -> list[str]:
-    """Kafka's own producer tool vs our kafka-confluent producer, medians of the runs."""
+def _locust_rows(stats_csv: Path) -> list[dict[str, str]]:
+    with open(stats_csv, newline="") as fh:
+        return [row for row in csv.DictReader(fh) if row["Name"] != "Aggregated"]
+
+
+# -- docs/backends.md: the harness self-check and the fairness check ---------------------------
+
+
+def selfcheck(root: Path = RESULTS) -> str:
+    """The reference run's harness self-check, as it printed it."""
+    meta = _load(root / "reference").meta
+    text = meta["selfcheck"]["text"]
+    return f"In the committed reference run (`results/reference/run.json`): {text}."
+
+
+def _fairness_runs(folder: Path) -> tuple[list[dict[str, str]], dict[str, list[dict[str, str]]]]:
     with open(folder / "fairness.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    rates: dict[str, list[float]] = {}
+    by_tool: dict[str, list[dict[str, str]]] = {}
     for row in rows:
-        rates.setdefault(row["tool"], []).append(float(row["records_per_s"]))
-    java = statistics.median(rates["ProducerPerformance"])
-    ours = statistics.median(rates["kafka-confluent"])
+        by_tool.setdefault(row["tool"], []).append(row)
+    return rows, by_tool
+
+
+def _median(rows: list[dict[str, str]], column: str) -> float:
+    return statistics.median(float(row[column]) for row in rows)
+
+
+def _fairness_sentence(folder: Path) -> str:
+    """Kafka's own producer tool vs our kafka-confluent producer, medians of the runs."""
+    rows, by_tool = _fairness_runs(folder)
+    java = _median(by_tool["ProducerPerformance"], "records_per_s")
+    ours = _median(by_tool["kafka-confluent"], "records_per_s")
     first = rows[0]
-    return [
+    return (
         "**Kafka fairness** (`sqlitequeue bench fairness`: is Kafka slowed by our client?): "
         f"{int(first['records']):,} records x {first['size']} B, {first['partitions']} "
-        f"partition(s), median of {len(rates['kafka-confluent'])} runs each: Kafka's "
+        f"partition(s), median of {len(by_tool['kafka-confluent'])} runs each: Kafka's "
         f"ProducerPerformance {java:,.0f} records/s, the kafka-confluent backend "
-        f"{ours:,.0f} records/s; ratio {java / ours:.2f}x (target: within 2x).",
+        f"{ours:,.0f} records/s; ratio {java / ours:.2f}x (target: within 2x)."
+    )
+
+
+def fairness(root: Path = RESULTS) -> str:
+    """The reference fairness run: rates, CPU seconds and the ratio, per tool."""
+    folder = root / "reference-fairness"
+    rows, by_tool = _fairness_runs(folder)
+    meta = _load(folder).meta
+    profile = meta.get("backends", {}).get("kafka-confluent", {}).get("profile", "?")
+    first = rows[0]
+    java, ours = by_tool["ProducerPerformance"], by_tool["kafka-confluent"]
+    ratio = _median(java, "records_per_s") / _median(ours, "records_per_s")
+    return "\n".join(
+        [
+            f"The committed run (`results/reference-fairness`: {_facts(meta)}; "
+            f"profile `{profile}`, {int(first['records']):,} records x {first['size']} B, "
+            f"{first['partitions']} partition(s), medians of {len(ours)} alternating runs):",
+            "",
+            "| producer | records/s | CPU-seconds per run |",
+            "|---|---:|---:|",
+            f"| Kafka's ProducerPerformance (Java) | {_median(java, 'records_per_s'):,.0f} "
+            f"| {_median(java, 'cpu_s'):.1f} |",
+            f"| the kafka-confluent backend | {_median(ours, 'records_per_s'):,.0f} "
+            f"| {_median(ours, 'cpu_s'):.1f} |",
+            "",
+            f"Ratio (Java / ours): {ratio:.2f}x; target: within 2x.",
+        ]
+    )
+
+
+# -- docs/workbench.md: the reference comparison --------------------------------------------
+
+
+def workbench_reference(root: Path = RESULTS) -> str:
+    """How the reference comparison ran, its maximum sustainable rates and its reading."""
+    from sqlitequeue.bench.report import workloads as workload_report
+
+    res = _load(root / "reference")
+    meta = res.meta
+    return "\n".join(
+        [
+            f"Produced by `{_command(meta)}`: {_facts(meta)}; it took {_minutes(meta)}.",
+            f"The {meta['selfcheck']['text']}.",
+            "",
+            "```text",
+            f"max sustainable rate at e2e p99 <= {workload_report.p99_target(res):g} ms:",
+            workload_report.format_table(workload_report.max_rate_table(res)).rstrip(),
+            "```",
+            "",
+            *(f"- {line}" for line in workload_report.reading(res)),
+        ]
+    )
+
+
+# -- docs/locust.md: Locust against the workbench ---------------------------------------------
+
+
+def locust_vs_workbench(root: Path = RESULTS) -> str:
+    """Locust's reference run beside the workbench's, per backend of the same workload."""
+    locust = _load(root / "reference-locust").scalars()
+    bench = _load(root / "reference").scalars()
+    stats = {
+        (row["backend"], row["Name"]): row
+        for row in _locust_rows(root / "reference-locust" / "locust_stats.csv")
+    }
+    lines = [
+        "The committed runs (`results/reference-locust` and `results/reference`, the same "
+        "machine, the same workload):",
+        "",
+        "| backend | workload | e2e p50 ms, Locust | e2e p50 ms, workbench "
+        "| Locust's publish req/s (warm-up included) | converted publish msg/s |",
+        "|---|---|---:|---:|---:|---:|",
     ]
+    for (backend, workload), row in locust.iterrows():
+        if (backend, workload) not in bench.index:
+            continue
+        requests = float(stats[(backend, "publish")]["Requests/s"])
+        lines.append(
+            f"| {backend} | {workload} | {row['e2e_latency_ms.p50']:.2f} "
+            f"| {bench.loc[(backend, workload), 'e2e_latency_ms.p50']:.2f} "
+            f"| {requests:,.0f} | {row['publish_rate_mean']:,.0f} |"
+        )
+    return "\n".join(lines)
 
 
-def splice(readme: str, section: str) -> str:
-    """Return ``readme`` with the text between the markers replaced by ``section``."""
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{section}\n{END}{tail}"
+# -- docs/benchmarks.md: what `bench queue`'s reference run says --------------------------------
+
+
+class QueueTable(NamedTuple):
+    """One pattern's table of ``bench queue``'s printed output."""
+
+    title: str  #: the pattern, without its sizes ("put one at a time")
+    unit: str  #: "msgs/s", "records/s", or "p50 ms" for a latency pattern
+    rows: list[dict[str, str]]  #: one per implementation: sync, label, cells by header
+
+
+_RATIO_COLUMNS = ("ours/this", "raw/this")
+_LATENCY_COLUMNS = ("p50 ms", "p95 ms", "p99 ms", "max ms", "sent/s", "idle cpu")
+
+
+def _cell(header: str, row: str, column: str) -> str:
+    """The right-aligned cell of ``row`` under ``column`` of ``header`` ("" when blank)."""
+    end = header.index(column) + len(column)
+    if len(row) < end or row[end - 1] == " ":
+        return ""
+    return row[:end].split()[-1]
+
+
+def _queue_row(header: str, line: str) -> dict[str, str]:
+    columns = [
+        c
+        for c in (*_LATENCY_COLUMNS, "msgs/s", "records/s", *_RATIO_COLUMNS)
+        if re.search(rf"(^| ){re.escape(c)}( |$)", header)
+    ]
+    row = {c: _cell(header, line, c) for c in columns}
+    first = columns[0]
+    label_end = header.index(first) + len(first) - len(row[first])
+    row["sync"] = line[header.index("sync") : header.index("implementation")].strip()
+    row["label"] = line[header.index("implementation") : label_end].strip()
+    mark = re.search(r"\b(PASS|FAIL)\b", line)
+    row["mark"] = mark.group(1) if mark else ""
+    target_at = header.index("target")
+    row["target"] = line[target_at : mark.start()].strip() if mark else ""
+    notes_at = header.index("notes")
+    row["notes"] = line[notes_at:].strip() if len(line) > notes_at else ""
+    return row
+
+
+def queue_tables(text: str) -> list[QueueTable]:
+    """Parse ``bench queue``'s printed output into its per-pattern tables."""
+    tables: list[QueueTable] = []
+    lines = text.splitlines()
+    header = ""
+    for previous, line in zip(["", *lines], lines, strict=False):
+        if line.startswith("  sync "):
+            header = line
+            unit = next(c for c in ("msgs/s", "records/s", "p50 ms") if c in header)
+            tables.append(QueueTable(previous.split(" (")[0], unit, []))
+        elif header and line.startswith("  "):
+            tables[-1].rows.append(_queue_row(header, line))
+        else:
+            header = ""
+    return tables
+
+
+def _ratio(row: dict[str, str], column: str) -> str:
+    return f"{row[column]}x" if row[column] else "-"
+
+
+def _verdict(row: dict[str, str]) -> str:
+    return f"target {row['target']}: {row['mark']}" if row["mark"] else ""
+
+
+def _peer_lines(tables: list[QueueTable], peer: str) -> list[str]:
+    """One sub-bullet per pattern: ours / ``peer`` and the raw loop / ``peer``."""
+    lines = []
+    for t in tables:
+        for r in t.rows:
+            if r["label"] != peer or not r["ours/this"]:
+                continue
+            notes = [n for n in r["notes"].split("; ") if n and "synchronous=" not in n]
+            extra = "; ".join(x for x in (_verdict(r), *notes) if x)
+            lines.append(
+                f"  * {t.title}: {_ratio(r, 'ours/this')} (raw loop {_ratio(r, 'raw/this')})"
+                + (f"; {extra}" if extra else "")
+            )
+    return lines
+
+
+def queue_bench_reading(root: Path = RESULTS) -> str:
+    """What the reference ``bench queue`` run says: ratios, latencies, stream rates, targets."""
+    text = (root / "reference-queue.txt").read_text()
+    tables = queue_tables(text)
+    repeats = re.search(r"median of (\d+) repeat", text)
+    load = re.search(r"load average (\S+) before, (\S+) after", text)
+    took = re.search(r"\(benchmark took (\d+) s\)", text)
+    raw = [
+        (float(r["ours/this"]), r["ours/this"], f"{t.title}, {r['sync']}", r["mark"])
+        for t in tables
+        for r in t.rows
+        if r["label"] == "raw sqlite3 loop" and r["ours/this"]
+    ]
+    low, high = min(raw), max(raw)
+    failed = sum(1 for r in raw if r[3] == "FAIL")
+    lines = [
+        f"From `results/reference-queue.txt` ({repeats.group(1) if repeats else '?'} repeats, "
+        f"{took.group(1) if took else '?'} s, load average {load.group(1) if load else '?'} "
+        f"before and {load.group(2) if load else '?'} after). A ratio is ours / this row for "
+        "throughput and this row / ours for p50 latency, so above 1 means ours is faster:",
+        "",
+        f"* **ours / raw loop** (target >= 0.6): from {low[1]} ({low[2]}) to {high[1]} "
+        f"({high[2]}); {failed} of {len(raw)} below the target.",
+    ]
+    peers = dict.fromkeys(
+        r["label"]
+        for t in tables
+        for r in t.rows
+        if r["label"] not in ("sqlitequeue", "raw sqlite3 loop") and r["ours/this"]
+    )
+    for peer in peers:
+        sync = next(r["sync"] for t in tables for r in t.rows if r["label"] == peer)
+        lines.append(f"* **ours / {peer}** (at {sync}):")
+        lines += _peer_lines(tables, peer)
+    for t in tables:
+        if t.unit != "p50 ms":
+            continue
+        ours = next(r for r in t.rows if r["label"] == "sqlitequeue")
+        raw_row = next(r for r in t.rows if r["label"] == "raw sqlite3 loop")
+        lines.append(
+            f"* **{t.title}**: ours p50 {ours['p50 ms']} ms, p99 {ours['p99 ms']} ms"
+            f" ({_verdict(ours)}); an idle blocked consumer at {ours['idle cpu']} of a core; "
+            f"the raw loop's p99 {raw_row['p99 ms']} ms."
+        )
+    stream = [
+        f"{t.title.removeprefix('stream: ')} {r['records/s']}"
+        + (f" ({_verdict(r)})" if r["mark"] else "")
+        for t in tables
+        if t.unit == "records/s"
+        for r in t.rows
+        if r["label"] == "sqlitequeue"
+    ]
+    lines.append("* **stream**, ours in records/s: " + "; ".join(stream) + ".")
+    summary = text[text.index("targets:") :].rstrip()
+    return "\n".join([*lines, "", "```text", summary, "```"])
+
+
+#: Block name -> the function that renders it from a results root.
+RENDERERS: dict[str, Callable[[Path], str]] = {
+    "results": results_section,
+    "selfcheck": selfcheck,
+    "fairness": fairness,
+    "workbench-reference": workbench_reference,
+    "locust-vs-workbench": locust_vs_workbench,
+    "queue-bench-reading": queue_bench_reading,
+}
+
+
+def render_text(text: str, root: Path = RESULTS, name: str = "text") -> str:
+    """Return ``text`` with every marked block re-rendered; raise ValueError on a bad marker."""
+    opened = OPENING.findall(text)
+    closed = [m.group(1) for m in BLOCK.finditer(text)]
+    if opened != closed:
+        raise ValueError(f"{name}: unclosed marker(s) {sorted(set(opened) - set(closed))}")
+    unknown = sorted(set(opened) - set(RENDERERS))
+    if unknown:
+        raise ValueError(f"{name}: unknown block(s) {unknown}; known: {sorted(RENDERERS)}")
+
+    def block(match: re.Match[str]) -> str:
+        key = match.group(1)
+        return f"<!-- render:{key} -->\n{RENDERERS[key](root).rstrip()}\n<!-- /render:{key} -->\n"
+
+    return BLOCK.sub(block, text)
+
+
+def stale_blocks(repo: Path = REPO) -> list[str]:
+    """``FILE: block NAME`` for every marked block whose text differs from its rendering."""
+    stale = []
+    for path in documents(repo):
+        text = path.read_text()
+        rendered = render_text(text, repo / "results", path.name)
+        old = {m.group(1): m.group(2) for m in BLOCK.finditer(text)}
+        new = {m.group(1): m.group(2) for m in BLOCK.finditer(rendered)}
+        stale += [f"{path.relative_to(repo)}: block {k!r}" for k in old if old[k] != new[k]]
+    return stale
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite README.md (or with --check, report whether it is up to date)."""
-    readme_path = REPO / "README.md"
-    readme = readme_path.read_text()
-    updated = splice(readme, render())
+    """Rewrite the marked blocks (or with --check, report which ones are out of date)."""
     if "--check" in argv:
-        if updated != readme:
-            print("README.md's results section is out of date: run python tools/readme_results.py")
-            return 1
-        return 0
-    readme_path.write_text(updated)
+        stale = stale_blocks()
+        for entry in stale:
+            print(f"{entry} is out of date: run python tools/render_docs.py")
+        return 1 if stale else 0
+    for path in documents():
+        text = path.read_text()
+        rendered = render_text(text, RESULTS, path.name)
+        if rendered != text:
+            path.write_text(rendered)
     return 0
 
 
