@@ -7,6 +7,7 @@ from sqlitequeue.bench.backends.base import (
     Consumer,
     Delivery,
     Producer,
+    RebalanceListener,
     Received,
     open_backend,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Consumer",
     "Delivery",
     "Producer",
+    "RebalanceListener",
     "Received",
     "open_backend",
 ]

@@ -44,6 +44,9 @@ class Received:
 
 DeliveryCallback = Callable[[Delivery], None]
 
+#: Told ``("assigned" | "revoked", partitions)`` when a group changes a member's partitions.
+RebalanceListener = Callable[[str, list[int]], None]
+
 
 class Producer(ABC):
     """Publishes to one topic."""
@@ -87,6 +90,15 @@ class Consumer(ABC):
         records to another member (rebalance, expired lease), ``commit`` does not raise: it
         adds one to ``lost_commits`` and the records are delivered again (duplicates).
         Raises BackendError for any other failure.
+        """
+
+    def on_rebalance(self, listener: RebalanceListener) -> None:  # noqa: B027 - optional hook
+        """Have ``listener`` told each time the group assigns or revokes this member's partitions.
+
+        Optional: a backend whose groups hand out partitions calls ``listener("assigned",
+        partitions)`` / ``listener("revoked", partitions)`` from inside ``poll`` (the
+        failure lab logs them to see a rebalance happen). The default ignores the listener:
+        a backend without partition assignment never calls it.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -40,6 +40,7 @@ from sqlitequeue.bench.backends.base import (
     Delivery,
     DeliveryCallback,
     Producer,
+    RebalanceListener,
     Received,
 )
 from sqlitequeue.bench.errors import BackendError, KafkaError
@@ -121,10 +122,11 @@ class KafkaConfluentBackend(Backend):
         )
         try:
             client = ClientConsumer(config)
-            client.subscribe([topic])
+            consumer = ConfluentConsumer(client)
+            client.subscribe([topic], **consumer.rebalance_callbacks())
         except KafkaException as exc:
             raise BackendError(f"confluent-kafka could not create a consumer: {exc}") from exc
-        return ConfluentConsumer(client)
+        return consumer
 
     def describe(self) -> dict[str, Any]:
         """Return settings, client and librdkafka versions and the bootstrap servers."""
@@ -215,6 +217,27 @@ class ConfluentConsumer(Consumer):
         self._client = client
         self._closed = False
         self._uncommitted = False
+        self._listeners: list[RebalanceListener] = []
+
+    def on_rebalance(self, listener: RebalanceListener) -> None:
+        """Tell ``listener`` of every assignment and revocation (called inside ``poll``)."""
+        self._listeners.append(listener)
+
+    def rebalance_callbacks(self) -> dict[str, Any]:
+        """Return librdkafka's ``on_assign``/``on_revoke`` for ``subscribe``.
+
+        They tell this consumer's listeners; librdkafka then applies the assignment itself.
+        """
+
+        def told(kind: str) -> Any:
+            def callback(_client: Any, partitions: Any) -> None:
+                numbers = [p.partition for p in partitions]
+                for listener in self._listeners:
+                    listener(kind, numbers)
+
+            return callback
+
+        return {"on_assign": told("assigned"), "on_revoke": told("revoked")}
 
     def poll(self, max_records: int, timeout: float) -> list[Received]:
         """Return up to ``max_records`` records (joining the group on first use)."""
