@@ -12,8 +12,15 @@ from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.backends.base import BackendSpec, DeliveryCallback, Producer
 from sqlitequeue.bench.backends.memory import MemoryBackend
 from sqlitequeue.bench.results import RunWriter, load
-from sqlitequeue.bench.runner import RunResult, run_workload, write_result
-from sqlitequeue.bench.workload import parse_workload
+from sqlitequeue.bench.runner import (
+    NotApplicable,
+    RateStep,
+    RunResult,
+    max_sustainable_rate,
+    run_workload,
+    write_result,
+)
+from sqlitequeue.bench.workload import Workload, parse_workload
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +62,7 @@ def slow_backend() -> Iterator[str]:
     del base.BACKENDS["test-slow"]
 
 
-def workload(**fields: object) -> object:
+def workload(**fields: object) -> Workload:
     return parse_workload(
         {
             "name": "t",
@@ -70,7 +77,7 @@ def workload(**fields: object) -> object:
 
 def run(backend: str, tmp_path: Path, **fields: object) -> RunResult:
     w = workload(**fields)
-    return run_workload(w, BackendSpec(backend), data_dir=tmp_path, progress=False)  # type: ignore[arg-type]
+    return run_workload(w, BackendSpec(backend), data_dir=tmp_path, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +149,8 @@ def test_the_max_rate_search_records_its_steps(tmp_path: Path) -> None:
         warmupDurationSeconds=1,
         p99TargetMs=1000,
     )
-    assert [round(s["target_rate"]) for s in result.steps][:1] == [100]
-    assert result.steps[0]["ok"]
+    assert [round(s.target_rate) for s in result.steps][:1] == [100]
+    assert result.steps[0].ok
     assert result.scalars["max_sustainable_rate"] >= 90
 
 
@@ -171,23 +178,42 @@ def test_a_failing_backend_raises_and_leaves_no_process(tmp_path: Path) -> None:
 
     spec = BackendSpec("kafka", bootstrap_servers=None)
     with pytest.raises(BackendError):
-        run_workload(workload(), spec, data_dir=tmp_path, progress=False)  # type: ignore[arg-type]
+        run_workload(workload(), spec, data_dir=tmp_path, progress=False)
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("sqq-")]
 
 
 def test_one_failed_step_is_a_stall_two_in_a_row_end_the_search() -> None:
-    from sqlitequeue.bench.runner import _max_sustainable
+    def steps(*oks: bool) -> list[RateStep]:
+        return [RateStep(k, 100.0 * 2**k, 100.0 * 2**k, 1.0, 2.0, ok) for k, ok in enumerate(oks)]
 
-    def steps(*oks: bool) -> list[dict[str, object]]:
-        return [{"achieved_rate": 100.0 * 2**k, "ok": ok} for k, ok in enumerate(oks)]
-
-    assert _max_sustainable(steps(True, False, True, True, False, False)) == 800
-    assert _max_sustainable(steps(False, False, True)) == 0
-    assert _max_sustainable(steps(True, True)) == 200
+    assert max_sustainable_rate(steps(True, False, True, True, False, False)) == 800
+    assert max_sustainable_rate(steps(False, False, True)) == 0
+    assert max_sustainable_rate(steps(True, True)) == 200
 
 
 def test_fan_out_on_a_backend_without_groups_is_not_applicable(tmp_path: Path) -> None:
-    from sqlitequeue.bench.runner import NotApplicable
-
     with pytest.raises(NotApplicable, match="fan-out"):
         run("sqlite-seed", tmp_path, subscriptionsPerTopic=2)
+
+
+def test_the_parent_counts_each_group_from_the_consumers_bitmaps() -> None:
+    """Two consumers of one group saw sequences {0, 1} and {1}: 2 unique, 1 of 3 lost."""
+    import pickle
+
+    from sqlitequeue.bench.runner.live import Live
+    from sqlitequeue.bench.runner.messages import (
+        ConsumerDone,
+        ConsumerRole,
+        ProducerRole,
+        ProducerStats,
+    )
+
+    live = Live(topics=1, groups=1)
+    stats = ProducerStats(
+        ProducerRole(0, 0), sent=3, acked=3, errors=0, lag_ms=0.0, last_error=None, publish={}
+    )
+    live.add_producer_stats(pickle.loads(pickle.dumps(stats)))  # as it crosses processes
+    live.add_consumer_done(ConsumerDone(ConsumerRole(0, 0, 0), {0: bytes([0b011])}))
+    live.add_consumer_done(ConsumerDone(ConsumerRole(0, 0, 1), {0: bytes([0b010])}))
+    assert live.unique_and_lost() == (2, 1)
+    assert len(live.consumers_done) == 2

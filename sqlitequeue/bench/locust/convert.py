@@ -144,7 +144,7 @@ def _num(text: str | None) -> float:
 
 
 def _target_rate(workload_name: str, facts: Mapping[str, Any]) -> float | None:
-    from sqlitequeue.bench.runner import _target_rate as target  # the workbench's definition
+    from sqlitequeue.bench.runner import target_rate as target  # the workbench's definition
     from sqlitequeue.bench.workload import load_workload
 
     if facts.get("max_rate"):

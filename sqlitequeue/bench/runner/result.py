@@ -1,0 +1,154 @@
+"""What one run measured (:class:`RunResult`), how it is summed up, and how it is stored.
+
+Scalars cover the measured window only (after the warm-up); counts of messages (sent, lost,
+duplicates ...) cover the whole run. :func:`write_result` stores a result with a
+:class:`~sqlitequeue.bench.results.RunWriter`; nothing here draws or formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlitequeue.bench.backends import base
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.metrics import Histogram
+from sqlitequeue.bench.runner.live import Live
+from sqlitequeue.bench.runner.ramp import RateSearch, RateStep, max_sustainable_rate
+from sqlitequeue.bench.workload import Workload
+
+#: one sampled value of a time series: (metric, seconds after the warm-up, value)
+SeriesPoint = tuple[str, float, float]
+
+
+@dataclass
+class RunResult:
+    """What one (workload, backend) run measured; see :func:`write_result`."""
+
+    backend: str
+    workload: str
+    target_rate: float
+    describe: dict[str, Any]
+    scalars: dict[str, float] = field(default_factory=dict)
+    series: list[SeriesPoint] = field(default_factory=list)
+    publish: Histogram = field(default_factory=Histogram)
+    e2e: Histogram = field(default_factory=Histogram)
+    steps: list[RateStep] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def target_rate(w: Workload) -> float:
+    """The workload's mean scheduled rate (msg/s); 0 for a max-rate search or a trace."""
+    if w.finds_max_rate:
+        return 0.0
+    if w.trace is not None:
+        return 0.0
+    s = w.shape
+    if s.type == "daily":
+        trough = s.trough_rate or s.peak_rate / 10
+        return (trough + s.peak_rate) / 2
+    if s.type == "bursts":
+        frac = min(1.0, s.burst_seconds / s.period_seconds)
+        return w.producer_rate * (1 - frac) + s.burst_rate * frac
+    return w.producer_rate
+
+
+def measured_scalars(
+    w: Workload,
+    live: Live,
+    publish: Histogram,
+    e2e: Histogram,
+    series: list[SeriesPoint],
+    *,
+    drain_seconds: float | None,
+    steps: list[RateStep],
+) -> dict[str, float]:
+    """The run's scalars: counts from ``live``, rates and latencies from the measured
+    ``publish`` and ``e2e`` histograms, the final disk size from ``series``; a drain's
+    length when one was measured, the max sustainable rate for a max-rate search."""
+    window = max(w.duration_seconds - w.warmup_seconds, 1e-6)
+    unique, lost = live.unique_and_lost()
+    s: dict[str, float] = {
+        "target_rate": target_rate(w),
+        "sent": live.total_sent(),
+        "unsent": live.unsent,
+        "acknowledged": live.total_acked(),
+        "received": live.total_received(),
+        "unique_received": unique,
+        "errors": live.errors,
+        "duplicates": live.total_received() - unique,
+        "lost": lost,
+        "publish_rate_mean": publish.total / window,
+        "consume_rate_mean": e2e.total / window / max(1, w.subscriptions_per_topic),
+        "duration_seconds": w.duration_seconds,
+        "warmup_seconds": w.warmup_seconds,
+        "p99_target_ms": w.p99_target_ms,
+    }
+    for name, value in publish.summary().items():
+        s[f"publish_latency_ms.{name}"] = value
+    for name, value in e2e.summary().items():
+        s[f"e2e_latency_ms.{name}"] = value
+    disk = [v for m, _, v in series if m == "disk_bytes"]
+    if disk:
+        s["disk_bytes_final"] = disk[-1]
+    if drain_seconds is not None:
+        s["drain_seconds"] = drain_seconds
+        s["backlog_messages"] = w.consumer_backlog_messages
+    if w.finds_max_rate:
+        s["max_sustainable_rate"] = max_sustainable_rate(steps)
+    return s
+
+
+def result_notes(live: Live, search: RateSearch) -> list[str]:
+    """Notes on what a reader of the numbers should know: an early end, unsent messages,
+    send errors."""
+    notes = []
+    ended = search.ended_note()
+    if ended is not None:
+        notes.append(ended)
+    elif live.unsent:
+        notes.append(
+            f"{live.unsent} scheduled message(s) were never sent: the producers fell "
+            "behind the schedule and the run ended first"
+        )
+    if live.errors and live.last_error:
+        notes.append(f"{live.errors} send error(s); last: {live.last_error}")
+    return notes
+
+
+def write_result(writer: Any, result: RunResult) -> None:
+    """Store ``result`` with ``writer`` (a RunWriter): scalars, series, histograms, steps.
+
+    Adds ``latency_hist.csv`` rows (kind ``publish``/``e2e``), ``rate_steps.csv`` for a
+    max-rate search, and the backend's ``describe()`` and notes under run.json keys
+    ``backends`` and ``notes``.
+    """
+    b, w = result.backend, result.workload
+    writer.metrics([(b, w, m, None, v) for m, v in result.scalars.items()])
+    writer.metrics([(b, w, m, t, v) for m, t, v in result.series])
+    for kind, hist in (("publish", result.publish), ("e2e", result.e2e)):
+        writer.table(
+            "latency_hist",
+            [
+                {"backend": b, "workload": w, "kind": kind, "upper_ms": u, "count": c}
+                for u, c in hist.buckets_ms()
+            ],
+        )
+    if result.steps:
+        writer.table(
+            "rate_steps", [{"backend": b, "workload": w, **asdict(s)} for s in result.steps]
+        )
+    writer.metadata(backends={b: result.describe})
+    if result.notes:
+        writer.metadata(notes={f"{b} / {w}": result.notes})
+    writer.flush()
+
+
+def check_registry(names: Iterable[str]) -> None:
+    """Raise BenchError naming the unknown backends among ``names``."""
+    unknown = [n for n in names if n not in base.BACKENDS]
+    if unknown:
+        raise BenchError(
+            f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(base.BACKENDS)}"
+        )
