@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[BACKEND=]PROFILE",
-        help="backend settings profile (repeatable); see `sqlitequeue bench list --profiles`",
+        help="backend settings profile (repeatable): a bundled name (docs/backends.md) or a file",
     )
     parser.add_argument("--no-selfcheck", action="store_true", help="skip the harness check")
     parser.add_argument("--run-id", metavar="NAME", help="results folder name (default: time)")
