@@ -26,10 +26,10 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlitequeue import _schema
 from sqlitequeue.errors import (
@@ -44,6 +44,11 @@ from sqlitequeue.errors import (
 )
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+T = TypeVar("T")
+
+#: Statement parameters, as sqlite3 takes them.
+Parameters = Sequence[Any] | Mapping[str, Any]
 
 #: durability name -> PRAGMA synchronous value, and what each risks (see README).
 DURABILITY = {
@@ -298,7 +303,7 @@ class Database:
             self.conn.execute("ROLLBACK")
 
     def execute_write(
-        self, statement: str, parameters: object = (), *, durable: bool = True
+        self, statement: str, parameters: Parameters = (), *, durable: bool = True
     ) -> sqlite3.Cursor:
         """Run one statement that returns no rows as its own (autocommit) transaction.
 
@@ -313,21 +318,16 @@ class Database:
                 self._check_open()
             self._set_sync(durable)
             try:
-                cursor = self.conn.execute(statement, parameters)  # type: ignore[arg-type]
+                cursor = self.conn.execute(statement, parameters)
             except sqlite3.OperationalError:
-                box: list[sqlite3.Cursor] = []
-                self._retry(
-                    lambda: box.append(self.conn.execute(statement, parameters)),  # type: ignore[arg-type]
-                    "write",
-                )
-                cursor = box[0]
+                cursor = self._retry(lambda: self.conn.execute(statement, parameters), "write")
             except sqlite3.DatabaseError as exc:
                 raise _translate_runtime_error(self.path, exc) from exc
             self._committed()
             return cursor
 
     def execute_returning(
-        self, statement: str, parameters: object = (), *, durable: bool = True
+        self, statement: str, parameters: Parameters = (), *, durable: bool = True
     ) -> list[Any]:
         """Like :meth:`execute_write` for one statement with ``RETURNING``: return its rows.
 
@@ -339,25 +339,22 @@ class Database:
                 self._check_open()
             self._set_sync(durable)
             try:
-                rows = self.conn.execute(statement, parameters).fetchall()  # type: ignore[arg-type]
+                rows = self.conn.execute(statement, parameters).fetchall()
             except sqlite3.OperationalError:
                 self._rollback()
-                box: list[list[Any]] = []
-                self._retry(
-                    lambda: box.append(self.conn.execute(statement, parameters).fetchall()),  # type: ignore[arg-type]
-                    "write",
+                rows = self._retry(
+                    lambda: self.conn.execute(statement, parameters).fetchall(), "write"
                 )
-                rows = box[0]
             except sqlite3.DatabaseError as exc:
                 self._rollback()
                 raise _translate_runtime_error(self.path, exc) from exc
             self._committed()
             return rows
 
-    def run_write(self, statement: str, parameters: object = ()) -> list[sqlite3.Row]:
+    def run_write(self, statement: str, parameters: Parameters = ()) -> list[Any]:
         """Run one statement in its own write transaction and return all its rows."""
         with self.write() as conn:
-            return conn.execute(statement, parameters).fetchall()  # type: ignore[arg-type]
+            return conn.execute(statement, parameters).fetchall()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -391,14 +388,18 @@ class Database:
             self._rollback()
             raise
 
-    def _retry(self, action: object, what: str) -> None:
-        """Call ``action`` until it succeeds, retrying busy errors with jittered back-off."""
+    def _retry(self, action: Callable[[], T], what: str) -> T:
+        """Call ``action`` until it succeeds and return its result, retrying busy errors
+        with jittered back-off for up to ``lock_timeout`` seconds.
+
+        Raises :class:`DatabaseBusy` when the lock stays held that long, and the translated
+        :class:`DatabaseError` for any other SQLite error.
+        """
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.001
         while True:
             try:
-                action()  # type: ignore[operator]
-                return
+                return action()
             except sqlite3.OperationalError as exc:
                 if _is_readonly(exc):
                     raise _readonly_error(self.path, exc) from exc

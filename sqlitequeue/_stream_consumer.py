@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlitequeue import _stream_codec as codec
 from sqlitequeue import _stream_log as log
@@ -27,15 +26,13 @@ from sqlitequeue._stream_types import (
     Offset,
     Record,
     Reset,
+    TopicHandle,
     check_group,
     check_in_range,
     records_from_rows,
     to_timestamp,
 )
 from sqlitequeue.errors import Closed, InvalidArgument, NotPartitionOwner
-
-if TYPE_CHECKING:
-    from sqlitequeue.stream import Stream
 
 logger = logging.getLogger("sqlitequeue.stream")
 
@@ -67,7 +64,7 @@ class Consumer:
     because retention had deleted them (each also logged as a warning).
     """
 
-    def __init__(self, stream: Stream, group: str, *, start: str, lease: float) -> None:
+    def __init__(self, topic: TopicHandle, group: str, *, start: str, lease: float) -> None:
         self.group = check_group(group)
         if start not in START_POSITIONS:
             raise InvalidArgument(f"start must be 'earliest' or 'latest', not {start!r}")
@@ -75,20 +72,20 @@ class Consumer:
         assert lease_seconds is not None
         if lease_seconds <= 0:
             raise InvalidArgument("lease must be > 0 seconds")
-        self.stream = stream
-        self.topic = stream.topic
+        self._handle = topic
+        self.topic = topic.name
         self.start = start
         self.lease = lease_seconds
         self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.resets: list[Reset] = []
-        self._topic_id = stream._row.id
-        self._pids = stream._pids
-        self._bases = stream._bases
+        self._topic_id = topic.topic_id
+        self._pids = topic.pids
+        self._bases = topic.bases
         self._positions: dict[int, int] = {}  # owned partition -> next offset to read
         self._committed: dict[int, int] = {}  # owned partition -> offset committed in the file
         self._rotation = 0
         self._next_heartbeat = 0.0
-        self._db = Database(stream.path, durability=stream.durability)
+        self._db = Database(topic.path, durability=topic.durability)
         try:
             self._heartbeat()
         except BaseException:
@@ -337,7 +334,7 @@ class Consumer:
             )
         updates = {}
         for partition, offset in pairs:
-            p = self.stream._check_partition(partition)
+            p = self._handle.check_partition(partition)
             updates[p] = codec.check_int(offset, f"offset for partition {p}")
         return updates
 
@@ -374,7 +371,7 @@ class Consumer:
         )
 
     def _owned(self, partition: object) -> int:
-        p = self.stream._check_partition(partition)
+        p = self._handle.check_partition(partition)
         if p not in self._positions:
             raise NotPartitionOwner(
                 f"partition {p} of topic {self.topic!r} is not assigned to member "

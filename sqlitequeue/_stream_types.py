@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlitequeue import _stream_codec as codec
@@ -22,6 +23,25 @@ class Offset(NamedTuple):
 
     partition: int
     offset: int
+
+
+class TopicHandle(NamedTuple):
+    """What a consumer needs of its stream: the file, and the topic's stored layout.
+
+    ``pids`` are the partitions' global ids, ``bases`` their first record ids
+    (``pid << SHIFT``), both indexed by partition number.
+    """
+
+    path: Path
+    durability: str
+    name: str
+    topic_id: int
+    pids: tuple[int, ...]
+    bases: tuple[int, ...]
+
+    def check_partition(self, partition: object) -> int:
+        """Return ``partition`` if the topic has it; raise InvalidArgument otherwise."""
+        return check_partition(self.name, len(self.pids), partition)
 
 
 class Record(NamedTuple):
@@ -133,6 +153,16 @@ def check_group(group: object) -> str:
     if not isinstance(group, str) or not group:
         raise InvalidArgument(f"group must be a non-empty str, not {group!r}")
     return group
+
+
+def check_partition(topic: str, partitions: int, partition: object) -> int:
+    """Return ``partition`` if it is one of the topic's ``partitions``; else InvalidArgument."""
+    number = codec.check_int(partition, "partition")
+    if number >= partitions:
+        raise InvalidArgument(
+            f"topic {topic!r} has partitions 0..{partitions - 1}; there is no partition {number}"
+        )
+    return number
 
 
 def check_in_range(topic: str, partition: int, offset: int, start: int, end: int) -> None:

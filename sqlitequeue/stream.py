@@ -47,9 +47,11 @@ from sqlitequeue._stream_types import (
     Record,
     Reset,
     Retention,
+    TopicHandle,
     TopicInfo,
     check_group,
     check_in_range,
+    check_partition,
     records_from_rows,
     to_timestamp,
 )
@@ -192,14 +194,7 @@ class Stream:
         return Retention(row.retention_age, row.retention_bytes)
 
     def _check_partition(self, partition: object) -> int:
-        codec.check_int(partition, "partition")
-        assert isinstance(partition, int)
-        if partition >= self.partitions:
-            raise InvalidArgument(
-                f"topic {self.topic!r} has partitions 0..{self.partitions - 1}; "
-                f"there is no partition {partition}"
-            )
-        return partition
+        return check_partition(self.topic, self.partitions, partition)
 
     # -- appending -----------------------------------------------------------------------
 
@@ -489,7 +484,10 @@ class Stream:
         it has no committed offset yet; that starting offset is stored at once. ``lease`` is
         how long (seconds) the member keeps its partitions without polling.
         """
-        consumer = Consumer(self, group, start=start, lease=lease)
+        handle = TopicHandle(
+            self.path, self.durability, self.topic, self._row.id, self._pids, self._bases
+        )
+        consumer = Consumer(handle, group, start=start, lease=lease)
         self._consumers.add(consumer)
         return consumer
 
