@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlitequeue import _schema
+from sqlitequeue import _files, _schema
+from sqlitequeue._files import AUTOCHECKPOINT_BACKSTOP
 from sqlitequeue.errors import (
     Closed,
     CorruptDatabase,
@@ -42,8 +43,6 @@ from sqlitequeue.errors import (
     ReadOnlyDatabase,
     SchemaTooNew,
 )
-
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 T = TypeVar("T")
 
@@ -65,19 +64,6 @@ WAIT_MAX_SLEEP = 0.002
 #: The WAL file is truncated to this size after a checkpoint (it would otherwise keep its
 #: largest size forever).
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
-
-
-#: The background checkpointer aims to checkpoint about every this many WAL frames (half
-#: SQLite's default auto-checkpoint size, so it normally runs before the inline backstop)
-#: and at least every CHECKPOINT_MAX_GAP seconds while this process commits.
-CHECKPOINT_TARGET_FRAMES = 500
-CHECKPOINT_MAX_GAP = 1.0
-
-#: Inline auto-checkpoint threshold kept as a backstop, in WAL frames. A PASSIVE checkpoint
-#: never blocks writers, so a writer that never pauses keeps the background one from
-#: catching up, and the WAL only restarts from its beginning once fully checkpointed; the
-#: backstop (run by a writer between its transactions) then bounds the WAL as before.
-AUTOCHECKPOINT_BACKSTOP = 2 * CHECKPOINT_TARGET_FRAMES
 
 
 def _back_off(delay: float) -> float:
@@ -115,15 +101,16 @@ class Database:
         busy_timeout: float = 5.0,
         lock_timeout: float = 30.0,
     ) -> None:
-        if durability not in DURABILITY:
+        if not isinstance(durability, str) or durability not in DURABILITY:
             raise InvalidArgument(
                 f"durability must be one of {sorted(DURABILITY)}, not {durability!r}"
             )
-        if busy_timeout < 0 or lock_timeout < 0:
-            raise InvalidArgument("busy_timeout and lock_timeout must be >= 0 seconds")
-        self.path = Path(path)
+        _files.check_timeout("busy_timeout", busy_timeout)
+        self.lock_timeout = _files.check_timeout("lock_timeout", lock_timeout)
+        # SQLite's own wait per attempt never outlasts the whole retry budget.
+        busy_timeout = min(busy_timeout, lock_timeout)
+        self.path = _files.check_path(path)
         self.durability = durability
-        self.lock_timeout = lock_timeout
         self._lock = threading.RLock()
         self._closed = False
         # Commits made through this object: PRAGMA data_version only sees other
@@ -132,11 +119,11 @@ class Database:
         self._local_commits = 0
         # The connection's current PRAGMA synchronous (see _set_sync).
         self._sync = DURABILITY[durability]
-        with _OPEN_FILES_LOCK:
-            _check_file_before_open(self.path, read_header=_file_key(self.path) not in _OPEN_FILES)
+        with _files.OPEN_FILES_LOCK:
+            _files.check_file_before_open(self.path)
             try:
                 self.conn = sqlite3.connect(
-                    str(self.path),
+                    os.fsencode(self.path),
                     timeout=busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
@@ -144,12 +131,12 @@ class Database:
                 )
             except sqlite3.Error as exc:
                 raise _translate_open_error(self.path, exc) from exc
-            self._file_key, self._checkpointer = _register_open_file(self.path)
+            self._file_key, self._checkpointer = _files.register_open_file(self.path)
         try:
             self._prepare(busy_timeout)
         except BaseException:
             self.conn.close()
-            _unregister_open_file(self._file_key)
+            _files.unregister_open_file(self._file_key)
             raise
 
     # -- opening -------------------------------------------------------------------------
@@ -203,13 +190,14 @@ class Database:
             tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
             ).fetchone()[0]
-        if app_id == 0 and tables == 0:
+        if app_id == 0 and tables == 0 and version == 0:
             return  # a new or empty file: ours to initialise
         if app_id != _schema.APPLICATION_ID:
             raise NotAQueueDatabase(
                 f"{self.path} is an SQLite database of another application "
-                f"(application_id={app_id}); sqlitequeue will not modify it. "
-                "Use a new file name for the queue."
+                f"(application_id={app_id}, user_version={version}, {tables} tables); "
+                "sqlitequeue only opens files stamped with its own application_id and will "
+                "not modify it. Use a new file name for the queue."
             )
         if version > _schema.SCHEMA_VERSION:
             raise SchemaTooNew(
@@ -408,7 +396,7 @@ class Database:
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy(
                         f"could not {what} on {self.path} within {self.lock_timeout:g} s: "
-                        f"another process holds the write lock ({exc}). Look for a process "
+                        f"another connection holds a lock on it ({exc}). Look for a process "
                         "stuck inside a transaction, or raise lock_timeout."
                     ) from exc
                 delay = _back_off(delay)
@@ -457,19 +445,38 @@ class Database:
     # -- maintenance ---------------------------------------------------------------------
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
-        """Run ``PRAGMA wal_checkpoint(mode)``; return (busy, wal_pages, checkpointed)."""
-        if mode.upper() not in {"PASSIVE", "FULL", "RESTART", "TRUNCATE"}:
+        """Run ``PRAGMA wal_checkpoint(mode)``; return (busy, wal_pages, checkpointed).
+
+        A PASSIVE checkpoint does what it can at once. The others (FULL, RESTART, TRUNCATE)
+        are retried while another connection's lock or snapshot blocks them, and raise
+        :class:`DatabaseBusy` once that lasts ``lock_timeout`` seconds.
+        """
+        mode = mode.upper() if isinstance(mode, str) else repr(mode)
+        if mode not in {"PASSIVE", "FULL", "RESTART", "TRUNCATE"}:
             raise InvalidArgument(f"unknown checkpoint mode {mode!r}")
-        with self._lock:
-            self._check_open()
-            row = self.conn.execute(f"PRAGMA wal_checkpoint({mode.upper()})").fetchone()
+
+        def run() -> tuple[int, int, int]:
+            row = self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            if row[0] and mode != "PASSIVE":
+                raise sqlite3.OperationalError("checkpoint busy: a reader or writer is active")
             return int(row[0]), int(row[1]), int(row[2])
 
-    def vacuum_free_pages(self, pages: int = 0) -> None:
-        """Return up to ``pages`` free pages to the file system (0 = all of them)."""
         with self._lock:
             self._check_open()
-            self.conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            return self._retry(run, f"checkpoint ({mode})")
+
+    def vacuum_free_pages(self, pages: int = 0) -> None:
+        """Return up to ``pages`` free pages to the file system (0 = all of them).
+
+        Needs the write lock: retried like :meth:`write`, :class:`DatabaseBusy` after
+        ``lock_timeout`` seconds.
+        """
+        script = f"PRAGMA incremental_vacuum({int(pages)});"
+        with self._lock:
+            self._check_open()
+            # executescript steps the pragma to the end; execute() frees only one page.
+            self._retry(lambda: self.conn.executescript(script), "free pages")
+            self._committed()
 
     def file_bytes(self) -> dict[str, int]:
         """Return the sizes in bytes of the database file and its -wal and -shm files."""
@@ -492,7 +499,7 @@ class Database:
             if not self._closed:
                 self._closed = True
                 self.conn.close()
-                _unregister_open_file(self._file_key)
+                _files.unregister_open_file(self._file_key)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -503,156 +510,6 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-#: Files this process has open through a Database: (st_dev, st_ino) -> how many. POSIX
-#: locks belong to the process, and closing *any* descriptor of a file drops every lock the
-#: process holds on it, SQLite's included; another process may then believe it is the last
-#: user, checkpoint and delete the WAL while we still use it (two diverging copies of the
-#: data). So the header check, which opens and closes the file, is skipped while this
-#: process already has the file open (it was checked then).
-_OPEN_FILES: dict[tuple[int, int] | None, int] = {}
-_OPEN_FILES_LOCK = threading.Lock()
-#: The background checkpointer of each file this process has open (see _Checkpointer).
-_CHECKPOINTERS: dict[tuple[int, int], _Checkpointer] = {}
-
-
-class _Checkpointer:
-    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on one file from a daemon thread.
-
-    It has its own connection, so a checkpoint (page copies and two fsyncs) never holds
-    a Database's lock or delays a commit. Commits call :meth:`note_commit` (cheap); the
-    thread wakes once enough commits happened to have written about
-    ``CHECKPOINT_TARGET_FRAMES`` WAL frames (estimated from the last checkpoint), or
-    ``CHECKPOINT_MAX_GAP`` seconds after a commit. Failures (busy, disk full) are left
-    for the next round: checkpoints are never needed for correctness.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.pid = os.getpid()
-        self._path = str(path)
-        self._commits = 0
-        self._threshold = 1
-        self._stopping = False
-        self._wake = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqlitequeue-checkpoint {path.name}", daemon=True
-        )
-        self._thread.start()
-
-    def note_commit(self) -> None:
-        """Count one commit on the file; wake the thread when a checkpoint is due."""
-        self._commits += 1
-        if self._commits >= self._threshold:
-            self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread (after its current checkpoint) and close its connection."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error:
-            return  # the file's own connections still checkpoint (the backstop)
-        try:
-            while not self._stopping:
-                self._wake.wait(CHECKPOINT_MAX_GAP)
-                self._wake.clear()
-                commits, self._commits = self._commits, 0
-                if self._stopping or not commits:
-                    continue
-                try:
-                    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
-                except sqlite3.Error:
-                    continue  # busy or disk full: try again after the next commits
-                if frames >= AUTOCHECKPOINT_BACKSTOP:
-                    # The WAL did not restart: writers never paused long enough. Stand
-                    # aside (until CHECKPOINT_MAX_GAP) so the backstop, run by a writer
-                    # between its own transactions, is not skipped as busy because of us.
-                    self._threshold = 1 << 62
-                elif frames > 0:  # frames written since the WAL last restarted
-                    self._threshold = max(1, CHECKPOINT_TARGET_FRAMES * commits // frames)
-        finally:
-            conn.close()
-
-
-def _file_key(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _register_open_file(
-    path: Path,
-) -> tuple[tuple[int, int] | None, _Checkpointer | None]:
-    """Count one more open Database on ``path`` (call with _OPEN_FILES_LOCK held).
-
-    Returns the file's key and its background checkpointer (started with the first
-    Database on the file; None if the file cannot be identified).
-    """
-    key = _file_key(path)
-    if key is None:
-        return None, None
-    _OPEN_FILES[key] = _OPEN_FILES.get(key, 0) + 1
-    checkpointer = _CHECKPOINTERS.get(key)
-    if checkpointer is None or checkpointer.pid != os.getpid():  # none, or a fork's copy
-        checkpointer = _CHECKPOINTERS[key] = _Checkpointer(path)
-    return key, checkpointer
-
-
-def _unregister_open_file(key: tuple[int, int] | None) -> None:
-    checkpointer = None
-    with _OPEN_FILES_LOCK:
-        if key in _OPEN_FILES:
-            _OPEN_FILES[key] -= 1
-            if not _OPEN_FILES[key]:
-                del _OPEN_FILES[key]
-                checkpointer = _CHECKPOINTERS.pop(key, None)  # type: ignore[arg-type]
-    if checkpointer is not None:
-        checkpointer.stop()
-
-
-def _check_file_before_open(path: Path, *, read_header: bool = True) -> None:
-    """Reject what SQLite would otherwise happily modify or half-open.
-
-    ``read_header=False`` skips reading the first bytes (see :data:`_OPEN_FILES`).
-    """
-    if path.is_dir():
-        raise InvalidArgument(f"{path} is a directory; give the path of a database file")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.exists():
-        raise InvalidArgument(f"directory {directory} does not exist; create it first")
-    if path.exists():
-        header = SQLITE_HEADER
-        if read_header:
-            with open(path, "rb") as fh:
-                header = fh.read(len(SQLITE_HEADER))
-        if header and header != SQLITE_HEADER[: len(header)]:
-            raise NotAQueueDatabase(
-                f"{path} is not an SQLite database (its first bytes are {header[:16]!r}); "
-                "sqlitequeue will not touch it. Use a new file name for the queue."
-            )
-        if 0 < len(header) < len(SQLITE_HEADER):
-            raise CorruptDatabase(f"{path} is truncated ({path.stat().st_size} bytes)")
-        if not os.access(path, os.W_OK):
-            raise ReadOnlyDatabase(
-                f"{path} is read-only; sqlitequeue needs write access to the file "
-                "(and to its directory for the -wal and -shm files). Fix the permissions "
-                "or copy the file somewhere writable."
-            )
-    if not os.access(directory, os.W_OK):
-        raise ReadOnlyDatabase(
-            f"directory {directory} is not writable; SQLite needs to create {path.name}-wal "
-            "and -shm beside the database. Fix the permissions or choose another directory."
-        )
 
 
 def _readonly_error(path: Path, exc: sqlite3.Error) -> ReadOnlyDatabase:

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from sqlitequeue._checks import INT64_MAX, check_text
 from sqlitequeue.errors import InvalidArgument
 
 #: The headers of a record that has none (shared, read-only).
@@ -35,11 +36,14 @@ def as_bytes(value: object, what: str) -> bytes:
 
 
 def check_int(value: object, what: str, minimum: int = 0) -> int:
-    """Return ``value`` if it is an int >= ``minimum``; raise InvalidArgument otherwise."""
+    """Return ``value`` if it is an int from ``minimum`` to 2**63 - 1 (what SQLite stores);
+    raise InvalidArgument otherwise."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgument(f"{what} must be an int, not {type(value).__name__}")
     if value < minimum:
         raise InvalidArgument(f"{what} must be >= {minimum}, not {value}")
+    if value > INT64_MAX:
+        raise InvalidArgument(f"{what} must be <= 2**63 - 1 (SQLite's largest int), not {value}")
     return value
 
 
@@ -96,7 +100,7 @@ def encode_headers(headers: object) -> bytes | None:
     for name, value in headers.items():
         if not isinstance(name, str):
             raise TypeError(f"header names must be str, not {type(name).__name__}")
-        raw_name = name.encode("utf-8")
+        raw_name = check_text(name, "header name").encode("utf-8")
         raw_value = as_bytes(value, f"header {name!r}")
         if len(raw_name) > 0xFFFF:
             raise InvalidArgument(f"header name {name[:40]!r}... is longer than 65535 bytes")

@@ -10,6 +10,7 @@ belong to others at its next heartbeat, so a partition never has two live owners
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -69,9 +70,8 @@ class Consumer:
         if start not in START_POSITIONS:
             raise InvalidArgument(f"start must be 'earliest' or 'latest', not {start!r}")
         lease_seconds = codec.check_seconds(lease, "lease", allow_none=False)
-        assert lease_seconds is not None
-        if lease_seconds <= 0:
-            raise InvalidArgument("lease must be > 0 seconds")
+        if not lease_seconds or not math.isfinite(lease_seconds):
+            raise InvalidArgument(f"lease must be > 0 seconds and finite, not {lease!r}")
         self._handle = topic
         self.topic = topic.name
         self.start = start

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlitequeue import _stream_codec as codec
+from sqlitequeue._checks import check_text
 from sqlitequeue.errors import InvalidArgument, OffsetOutOfRange
 
 #: Where a group starts in a partition it has no committed offset for.
@@ -152,7 +153,7 @@ def to_timestamp(value: object, what: str = "timestamp") -> float:
 def check_group(group: object) -> str:
     if not isinstance(group, str) or not group:
         raise InvalidArgument(f"group must be a non-empty str, not {group!r}")
-    return group
+    return check_text(group, "group")
 
 
 def check_partition(topic: str, partitions: int, partition: object) -> int:

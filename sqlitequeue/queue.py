@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlitequeue._checks import INT64_MAX, check_int64, check_text
 from sqlitequeue._db import Database
 from sqlitequeue.errors import InvalidArgument, LeaseLost, PayloadTooLarge
 
@@ -167,15 +168,11 @@ class Queue:
         max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         lock_timeout: float = 30.0,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidArgument(f"queue name must be a non-empty string, not {name!r}")
+        if not check_text(name, "queue name"):
+            raise InvalidArgument("queue name must be a non-empty string, not ''")
         _check_seconds("lease", lease, positive=True)
-        if not isinstance(max_attempts, int) or max_attempts < 1:
-            raise InvalidArgument(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
-        if not isinstance(max_payload_size, int) or max_payload_size < 0:
-            raise InvalidArgument(
-                f"max_payload_size must be an integer >= 0 bytes, not {max_payload_size!r}"
-            )
+        _check_count("max_attempts", max_attempts)
+        _check_count("max_payload_size", max_payload_size, minimum=0)
         self.name = name
         self.lease = float(lease)
         self.max_attempts = max_attempts
@@ -268,8 +265,7 @@ class Queue:
         within ``timeout`` seconds (None waits forever). All returned messages share one
         lease (``lease`` seconds, default the queue's).
         """
-        if not isinstance(max_messages, int) or max_messages < 1:
-            raise InvalidArgument(f"max_messages must be an integer >= 1, not {max_messages!r}")
+        _check_count("max_messages", max_messages)
         if timeout is not None:
             _check_seconds("timeout", timeout)
         lease = self.lease if lease is None else _check_seconds("lease", lease, positive=True)
@@ -372,8 +368,8 @@ class Queue:
         :class:`LeaseLost` if the lease was taken over.
         """
         _check_seconds("delay", delay)
+        reason = "nacked" if reason is None else check_text(str(reason), "reason")
         now = self._clock()
-        reason = "nacked" if reason is None else str(reason)
         params = (
             message.id,
             message.lease_token,
@@ -402,7 +398,8 @@ class Queue:
         """Move ``message`` to the dead letters now, with ``reason`` as its ``last_error``.
 
         Raises :class:`LeaseLost` if the lease was taken over."""
-        cur = self._db.execute_write(_BURY, (str(reason), message.id, message.lease_token))
+        reason = check_text(str(reason), "reason")
+        cur = self._db.execute_write(_BURY, (reason, message.id, message.lease_token))
         if cur.rowcount != 1:
             raise self._lease_lost([message.id], "bury")
 
@@ -446,7 +443,7 @@ class Queue:
 
     def peek(self, limit: int = 10) -> list[Message]:
         """Return up to ``limit`` pending messages in delivery order, without claiming them."""
-        _check_limit(limit)
+        _check_count("limit", limit)
         self._sweep()
         with self._db.read() as conn:
             rows = conn.execute(
@@ -458,7 +455,7 @@ class Queue:
 
     def dead_letters(self, limit: int = 100) -> list[Message]:
         """Return up to ``limit`` dead letters, oldest first; ``last_error`` says why."""
-        _check_limit(limit)
+        _check_count("limit", limit)
         self._sweep()
         with self._db.read() as conn:
             rows = conn.execute(
@@ -567,7 +564,8 @@ class Queue:
     def _schedule(delay: float, priority: int, now: float) -> tuple[int, float]:
         if type(priority) is not int:
             raise InvalidArgument(f"priority must be an integer, not {priority!r}")
-        if delay == 0:
+        check_int64(priority, "priority")
+        if delay == 0 and delay is not False:  # False is no number of seconds
             return READY, now
         _check_seconds("delay", delay)
         return (DELAYED, now + delay) if delay > 0 else (READY, now)
@@ -610,16 +608,22 @@ def _check_seconds(what: str, value: float, *, positive: bool = False) -> float:
 
 
 def _check_key(key: object) -> None:
-    if key is not None and not isinstance(key, str | bytes):
+    if isinstance(key, str):
+        check_text(key, "key")
+    elif key is not None and not isinstance(key, bytes):
         raise TypeError(f"key must be str, bytes or None, not {type(key).__name__}")
 
 
-def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidArgument(f"limit must be an integer >= 1, not {limit!r}")
+def _check_count(what: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int in [minimum, 2**63 - 1]; raise InvalidArgument."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= INT64_MAX:
+        raise InvalidArgument(
+            f"{what} must be an integer from {minimum} to 2**63 - 1, not {value!r}"
+        )
+    return value
 
 
 def _check_id(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"message ids are integers, not {value!r}")
-    return value
+    return check_int64(value, "message id")
