@@ -283,7 +283,8 @@ class Consumer:
         owned partition. ``offsets`` maps partition -> next offset to read (or is a list of
         :class:`Offset` with that meaning). Raises NotPartitionOwner if a partition is
         owned by another member now (its uncommitted records go to that member; nothing
-        is committed), OffsetOutOfRange for an offset past the end, InvalidArgument for
+        is committed), OffsetOutOfRange for an offset outside the partition's retained
+        range (from its earliest retained offset to its end offset), InvalidArgument for
         a bad partition or offset.
         """
         self._check_open()
@@ -309,7 +310,7 @@ class Consumer:
             else:
                 with self._db.write() as conn:
                     if explicit:
-                        self._check_not_past_end(conn, updates)
+                        self._check_retained(conn, updates)
                     if conn.executemany(_COMMIT, args).rowcount != len(args):
                         lost = self._lost_partitions(conn, updates)
                         raise NotPartitionOwner(self._not_owner_message(lost))
@@ -338,11 +339,12 @@ class Consumer:
             updates[p] = codec.check_int(offset, f"offset for partition {p}")
         return updates
 
-    def _check_not_past_end(self, conn: sqlite3.Connection, updates: Mapping[int, int]) -> None:
+    def _check_retained(self, conn: sqlite3.Connection, updates: Mapping[int, int]) -> None:
+        """Raise OffsetOutOfRange unless every offset lies in its partition's retained
+        range (the end offset included), read in the committing transaction."""
         for p, offset in updates.items():
-            end = log.tail(conn, self._pids[p])[0]
-            if offset > end:
-                check_in_range(self.topic, p, offset, 0, end)
+            start, end = log.partition_bounds(conn, self._pids[p])
+            check_in_range(self.topic, p, offset, start, end)
 
     @staticmethod
     def _offset_pair(item: object) -> tuple[object, object]:
