@@ -21,6 +21,7 @@ Everything that touches ``sqlite3`` directly goes through :class:`Database`:
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -45,6 +46,8 @@ from sqlitequeue.errors import (
 )
 
 T = TypeVar("T")
+
+logger = logging.getLogger("sqlitequeue")
 
 #: Statement parameters, as sqlite3 takes them.
 Parameters = Sequence[Any] | Mapping[str, Any]
@@ -170,11 +173,16 @@ class Database:
             self._validate_schema()
             self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self.conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+            if self.conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # Before WAL: switching to WAL writes the first page, which fixes
+                # auto_vacuum (older files: see _ensure_incremental_vacuum).
+                self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             self._ensure_wal()
             self.conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             if self._checkpointer is not None:  # it checkpoints; commits no longer do
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_BACKSTOP}")
             self._migrate()
+            self._ensure_incremental_vacuum()
         except sqlite3.Error as exc:
             raise _translate_open_error(self.path, exc) from exc
 
@@ -221,15 +229,32 @@ class Database:
             return
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                # auto_vacuum only takes effect before the first table is created.
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             for number, script in enumerate(_schema.MIGRATIONS, start=1):
                 if number > version:
                     for statement in _schema.split_statements(script):
                         conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {_schema.APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {_schema.SCHEMA_VERSION}")
+
+    def _ensure_incremental_vacuum(self) -> None:
+        """Turn on ``auto_vacuum = INCREMENTAL`` in a file made without it, once.
+
+        Files written before sqlitequeue set it ahead of WAL mode have auto_vacuum NONE,
+        and free pages then never leave the file. Only a VACUUM can change that: it
+        rewrites the file under the write lock (other processes' writes wait) and needs
+        free disk space about the size of the file. When it fails for lack of space the
+        file stays as it was and fully usable, and the next open tries again.
+        """
+        if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 0:
+            return
+        self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        try:
+            self.conn.execute("VACUUM")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise
+            error = _translate_runtime_error(self.path, exc)
+            logger.warning("%s: auto_vacuum stays off for now: %s", self.path, error)
 
     # -- transactions --------------------------------------------------------------------
 

@@ -486,7 +486,8 @@ class Queue:
         """Delete every message of this queue (or only its dead letters); return how many.
 
         Consumers holding leases on purged messages get :class:`LeaseLost` when they ack.
-        Freed pages are returned to the file system.
+        Freed pages are returned to the file system (the file shrinks at the next
+        checkpoint, or at once with :meth:`compact`).
         """
         sql = "DELETE FROM queue_messages WHERE queue = ?" + (
             " AND state = 3" if dead_only else " AND state < 4"
@@ -505,13 +506,15 @@ class Queue:
         return sorted(r[0] for r in rows)
 
     def compact(self) -> dict[str, int]:
-        """Checkpoint and truncate the WAL and return free pages to the file system.
+        """Return free pages to the file system, then checkpoint and truncate the WAL.
 
         Returns the file sizes afterwards (``db``, ``wal``, ``shm`` in bytes). Never needed
-        for correctness: freed pages are reused anyway; this only shrinks the files.
+        for correctness: freed pages are reused anyway; this only shrinks the files. Raises
+        :class:`~sqlitequeue.errors.DatabaseBusy` if other connections keep the file locked
+        (or a reader keeps an old snapshot) for ``lock_timeout`` seconds.
         """
-        self._db.checkpoint("TRUNCATE")
         self._db.vacuum_free_pages()
+        self._db.checkpoint("TRUNCATE")  # the file shrinks when the vacuum is checkpointed
         return self._db.file_bytes()
 
     # -- life cycle ------------------------------------------------------------------------
