@@ -114,20 +114,51 @@ class Database:
         busy_timeout = min(busy_timeout, lock_timeout)
         self.path = _files.check_path(path)
         self.durability = durability
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._closed = False
+        self._conn: sqlite3.Connection | None = None
+        self._file_key: tuple[int, int] | None = None
+        self._checkpointer: _files.Checkpointer | None = None
         # Commits made through this object: PRAGMA data_version only sees other
         # connections' commits, so wait_for_change also watches this counter (a thread
         # blocked in it must wake when another thread commits on the same connection).
         self._local_commits = 0
         # The connection's current PRAGMA synchronous (see _set_sync).
         self._sync = DURABILITY[durability]
+        _files.track(self)
+        try:
+            with self._lock:
+                self._attach()
+        except BaseException:
+            self._closed = True
+            _files.untrack(self)
+            raise
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection; reopened first if a fork closed it. Raises Closed after close()."""
+        conn = self._conn
+        if conn is None:
+            with self._lock:
+                conn = self._conn or self._attach()
+        return conn
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _attach(self) -> sqlite3.Connection:
+        """Open the connection, then validate, set pragmas and migrate (lock held).
+
+        Runs when the Database is made, and again on first use after a fork closed the
+        connection (see :mod:`sqlitequeue._files`). Raises Closed after :meth:`close`.
+        """
+        self._check_open()
         with _files.OPEN_FILES_LOCK:
             _files.check_file_before_open(self.path)
             try:
-                self.conn = sqlite3.connect(
+                conn = sqlite3.connect(
                     os.fsencode(self.path),
-                    timeout=busy_timeout,
+                    timeout=self._busy_timeout,
                     isolation_level=None,
                     check_same_thread=False,
                     cached_statements=256,
@@ -135,14 +166,41 @@ class Database:
             except sqlite3.Error as exc:
                 raise _translate_open_error(self.path, exc) from exc
             self._file_key, self._checkpointer = _files.register_open_file(self.path)
+        self._conn, self._sync = conn, DURABILITY[self.durability]
         try:
-            self._prepare(busy_timeout)
+            self._prepare(self._busy_timeout)
         except BaseException:
-            self.conn.close()
-            _files.unregister_open_file(self._file_key)
+            self._detach()
             raise
+        return conn
 
-    # -- opening -------------------------------------------------------------------------
+    def _detach(self) -> None:
+        """Close the connection and count the file as closed (lock held)."""
+        conn, key = self._conn, self._file_key
+        self._conn, self._file_key, self._checkpointer = None, None, None
+        if conn is not None:
+            conn.close()
+            _files.unregister_open_file(key)
+
+    # -- fork safety (called by sqlitequeue._files around os.fork) -------------------------
+
+    def acquire_for_fork(self) -> None:
+        """Take the lock: no thread uses the connection until release_after_fork."""
+        self._lock.acquire()
+
+    def detach_for_fork(self) -> tuple[int, int] | None:
+        """Close the connection without touching the open-file counts (the fork handler
+        does that); return its file key. Keeps a connection inside a transaction."""
+        conn, key = self._conn, self._file_key
+        if conn is None or conn.in_transaction:
+            return None
+        self._conn, self._file_key, self._checkpointer = None, None, None
+        conn.close()
+        return key
+
+    def release_after_fork(self) -> None:
+        """Release the lock taken by acquire_for_fork."""
+        self._lock.release()
 
     def _prepare(self, busy_timeout: float) -> None:
         """Validate, set pragmas and migrate, retrying busy errors within lock_timeout.
@@ -312,8 +370,9 @@ class Database:
             self._checkpointer.note_commit()
 
     def _rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     def execute_write(
         self, statement: str, parameters: Parameters = (), *, durable: bool = True
@@ -521,10 +580,11 @@ class Database:
     def close(self) -> None:
         """Close the connection; safe to call twice."""
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self.conn.close()
-                _files.unregister_open_file(self._file_key)
+            if self._closed:
+                return
+            self._closed = True
+            self._detach()
+        _files.untrack(self)
 
     def _check_open(self) -> None:
         if self._closed:

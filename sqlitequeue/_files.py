@@ -1,10 +1,23 @@
 """The files behind each Database: checks before opening, which files this process has
-open, and one background checkpointer per open file.
+open, one background checkpointer per open file, and fork safety.
 
 POSIX locks belong to a process, not to a descriptor, and closing *any* descriptor of a
 file drops every lock the process holds on it (SQLite's included). Everything here exists
-so that this process never does that to a file it has open, and never blocks on a file
-SQLite cannot use.
+so that this process never does that to a file it has open, never blocks on a file
+SQLite cannot use, and never carries SQLite's state across ``fork()``.
+
+Fork: SQLite keeps per-process state about each open file (which locks "this process"
+holds, the shared-memory index, its own mutexes). A forked child inherits that state but
+not the POSIX locks it describes, so a child that opens the same file believes it holds
+locks it does not: the parent's ``close()`` then sees no other user, checkpoints and
+deletes the WAL the child is still writing to (data loss). And a mutex held by another
+thread at the moment of the fork (the checkpointer's, inside ``sqlite3_open``) is held
+forever in the child (a hang). So before every ``os.fork()`` (multiprocessing's "fork"
+start method included) this module waits until no thread of ours is inside SQLite: it
+takes every Database's lock, stops the checkpointer threads, and closes every
+connection. Parent and child both reopen their connections on next use, each with its
+own, real locks. ``subprocess`` and the "spawn" and "forkserver" start methods exec a
+new program and need none of this.
 """
 
 from __future__ import annotations
@@ -13,8 +26,10 @@ import os
 import sqlite3
 import stat
 import threading
+import weakref
 from math import inf
 from pathlib import Path
+from typing import Protocol
 
 from sqlitequeue.errors import (
     CorruptDatabase,
@@ -46,11 +61,11 @@ AUTOCHECKPOINT_BACKSTOP = 2 * CHECKPOINT_TARGET_FRAMES
 #: process already has the file open (it was checked then).
 _OPEN_FILES: dict[tuple[int, int] | None, int] = {}
 OPEN_FILES_LOCK = threading.Lock()
-#: The background checkpointer of each file this process has open (see _Checkpointer).
-_CHECKPOINTERS: dict[tuple[int, int], _Checkpointer] = {}
+#: The background checkpointer of each file this process has open (see Checkpointer).
+_CHECKPOINTERS: dict[tuple[int, int], Checkpointer] = {}
 
 
-class _Checkpointer:
+class Checkpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on one file from a daemon thread.
 
     It has its own connection, so a checkpoint (page copies and two fsyncs) never holds
@@ -79,6 +94,11 @@ class _Checkpointer:
         if self._commits >= self._threshold:
             self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """True until :meth:`stop` was called (or a fork left it behind)."""
+        return not self._stopping and self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the thread (after its current checkpoint) and close its connection."""
         self._stopping = True
@@ -89,7 +109,7 @@ class _Checkpointer:
     def _run(self) -> None:
         try:
             conn = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, check_same_thread=False
+                os.fsencode(self._path), timeout=0, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error:
             return  # the file's own connections still checkpoint (the backstop)
@@ -125,7 +145,7 @@ def file_key(path: Path) -> tuple[int, int] | None:
 
 def register_open_file(
     path: Path,
-) -> tuple[tuple[int, int] | None, _Checkpointer | None]:
+) -> tuple[tuple[int, int] | None, Checkpointer | None]:
     """Count one more open Database on ``path`` (call with OPEN_FILES_LOCK held).
 
     Returns the file's key and its background checkpointer (started with the first
@@ -136,21 +156,97 @@ def register_open_file(
         return None, None
     _OPEN_FILES[key] = _OPEN_FILES.get(key, 0) + 1
     checkpointer = _CHECKPOINTERS.get(key)
-    if checkpointer is None or checkpointer.pid != os.getpid():  # none, or a fork's copy
-        checkpointer = _CHECKPOINTERS[key] = _Checkpointer(path)
+    if checkpointer is None or not checkpointer.running:  # none, or stopped for a fork
+        checkpointer = _CHECKPOINTERS[key] = Checkpointer(path)
     return key, checkpointer
 
 
 def unregister_open_file(key: tuple[int, int] | None) -> None:
-    checkpointer = None
+    """Count one Database fewer on the file; stop its checkpointer after the last one."""
     with OPEN_FILES_LOCK:
-        if key in _OPEN_FILES:
-            _OPEN_FILES[key] -= 1
-            if not _OPEN_FILES[key]:
-                del _OPEN_FILES[key]
-                checkpointer = _CHECKPOINTERS.pop(key, None)  # type: ignore[arg-type]
+        checkpointer = _forget_open_file(key)
     if checkpointer is not None:
         checkpointer.stop()
+
+
+def _forget_open_file(key: tuple[int, int] | None) -> Checkpointer | None:
+    """Count one Database fewer (OPEN_FILES_LOCK held); return the checkpointer to stop."""
+    if key is None or key not in _OPEN_FILES:
+        return None
+    _OPEN_FILES[key] -= 1
+    if _OPEN_FILES[key]:
+        return None
+    del _OPEN_FILES[key]
+    return _CHECKPOINTERS.pop(key, None)
+
+
+# -- fork safety ------------------------------------------------------------------------------
+
+
+class ForkSafe(Protocol):
+    """What a Database offers the fork handlers (each called by the forking thread)."""
+
+    def acquire_for_fork(self) -> None:
+        """Wait until no thread uses the connection, and keep it so (takes the lock)."""
+
+    def detach_for_fork(self) -> tuple[int, int] | None:
+        """Close the connection (lock held) and return its file key. None when nothing
+        was closed: no connection, or the forking thread itself is inside a transaction
+        on it (that one crosses the fork; nothing can be done about it)."""
+
+    def release_after_fork(self) -> None:
+        """Release what :meth:`acquire_for_fork` took; the connection reopens on next use."""
+
+
+#: Every Database of this process that may hold a connection.
+_DATABASES: weakref.WeakSet[ForkSafe] = weakref.WeakSet()
+_DATABASES_LOCK = threading.Lock()
+#: The Databases held by the fork in progress (acquired in _before_fork).
+_HELD: list[ForkSafe] = []
+
+
+def track(database: ForkSafe) -> None:
+    """Have ``database`` closed before every fork (call before it opens its connection)."""
+    with _DATABASES_LOCK:
+        _DATABASES.add(database)
+
+
+def untrack(database: ForkSafe) -> None:
+    """Stop tracking a closed ``database`` (call without holding its lock)."""
+    with _DATABASES_LOCK:
+        _DATABASES.discard(database)
+
+
+def _before_fork() -> None:
+    """Quiesce SQLite: every Database's lock taken, checkpointers stopped, connections
+    closed. Lock order: the registry, each Database, OPEN_FILES_LOCK (as everywhere)."""
+    _DATABASES_LOCK.acquire()
+    for database in list(_DATABASES):
+        database.acquire_for_fork()
+        _HELD.append(database)
+    OPEN_FILES_LOCK.acquire()
+    for checkpointer in _CHECKPOINTERS.values():
+        checkpointer.stop(timeout=60.0)
+    _CHECKPOINTERS.clear()
+    for database in _HELD:
+        _forget_open_file(database.detach_for_fork())
+
+
+def _after_fork(*, child: bool) -> None:
+    if child:
+        _OPEN_FILES.clear()  # the child holds no lock on any file
+    OPEN_FILES_LOCK.release()
+    while _HELD:
+        _HELD.pop().release_after_fork()
+    _DATABASES_LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=lambda: _after_fork(child=False),
+        after_in_child=lambda: _after_fork(child=True),
+    )
 
 
 def check_timeout(what: str, value: object) -> float:

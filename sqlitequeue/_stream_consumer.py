@@ -33,7 +33,7 @@ from sqlitequeue._stream_types import (
     records_from_rows,
     to_timestamp,
 )
-from sqlitequeue.errors import Closed, InvalidArgument, NotPartitionOwner
+from sqlitequeue.errors import Closed, InvalidArgument, NotPartitionOwner, StreamError
 
 logger = logging.getLogger("sqlitequeue.stream")
 
@@ -76,7 +76,8 @@ class Consumer:
         self.topic = topic.name
         self.start = start
         self.lease = lease_seconds
-        self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._pid = os.getpid()
+        self.member = f"{socket.gethostname()}-{self._pid}-{uuid.uuid4().hex[:8]}"
         self.resets: list[Reset] = []
         self._topic_id = topic.topic_id
         self._pids = topic.pids
@@ -452,12 +453,21 @@ class Consumer:
     def _check_open(self) -> None:
         if self._db.closed:
             raise Closed(f"consumer {self.member} of group {self.group!r} was closed")
+        if os.getpid() != self._pid:
+            raise StreamError(
+                f"consumer {self.member} of group {self.group!r} belongs to process "
+                f"{self._pid} and was carried across fork(); a group member is one process. "
+                "Create a new consumer in this process with stream.consumer(group)."
+            )
 
     def close(self) -> None:
         """Leave the group without committing: release the partitions at once (the other
         members take them at their next poll) and close the connection. Safe to call twice.
         """
         if self._db.closed:
+            return
+        if os.getpid() != self._pid:  # a fork's copy: the member lives on in its process
+            self._db.close()
             return
         try:
             with self._db.write() as conn:
