@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlitequeue import _files, _schema
+from sqlitequeue import _clock, _files, _schema
 from sqlitequeue._files import AUTOCHECKPOINT_BACKSTOP
 from sqlitequeue.errors import (
     Closed,
@@ -126,6 +126,7 @@ class Database:
         self._local_commits = 0
         # The connection's current PRAGMA synchronous (see _set_sync).
         self._sync = DURABILITY[durability]
+        self._clock_offset = 0.0  # file time - CLOCK_BOOTTIME (see now())
         _files.track(self)
         try:
             with self._lock:
@@ -241,6 +242,7 @@ class Database:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_BACKSTOP}")
             self._migrate()
             self._ensure_incremental_vacuum()
+            self._clock_offset = self._sync_clock()
         except sqlite3.Error as exc:
             raise _translate_open_error(self.path, exc) from exc
 
@@ -313,6 +315,23 @@ class Database:
                 raise
             error = _translate_runtime_error(self.path, exc)
             logger.warning("%s: auto_vacuum stays off for now: %s", self.path, error)
+
+    def _sync_clock(self) -> float:
+        """Return the file clock's offset for this boot, rebasing the file first if
+        another boot (a reboot, or another host) set it (see :mod:`sqlitequeue._clock`)."""
+        with self.read() as conn:
+            offset = _clock.stored_offset(conn)
+        if offset is None:
+            with self.write() as conn:
+                offset = _clock.adopt(conn)
+        return offset
+
+    def now(self) -> float:
+        """The file's clock in seconds: what stored deadlines (leases, delays) are
+        compared with. The same in every process on this host, and never stepped by
+        wall-clock changes; it started equal to ``time.time()`` (see
+        :mod:`sqlitequeue._clock`)."""
+        return _clock.boottime() + self._clock_offset
 
     # -- transactions --------------------------------------------------------------------
 

@@ -22,15 +22,18 @@ new program and need none of this.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
+import time
 import weakref
 from math import inf
 from pathlib import Path
 from typing import Protocol
 
+from sqlitequeue import _clock
 from sqlitequeue.errors import (
     CorruptDatabase,
     InvalidArgument,
@@ -73,7 +76,9 @@ class Checkpointer:
     thread wakes once enough commits happened to have written about
     ``CHECKPOINT_TARGET_FRAMES`` WAL frames (estimated from the last checkpoint), or
     ``CHECKPOINT_MAX_GAP`` seconds after a commit. Failures (busy, disk full) are left
-    for the next round: checkpoints are never needed for correctness.
+    for the next round: checkpoints are never needed for correctness. It also refreshes
+    the file clock's anchor (see :mod:`sqlitequeue._clock`) at most every
+    ``ANCHOR_INTERVAL`` seconds while this process commits.
     """
 
     def __init__(self, path: Path) -> None:
@@ -106,6 +111,11 @@ class Checkpointer:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    @staticmethod
+    def _refresh_anchor(conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):  # busy: the next round tries again
+            _clock.refresh_anchor(conn)
+
     def _run(self) -> None:
         try:
             conn = sqlite3.connect(
@@ -113,6 +123,7 @@ class Checkpointer:
             )
         except sqlite3.Error:
             return  # the file's own connections still checkpoint (the backstop)
+        anchor_due = time.monotonic() + _clock.ANCHOR_INTERVAL
         try:
             while not self._stopping:
                 self._wake.wait(CHECKPOINT_MAX_GAP)
@@ -120,6 +131,9 @@ class Checkpointer:
                 commits, self._commits = self._commits, 0
                 if self._stopping or not commits:
                     continue
+                if time.monotonic() >= anchor_due:
+                    anchor_due = time.monotonic() + _clock.ANCHOR_INTERVAL
+                    self._refresh_anchor(conn)
                 try:
                     frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
                 except sqlite3.Error:

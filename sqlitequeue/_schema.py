@@ -114,7 +114,20 @@ CREATE VIEW stream_records_view AS
     JOIN stream_topics t ON t.id = p.topic_id;
 """
 
-MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES]
+#: The file's clock (see :mod:`sqlitequeue._clock`): one row. Deadlines in
+#: queue_messages.available_at and stream_members.expires_at are file times,
+#: CLOCK_BOOTTIME + boot_offset under boot ``boot_id``.
+CLOCK_TABLE = """
+CREATE TABLE sqlitequeue_clock (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    boot_id     TEXT    NOT NULL,  -- the host boot whose CLOCK_BOOTTIME boot_offset is for
+    boot_offset REAL    NOT NULL,  -- file time = CLOCK_BOOTTIME + boot_offset
+    anchor_file REAL    NOT NULL,  -- a recent file time ...
+    anchor_wall REAL    NOT NULL   -- ... and the wall clock (time.time()) at that moment
+);
+"""
+
+MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES, CLOCK_TABLE]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -102,11 +102,11 @@ class Consumer:
         partition only when it is free (never owned, released, or its owner's lease
         expired), so a partition never has two live owners.
         """
-        now = time.time()
+        now, wall = self._db.now(), time.time()  # leases on the file's clock
         pending = False
         with self._db.write() as conn:
             key = (self._topic_id, self.group)
-            conn.execute(_UPSERT_MEMBER, (*key, self.member, now + self.lease, now))
+            conn.execute(_UPSERT_MEMBER, (*key, self.member, now + self.lease, wall))
             conn.execute(
                 "DELETE FROM stream_members WHERE topic_id = ? AND grp = ? AND expires_at < ?",
                 (*key, now),
@@ -121,7 +121,7 @@ class Consumer:
             ]
             live = set(members)
             for row in conn.execute(_ASSIGNMENT_STATE, (self.group, self._topic_id)).fetchall():
-                pending |= self._reconcile(conn, members, live, now, *row)
+                pending |= self._reconcile(conn, members, live, wall, *row)
         interval = self.lease / (10 if pending else 3)
         self._next_heartbeat = time.monotonic() + interval
 
@@ -130,7 +130,7 @@ class Consumer:
         conn: sqlite3.Connection,
         members: list[str],
         live: set[str],
-        now: float,
+        wall: float,
         partition: int,
         pid: int,
         start: int,
@@ -160,7 +160,7 @@ class Consumer:
             conn.execute(
                 "INSERT INTO stream_offsets (grp, pid, committed, committed_at, owner)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (self.group, pid, committed, now, self.member),
+                (self.group, pid, committed, wall, self.member),
             )
         else:
             conn.execute(

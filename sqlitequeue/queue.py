@@ -114,9 +114,11 @@ class Message:
     """One message as delivered (or listed): immutable.
 
     ``attempts`` counts deliveries including this one; ``lease_expires_at`` is the
-    ``time.time()`` at which the lease ends (None for messages that are not leased, e.g.
-    dead letters); ``last_error`` is the reason given by the last nack or bury, or why the
-    last lease ended. ``lease_token`` identifies this claim; acks must present it.
+    ``time.time()`` at which the lease ends as this process saw it when claiming or
+    extending (None for messages that are not leased, e.g. dead letters; the lease itself
+    runs on a clock that wall-clock steps do not move, see docs/queue.md). ``last_error``
+    is the reason given by the last nack or bury, or why the last lease ended.
+    ``lease_token`` identifies this claim; acks must present it.
     """
 
     id: int
@@ -177,9 +179,11 @@ class Queue:
         self.lease = float(lease)
         self.max_attempts = max_attempts
         self.max_payload_size = max_payload_size
-        self._clock = time.time  # wall clock: lease times are shared between processes
         self._next_settle = 0.0  # time.monotonic() after which a claim settles due rows
         self._db = Database(path, durability=durability, lock_timeout=lock_timeout)
+        # Deadlines are on the file's clock, which wall-clock steps never move (see
+        # sqlitequeue._clock); enqueued_at and lease_expires_at stay wall-clock times.
+        self._clock = self._db.now
         self.path = self._db.path
 
     # -- producing -------------------------------------------------------------------------
@@ -196,10 +200,9 @@ class Queue:
         """
         payload = self._checked_payload(payload)
         _check_key(key)
-        now = self._clock()
-        state, available_at = self._schedule(delay, priority, now)
+        state, available_at = self._schedule(delay, priority, self._clock())
         cur = self._db.execute_write(
-            _INSERT, (self.name, state, priority, available_at, now, key, payload)
+            _INSERT, (self.name, state, priority, available_at, time.time(), key, payload)
         )
         return cur.lastrowid  # type: ignore[return-value]
 
@@ -230,9 +233,8 @@ class Queue:
                 _check_key(k)
         if not items:
             return []
-        now = self._clock()
-        state, available_at = self._schedule(delay, priority, now)
-        name = self.name
+        state, available_at = self._schedule(delay, priority, self._clock())
+        name, now = self.name, time.time()
         rows = [
             (name, state, priority, available_at, now, k, p)
             for k, p in zip(key_list, items, strict=True)
@@ -296,8 +298,10 @@ class Queue:
             return []
         if len(rows) > 1:
             rows.sort(key=_delivery_order)
+        wall_expires = time.time() + lease
         return [
-            Message(r[0], r[1], r[2], r[3], r[4], r[5], expires, name, token, r[6]) for r in rows
+            Message(r[0], r[1], r[2], r[3], r[4], r[5], wall_expires, name, token, r[6])
+            for r in rows
         ]
 
     def _wait_and_claim(self, limit: int, lease: float, timeout: float | None) -> list[Message]:
@@ -386,13 +390,12 @@ class Queue:
         """Renew the lease to ``lease`` seconds from now (a heartbeat); return the message
         with its new ``lease_expires_at``. Raises :class:`LeaseLost` if it was taken over."""
         lease = self.lease if lease is None else _check_seconds("lease", lease, positive=True)
-        expires = self._clock() + lease
         cur = self._db.execute_write(
-            _EXTEND, (expires, message.id, message.lease_token), durable=False
+            _EXTEND, (self._clock() + lease, message.id, message.lease_token), durable=False
         )
         if cur.rowcount != 1:
             raise self._lease_lost([message.id], "extend")
-        return dataclasses.replace(message, lease_expires_at=expires)
+        return dataclasses.replace(message, lease_expires_at=time.time() + lease)
 
     def bury(self, message: Message, reason: str) -> None:
         """Move ``message`` to the dead letters now, with ``reason`` as its ``last_error``.
@@ -411,7 +414,8 @@ class Queue:
         Due delayed messages and expired leases are settled first (as a claim would), so
         the counts are exact at the moment of the call.
         """
-        now = self._sweep()
+        self._sweep()
+        now = time.time()
         q = (self.name,)
         with self._db.read() as conn:
             pending = conn.execute(
@@ -573,13 +577,11 @@ class Queue:
         _check_seconds("delay", delay)
         return (DELAYED, now + delay) if delay > 0 else (READY, now)
 
-    def _sweep(self) -> float:
-        """Settle due delayed rows and expired leases; return the time used."""
-        now = self._clock()
+    def _sweep(self) -> None:
+        """Settle due delayed rows and expired leases."""
         with self._db.write() as conn:
-            conn.execute(_PROMOTE, (self.name, now, self.max_attempts))
+            conn.execute(_PROMOTE, (self.name, self._clock(), self.max_attempts))
             conn.execute(_SWEEP_TOMBSTONES)
-        return now
 
     def _listed(self, row: tuple[Any, ...]) -> Message:
         return Message(

@@ -547,7 +547,7 @@ class Stream:
             for r in conn.execute(
                 "SELECT member FROM stream_members WHERE topic_id = ? AND grp = ?"
                 " AND expires_at >= ?",
-                (self._row.id, group, time.time()),
+                (self._row.id, group, self._db.now()),
             )
         ]
         if live:
@@ -641,7 +641,7 @@ def _topics(db: Database) -> list[TopicInfo]:
 def _groups(db: Database, topic: str | None, group: str | None) -> list[GroupInfo]:
     with db.read() as conn:
         rows = conn.execute(log.GROUP_OFFSETS, (topic, group)).fetchall()
-        member_rows = conn.execute(log.LIVE_MEMBERS, (topic, group, time.time())).fetchall()
+        member_rows = conn.execute(log.LIVE_MEMBERS, (topic, group, db.now())).fetchall()
     members: dict[tuple[str, str], list[str]] = {}
     for t, g, m in member_rows:
         members.setdefault((t, g), []).append(m)
