@@ -290,3 +290,35 @@ def test_fuzzed_bad_queue_arguments(queue: Queue, call: tuple[str, Any]) -> None
         "durability": lambda: Queue(queue.path, durability=value),
     }
     refused(calls[what], queue.path)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    call=st.one_of(
+        st.tuples(st.just("max_records"), bad_ints),
+        st.tuples(st.just("read_offset"), st.one_of(st.integers(max_value=-1), bad_ints)),
+        st.tuples(st.just("commit"), st.one_of(st.integers(max_value=-1), bad_ints)),
+        st.tuples(st.just("group"), bad_text),
+        st.tuples(st.just("header"), bad_text.filter(bool)),
+        st.tuples(st.just("lease"), st.one_of(bad_seconds, st.just(0))),
+        st.tuples(st.just("timeout"), bad_seconds.filter(lambda v: v != math.inf)),
+    )
+)
+def test_fuzzed_bad_stream_arguments(stream: Stream, call: tuple[str, Any]) -> None:
+    what, value = call
+    consumer = stream.consumer("fuzz")
+    calls: dict[str, Callable[[], object]] = {
+        "max_records": lambda: consumer.poll(max_records=value, timeout=0),
+        "read_offset": lambda: stream.read(0, value),
+        "commit": lambda: consumer.commit({0: value}),
+        "group": lambda: stream.consumer(value),
+        "header": lambda: stream.append(b"x", headers={value: b"v"}),
+        "lease": lambda: stream.consumer("other", lease=value),
+        "timeout": lambda: consumer.poll(timeout=value),
+    }
+    try:
+        refused(calls[what], stream.path)
+    finally:
+        consumer.close()
