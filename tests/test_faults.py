@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sqlitequeue.bench.errors import BenchError
-from sqlitequeue.bench.faults import experiments, kafka_trials, sqlite_trials
-from sqlitequeue.bench.faults.lab import FAULT_COLUMNS, QUICK, Case, Lab, Trial
+from sqlitequeue.bench.faults import experiments, kafka_trials, sqlite_trials, workers
+from sqlitequeue.bench.faults.lab import (
+    FAULT_COLUMNS,
+    QUICK,
+    Case,
+    Lab,
+    Trial,
+    consumer_config,
+    producer_config,
+)
 from sqlitequeue.bench.faults.ledger import account, decode_ids, encode_ids, read_ledger
 from sqlitequeue.bench.results import load
 from tests.helpers import REPO
@@ -63,8 +72,8 @@ def run_sqlite(
     return trial, trial_dir_of(lab, trial)
 
 
-def queue_ids(db: Path) -> list[int]:
-    return sqlite_trials.stored_ids(db)
+def queue_ids(data_dir: Path) -> list[int]:
+    return sqlite_trials.stored_ids(data_dir)
 
 
 # -- accounting ---------------------------------------------------------------------------
@@ -127,6 +136,62 @@ def test_cli_lists_every_experiment() -> None:
     assert tuple(sorted(command.EXPERIMENT_NAMES)) == tuple(sorted(experiments.EXPERIMENTS))
 
 
+# -- worker roles -------------------------------------------------------------------------
+
+
+def test_worker_configs_survive_the_command_line(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, SMALL)
+    case = Case("producer-kill", "sqlite-queue", "full")
+    target = sqlite_trials.planned(lab, case, tmp_path)
+    configs = [
+        producer_config(lab, tmp_path, target, "p", on_error=workers.OnError.RETRY, count=5),
+        consumer_config(lab, tmp_path, target, "c"),
+    ]
+    for config in configs:
+        argv = workers.command(config)
+        assert argv[-2] == config.role
+        assert workers.config_from_json(argv[-2], argv[-1]) == config
+
+
+def test_worker_roles_drive_a_backend_through_the_seam(tmp_path: Path) -> None:
+    """A producer and a consumer role, named backend, ledgers that account for every id."""
+    lab = Lab(tmp_path, SMALL)
+    target = sqlite_trials.deployment(lab, Case("x", "sqlite-queue", "normal"), tmp_path)
+    produce = producer_config(lab, tmp_path, target, "producer", rate=0.0, count=45)
+    assert workers.run_producer(produce) == 0
+    assert ledger_ids(tmp_path, "S") == ledger_ids(tmp_path, "A") == list(range(45))
+    assert sorted(queue_ids(tmp_path)) == list(range(45))
+    (tmp_path / "stop").touch()
+    consume = replace(consumer_config(lab, tmp_path, target, "consumer"), idle_s=0.2)
+    assert workers.run_consumer(consume) == 0
+    events = read_ledger(tmp_path / "consumer.ledger")
+    for kind in "RPC":
+        assert sorted(i for e in events if e.kind == kind for i in e.ids) == list(range(45))
+    assert queue_ids(tmp_path) == []
+
+
+def test_a_failed_delivery_is_an_error_event_not_an_ack(tmp_path: Path) -> None:
+    # sqlite-queue drops records no group subscribed to, and says so in the delivery report.
+    lab = Lab(tmp_path, SMALL)
+    target = sqlite_trials.planned(lab, Case("x", "sqlite-queue", "normal"), tmp_path)
+    config = producer_config(lab, tmp_path, target, "producer", groups=(), rate=0.0, count=20)
+    assert workers.run_producer(config) == 0
+    events = read_ledger(tmp_path / "producer.ledger")
+    assert ledger_ids(tmp_path, "S") == list(range(20)) and ledger_ids(tmp_path, "A") == []
+    errors = [e.error for e in events if e.kind == "E"]
+    assert errors and all("no consumer group subscribed" in error for error in errors)
+
+
+def test_a_producer_that_cannot_open_its_backend_records_why(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, SMALL)
+    target = sqlite_trials.planned(lab, Case("x", "sqlite-queue", "normal"), tmp_path)
+    spec = replace(target.spec, name="no-such-backend")
+    config = producer_config(lab, tmp_path, target, "producer", backend=spec)
+    assert workers.run_producer(config) == 1
+    (event,) = read_ledger(tmp_path / "producer.ledger")
+    assert event.kind == "E" and "unknown backend 'no-such-backend'" in event.error
+
+
 # -- SQLite -------------------------------------------------------------------------------
 
 
@@ -134,7 +199,7 @@ def test_cli_lists_every_experiment() -> None:
 def test_sqlite_consumer_kill_redelivers_held_messages_after_the_lease(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
     trial, d = run_sqlite(lab, sqlite_trials.consumer_kill, "consumer-kill")
-    check_accounting(trial, d, queue_ids(d / "queue.db"))
+    check_accounting(trial, d, queue_ids(d))
     assert trial.row["lost"] == 0
     assert trial.row["rto_s"] >= SMALL.failure_timeout_s * 0.9  # the lease had to run out
     processed = ledger_ids(d, "P")
@@ -145,7 +210,7 @@ def test_sqlite_consumer_kill_redelivers_held_messages_after_the_lease(tmp_path:
 def test_sqlite_producer_kill_keeps_everything_acknowledged(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL)
     trial, d = run_sqlite(lab, sqlite_trials.producer_kill, "producer-kill")
-    check_accounting(trial, d, queue_ids(d / "queue.db"))
+    check_accounting(trial, d, queue_ids(d))
     assert trial.row["lost"] == 0 and trial.row["duplicated"] == 0
     assert trial.row["rto_s"] > 0
 
@@ -155,7 +220,7 @@ def test_sqlite_producer_kill_keeps_everything_acknowledged(tmp_path: Path) -> N
 def test_sqlite_host_loss_restores_from_litestream(tmp_path: Path, durability: str) -> None:
     lab = Lab(tmp_path, SMALL)
     trial, d = run_sqlite(lab, sqlite_trials.host_loss, "host-loss", durability)
-    check_accounting(trial, d, queue_ids(d / "data" / "queue.db"))
+    check_accounting(trial, d, queue_ids(d / "data"))
     row = trial.row
     assert row["rto_s"] > 0
     # Litestream ships every monitor + sync interval: at most a few seconds are exposed.
@@ -168,7 +233,7 @@ def test_sqlite_host_loss_restores_from_litestream(tmp_path: Path, durability: s
 def test_lab_detects_loss_when_litestream_died_before_the_host(tmp_path: Path) -> None:
     lab = Lab(tmp_path, SMALL.with_(before_s=2.0, litestream_down_s=1.5))
     trial, d = run_sqlite(lab, sqlite_trials.host_loss_litestream_down, "host-loss-litestream-down")
-    check_accounting(trial, d, queue_ids(d / "data" / "queue.db"))
+    check_accounting(trial, d, queue_ids(d / "data"))
     # Everything acknowledged after Litestream died is gone: ~1.5 s at 150 msg/s.
     assert trial.row["lost"] >= 100
     assert trial.row["rpo_s"] >= 1.0
@@ -184,7 +249,7 @@ def test_disk_full_gives_a_queue_error_and_loses_nothing(tmp_path: Path) -> None
         assert trial.row["notes"].startswith("unavailable: needs root")
         return
     d = trial_dir_of(lab, trial)
-    check_accounting(trial, d, queue_ids(d / "saved" / "queue.db"))
+    check_accounting(trial, d, queue_ids(d / "saved"))
     assert trial.row["lost"] == 0
     assert "producer got DatabaseError" in trial.row["notes"]
     assert trial.row["rto_s"] is not None  # writes resumed once space was freed
@@ -200,7 +265,7 @@ def test_read_only_storage_gives_a_queue_error_and_loses_nothing(tmp_path: Path)
         assert trial.row["notes"].startswith("unavailable: needs root")
         return
     d = trial_dir_of(lab, trial)
-    check_accounting(trial, d, queue_ids(d / "data" / "queue.db"))
+    check_accounting(trial, d, queue_ids(d / "data"))
     assert trial.row["lost"] == 0
     assert "producer got ReadOnlyDatabase" in trial.row["notes"]
 

@@ -1,4 +1,10 @@
-"""Fault trials against a real Apache Kafka (confluent-kafka clients, acks=all, idempotent).
+"""Fault trials against a real Apache Kafka (acks=all, idempotent producers).
+
+The workers drive Kafka through the ``kafka-confluent`` backend (confluent-kafka), with the
+lab's needs as its settings (:func:`client_settings`): acks=all and idempotence for
+producers; for consumers ``session.timeout.ms`` equal to the lab's failure timeout (the
+SQLite lease), frequent heartbeats. Consumers log their rebalances
+(``Consumer.on_rebalance``), which the consumer-kill trial reads back.
 
 Consumer and producer crashes run on a shared broker; broker crashes on a broker the lab
 may kill (single node) or on a 3-node cluster (RF=3, min.insync.replicas=2).
@@ -8,26 +14,37 @@ from __future__ import annotations
 
 import time
 import uuid
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.bench.errors import BenchError, KafkaError
+from sqlitequeue.bench.backends import BackendSpec
+from sqlitequeue.bench.errors import KafkaError
+from sqlitequeue.bench.faults import kill_trials
+from sqlitequeue.bench.faults.kill_trials import System
 from sqlitequeue.bench.faults.lab import (
     Case,
+    Deployment,
+    FaultEvent,
     Lab,
+    Scale,
     Trial,
     Worker,
+    account_sends,
+    deploy,
+    fault_events,
+    finish,
+    ids_in,
+    producer_config,
     throughput,
     trial_row,
-    wait_for,
     wait_until,
 )
-from sqlitequeue.bench.faults.ledger import Event, account, first_time, ids_of
+from sqlitequeue.bench.faults.ledger import Accounting, Event
 from sqlitequeue.bench.faults.workers import id_of
 
 BACKEND = "kafka"
 DURABILITY = "acks=all"
-SECOND_GENERATION = 10_000_000
 #: librdkafka settings for the lab's own clients: a broker we killed on purpose is no news.
 QUIET = {"log_level": 2}
 
@@ -100,124 +117,104 @@ def topic_ids(bootstrap: str, topic: str, timeout: float = 60) -> list[int]:
         consumer.close()
 
 
-def _producer_cfg(
-    lab: Lab, d: Path, name: str, bootstrap: str, topic: str, **extra: Any
-) -> dict[str, Any]:
-    s = lab.scale
+def client_settings(failure_timeout_s: float) -> dict[str, Any]:
+    """Return the ``kafka-confluent`` settings of the lab's producers and consumers.
+
+    ``session.timeout.ms`` is ``failure_timeout_s`` (the time a group takes to notice a
+    dead member, set equal to the SQLite lease for a fair comparison).
+    """
+    session_ms = int(failure_timeout_s * 1000)
     return {
-        "bootstrap": bootstrap,
-        "topic": topic,
-        "rate": s.rate,
-        "batch": s.batch,
-        "payload_size": s.payload_size,
-        "ledger": str(d / f"{name}.ledger"),
-        "stop": str(d / "stop"),
-        **extra,
+        "producer.acks": "all",
+        "producer.enable.idempotence": True,
+        "producer.linger.ms": 1,
+        "producer.delivery.timeout.ms": 120_000,  # librdkafka's message.timeout.ms
+        "consumer.auto.offset.reset": "earliest",
+        "consumer.session.timeout.ms": session_ms,
+        # Frequent heartbeats: the group then acts on a death within ~session.timeout.ms
+        # (not up to one more heartbeat interval early or late) and RTO measures it.
+        "consumer.heartbeat.interval.ms": max(100, session_ms // 20),
     }
 
 
-def _ids(events: list[Event], kind: str) -> list[int]:
-    return [i for _, i in ids_of(events, kind)]
+def kafka_deployment(
+    lab: Lab, case: Case, d: Path, bootstrap: str, partitions: int, replication: int = 1
+) -> Deployment:
+    """Create a fresh topic (its name written to ``d/topic``) and return it with a group."""
+    topic = create_topic(bootstrap, partitions=partitions, replication=replication)
+    (d / "topic").write_text(topic)
+    settings = client_settings(lab.scale.failure_timeout_s)
+    spec = BackendSpec(case.seam_backend, settings=settings, bootstrap_servers=bootstrap)
+    return deploy(spec, topic, f"g-{topic}", producer_waits=False)
 
 
-def _all(workers: list[Worker]) -> list[Event]:
-    return [e for w in workers for e in w.events()]
+# -- process kills -----------------------------------------------------------------------
 
 
-def _finish(workers: list[Worker], d: Path, timeout: float) -> None:
-    (d / "stop-producer").touch()
-    (d / "stop").touch()
-    for w in workers:
-        if w.running:
-            w.wait(timeout)
+class Kafka(System):
+    """Kafka in the kill trials: a rebalance after ``session.timeout.ms`` decides RTO."""
+
+    unit = "records"
+    ready_what = "a stable group (each consumer owns a partition and committed twice since)"
+
+    def deploy(self, lab: Lab, case: Case, d: Path, partitions: int) -> Deployment:
+        """A fresh topic with ``partitions`` partitions on the lab's shared broker."""
+        return kafka_deployment(lab, case, d, lab.bootstrap(), partitions)
+
+    def stored_ids(self, target: Deployment) -> list[int]:
+        """Every record of the topic, read from the beginning."""
+        return topic_ids(str(target.spec.bootstrap_servers), target.topic)
+
+    def recovery_window(self, scale: Scale) -> float:
+        """See :func:`recovery_window`."""
+        return recovery_window(scale.failure_timeout_s)
+
+    def ready(self, victim: Worker, survivor: Worker) -> bool:
+        """Each consumer owns a partition and committed twice since the last rebalance."""
+        return _stable(victim, survivor, partitions=2)
+
+    def consumer_kill_notes(self, victim: Worker, held: set[int], acc: Accounting) -> str:
+        """The session timeout and the partitions whose records the victim held."""
+        session_ms = victim.config.backend.settings["consumer.session.timeout.ms"]
+        return (
+            f"session.timeout.ms {session_ms}; victim held {len(held)} "
+            f"records of partition(s) {_fmt(_assignment(victim.log))}"
+        )
+
+    def no_recovery(
+        self, victim: Worker, survivor: Worker, t_fault: float, window: float, held: set[int]
+    ) -> str:
+        """No takeover of the victim's partitions, or a takeover without the held records."""
+        owned = _assignment(victim.log)
+        taken = [
+            (at, parts)
+            for at, kind, parts in _assignments(survivor.log)
+            if kind == "assigned" and at > t_fault and owned[1] <= parts
+        ]
+        if not held:
+            return "the victim held no records; "
+        if not taken:
+            return f"the survivor was not given partition(s) {_fmt(owned)} within {window:g} s; "
+        took_over = f"took partition(s) {_fmt(owned)} over after {taken[0][0] - t_fault:.1f} s"
+        return f"the survivor {took_over} but " + self.processed_only(survivor, window, held)
 
 
-# -- consumer SIGKILL --------------------------------------------------------------------
+SYSTEM = Kafka()
 
 
 def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     """Two group members share a 2-partition topic; one is SIGKILLed while holding records.
 
-    The victim is frozen (SIGSTOP) at a moment it is part-way through processing a batch,
-    so no commit can be in flight: every record it received since its last commit is
-    certainly uncommitted and must come back. Then it is SIGKILLed. RTO: from the freeze
+    RTO: from the freeze (mid-batch, see :mod:`~sqlitequeue.bench.faults.kill_trials`)
     until the survivor (after the group noticed, session.timeout.ms, and rebalanced) has
-    processed every record the victim held. The wait for that is bounded by
-    :func:`recovery_window`; if recovery is not seen in time, ``rto_s`` is empty and the
-    notes say ``NOT RECOVERED`` and why.
+    processed every record the victim held.
     """
-    s, d = lab.scale, lab.trial_dir(case, repeat)
-    bootstrap = lab.bootstrap()
-    topic = create_topic(bootstrap, partitions=2, replication=1)
-    (d / "topic").write_text(topic)
-    consumers = [
-        Worker(
-            "kafka-consumer",
-            {
-                "bootstrap": bootstrap,
-                "topic": topic,
-                "group": f"g-{topic}",
-                "lease": s.failure_timeout_s,
-                "batch": s.batch,
-                "process_s": s.process_s,
-                "ledger": str(d / f"consumer{i}.ledger"),
-                "stop": str(d / "stop"),
-            },
-            d / f"consumer{i}.log",
-        )
-        for i in (1, 2)
-    ]
-    victim, survivor = consumers
-    producer = Worker(
-        "kafka-producer",
-        _producer_cfg(lab, d, "producer", bootstrap, topic, stop=str(d / "stop-producer")),
-        d / "producer.log",
-    )
-    window = recovery_window(s.failure_timeout_s)
-    try:
-        time.sleep(s.before_s)
-        wait_until(
-            lambda: _stable(victim, survivor, partitions=2),
-            60,
-            "a stable group (each consumer owns a partition and committed twice since)",
-        )
-        t_fault = _freeze_mid_batch(victim, 30)
-        victim.kill()
-        held = _held(victim.events())
-        owned = _assignment(victim.log)
-        t_recovered = wait_for(lambda: held <= set(_ids(survivor.events(), "P")), window)
-        time.sleep(s.after_s)
-        (d / "stop-producer").touch()
-        producer.wait(s.drain_timeout_s)
-        acked = set(_ids(producer.events(), "A"))
-        wait_for(lambda: acked <= set(_ids(_all(consumers), "P")), s.drain_timeout_s)
-    finally:
-        _finish([producer, *consumers], d, 60)
-    consumed = _all(consumers)
-    processed = _ids(consumed, "P")
-    acc = account(_ids(producer.events(), "S"), acked, processed, processed)
-    first_redelivery = first_time([e for e in survivor.events() if e.at > t_fault], "P")
-    redelivered = [first_redelivery[i] for i in held if i in first_redelivery]
-    complete = bool(held) and len(redelivered) == len(held)
-    rto = max(redelivered) - t_fault if complete else None
-    notes = (
-        f"session.timeout.ms {s.failure_timeout_s * 1000:.0f}; victim held {len(held)} "
-        f"records of partition(s) {_fmt(owned)}"
-    )
-    if rto is None:
-        notes = "NOT RECOVERED: " + _no_recovery(survivor, t_fault, window, held, owned) + notes
-    elif t_recovered is None:
-        notes += f"; recovered only after the {window:g} s window, while draining"
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(producer.events(), consumed, t_fault, s.bin_s),
-        [
-            ("consumer SIGKILL", 0.0, t_fault, f"victim held {len(held)} records"),
-            ("held records redelivered", rto or 0.0, t_fault + (rto or 0.0), ""),
-        ],
-    )
+    return kill_trials.consumer_kill(lab, case, repeat, SYSTEM)
+
+
+def producer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
+    """The producer is SIGKILLed mid-stream and restarted; is everything acknowledged there?"""
+    return kill_trials.producer_kill(lab, case, repeat, SYSTEM)
 
 
 def recovery_window(session_timeout_s: float) -> float:
@@ -230,40 +227,8 @@ def recovery_window(session_timeout_s: float) -> float:
     return session_timeout_s * 3 + 30.0
 
 
-def _freeze_mid_batch(victim: Worker, timeout: float) -> float:
-    """SIGSTOP ``victim`` at a moment it holds an uncommitted, part-processed batch.
-
-    A consumer commits only after processing its whole batch, so while some record it
-    received is not yet processed no commit can be in flight. Between attempts it runs
-    on. Returns the unix time of the freeze; raises BenchError after ``timeout``.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at = victim.pause()
-        if _mid_batch(victim.events()):
-            return at
-        victim.resume()
-        time.sleep(0.01)
-    raise BenchError(f"consumer 1 was never caught mid-batch within {timeout:g} s")
-
-
-def _mid_batch(events: list[Event]) -> bool:
-    """True when some record received since the last commit is not yet processed."""
-    last_commit = max((e.at for e in events if e.kind == "C"), default=0.0)
-    recent = [e for e in events if e.at > last_commit]
-    received = {i for e in recent if e.kind == "R" for i in e.ids}
-    processed = {i for e in recent if e.kind == "P" for i in e.ids}
-    return bool(received - processed)
-
-
-def _held(events: list[Event]) -> set[int]:
-    """Records received after the last commit (a commit covers everything polled before)."""
-    last_commit = max((e.at for e in events if e.kind == "C"), default=0.0)
-    return {i for e in events if e.kind == "R" and e.at > last_commit for i in e.ids}
-
-
 def _assignments(log: Path) -> list[tuple[float, str, set[int]]]:
-    """The ``(at, "assigned"|"revoked", partitions)`` lines a kafka-consumer printed."""
+    """The ``(at, "assigned"|"revoked", partitions)`` lines a consumer printed."""
     found = []
     try:
         lines = log.read_text(errors="replace").splitlines()
@@ -305,75 +270,28 @@ def _fmt(owned: tuple[float, set[int]]) -> str:
     return ",".join(map(str, sorted(owned[1]))) or "?"
 
 
-def _no_recovery(
-    survivor: Worker, t_fault: float, window: float, held: set[int], owned: tuple[float, set[int]]
-) -> str:
-    """Why recovery was not seen: no takeover, or a takeover without the held records."""
-    taken = [
-        (at, parts)
-        for at, kind, parts in _assignments(survivor.log)
-        if kind == "assigned" and at > t_fault and owned[1] <= parts
-    ]
-    if not held:
-        return "the victim held no records; "
-    if not taken:
-        return f"the survivor was not given partition(s) {_fmt(owned)} within {window:g} s; "
-    got = set(_ids(survivor.events(), "P"))
-    return (
-        f"the survivor took partition(s) {_fmt(owned)} over after {taken[0][0] - t_fault:.1f} s "
-        f"but processed only {len(held & got)} of {len(held)} held records within "
-        f"{window:g} s; "
-    )
+# -- broker faults -----------------------------------------------------------------------
 
 
-# -- producer SIGKILL --------------------------------------------------------------------
+class BrokerFault(ABC):
+    """A fault on the brokers while one producer (acks=all) keeps sending.
 
+    RTO: from the fault until the producer's first acknowledgement of a message sent
+    after it. Loss: acknowledged ids missing afterwards.
+    """
 
-def producer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
-    """The producer is SIGKILLed mid-stream and restarted; is everything acknowledged there?"""
-    s, d = lab.scale, lab.trial_dir(case, repeat)
-    bootstrap = lab.bootstrap()
-    topic = create_topic(bootstrap, partitions=1, replication=1)
-    (d / "topic").write_text(topic)
-    first = Worker(
-        "kafka-producer", _producer_cfg(lab, d, "producer1", bootstrap, topic), d / "p1.log"
-    )
-    time.sleep(s.before_s)
-    wait_until(lambda: bool(_ids(first.events(), "A")), 60, "the producer's first ack")
-    t_fault = first.kill()
-    second = Worker(
-        "kafka-producer",
-        _producer_cfg(
-            lab,
-            d,
-            "producer2",
-            bootstrap,
-            topic,
-            first_id=SECOND_GENERATION,
-            count=int(s.rate * s.after_s),
-        ),
-        d / "p2.log",
-    )
-    second.wait(s.drain_timeout_s + s.after_s * 2)
-    produced = first.events() + second.events()
-    found = topic_ids(bootstrap, topic)
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    acks_after = [e.at for e in second.events() if e.kind == "A"]
-    rto = min(acks_after) - t_fault if acks_after else None
-    notes = f"{acc.extra} stored but unacknowledged (in flight at the kill)"
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(produced, [], t_fault, s.bin_s),
-        [
-            ("producer SIGKILL", 0.0, t_fault, ""),
-            ("restarted producer acknowledged", rto or 0.0, t_fault + (rto or 0.0), ""),
-        ],
-    )
+    #: The event recorded once writes are acknowledged again.
+    recovered: str
+    #: What the trial waits for after the fault, as said in a timeout error.
+    waiting_for: str
 
+    @abstractmethod
+    def inject(self, bootstrap: str, topic: str) -> list[tuple[str, float, str]]:
+        """Inject the fault; return ``(event, unix time, detail)``, the fault itself first."""
 
-# -- broker SIGKILL ----------------------------------------------------------------------
+    @abstractmethod
+    def notes(self, bootstrap: str, topic: str, events: list[FaultEvent], errors: int) -> str:
+        """The row's notes, given the trial's events and the count of delivery errors."""
 
 
 def _first_ack_of_later_send(events: list[Event], t_fault: float, fallback: float) -> float:
@@ -387,52 +305,101 @@ def _first_ack_of_later_send(events: list[Event], t_fault: float, fallback: floa
     return min(acks) if acks else fallback
 
 
+def producing_through(
+    lab: Lab, case: Case, repeat: int, bootstrap: str, replication: int, fault: BrokerFault
+) -> Trial:
+    """Run one producer on a fresh topic, inject ``fault``, count what it cost."""
+    s, d = lab.scale, lab.trial_dir(case, repeat)
+    target = kafka_deployment(lab, case, d, bootstrap, partitions=1, replication=replication)
+    producer = Worker(producer_config(lab, d, target, "producer"), d / "producer.log")
+    try:
+        time.sleep(s.before_s)
+        wait_until(lambda: bool(ids_in(producer.events(), "A")), 60, "the producer's first ack")
+        injected = fault.inject(bootstrap, target.topic)
+        t_fault = injected[0][1]
+        t_ack = wait_until(
+            lambda: _first_ack_of_later_send(producer.events(), t_fault, 0.0) > 0,
+            s.drain_timeout_s * 2,
+            fault.waiting_for,
+        )
+        time.sleep(s.after_s)
+    finally:
+        finish([producer], d, s.drain_timeout_s * 2)
+    produced = producer.events()
+    found = topic_ids(bootstrap, target.topic)
+    acc = account_sends(produced, found)
+    rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
+    events = fault_events(
+        t_fault,
+        *[(name, at - t_fault, detail) for name, at, detail in injected],
+        (fault.recovered, rto, ""),
+    )
+    errors = sum(1 for e in produced if e.kind == "E")
+    notes = fault.notes(bootstrap, target.topic, events, errors)
+    series = throughput(produced, [], t_fault, s.bin_s)
+    return Trial(case, repeat, trial_row(acc, rto_s=rto, notes=notes), series, events)
+
+
+class BrokerKill(BrokerFault):
+    """SIGKILL the only broker, then restart it (it replays its log)."""
+
+    recovered = "first ack after the kill"
+    waiting_for = "an acknowledgement after the broker restart"
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+
+    def inject(self, bootstrap: str, topic: str) -> list[tuple[str, float, str]]:
+        """Kill the broker and restart it; return both moments."""
+        t_fault = time.time()
+        self.broker.kill()
+        self.broker.restart()
+        t_up = time.time()
+        return [
+            ("broker SIGKILL", t_fault, ""),
+            ("broker restarted", t_up, "answers Metadata again"),
+        ]
+
+    def notes(self, bootstrap: str, topic: str, events: list[FaultEvent], errors: int) -> str:
+        """How long the broker was away and how many delivery errors the producer saw."""
+        return f"broker back after {events[1][1]:.1f} s; {errors} delivery errors; RF=1"
+
+
+class LeaderKill(BrokerFault):
+    """SIGKILL the partition leader of a 3-broker cluster."""
+
+    recovered = "first ack after failover"
+    waiting_for = "an acknowledgement after the leader died"
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+        self.leader = -1
+
+    def inject(self, bootstrap: str, topic: str) -> list[tuple[str, float, str]]:
+        """Find the leader of partition 0 and kill it."""
+        self.leader = partition_leader(bootstrap, topic)
+        index = next(i for i, n in enumerate(self.cluster.nodes) if n.node_id == self.leader)
+        t_fault = time.time()
+        self.cluster.nodes[index].kill()
+        return [("leader SIGKILL", t_fault, f"node {self.leader}")]
+
+    def notes(self, bootstrap: str, topic: str, events: list[FaultEvent], errors: int) -> str:
+        """Which node died, which took over, the delivery errors."""
+        new_leader = partition_leader(bootstrap, topic)
+        return (
+            f"leader node {self.leader} killed, node {new_leader} took over; "
+            f"{errors} delivery errors; RF=3, min.insync.replicas=2"
+        )
+
+
 def broker_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     """The only broker is SIGKILLed and restarted while a producer (acks=all) keeps sending.
 
     RTO: from the kill until the producer's first acknowledgement after it (the broker is
     down, then restarts and replays its log). Loss: acknowledged ids missing afterwards.
     """
-    s, d = lab.scale, lab.trial_dir(case, repeat)
     broker = lab.killable_broker()
-    bootstrap = broker.bootstrap_servers
-    topic = create_topic(bootstrap, partitions=1, replication=1)
-    (d / "topic").write_text(topic)
-    producer = Worker(
-        "kafka-producer", _producer_cfg(lab, d, "producer", bootstrap, topic), d / "producer.log"
-    )
-    events: list[tuple[str, float, float, str]] = []
-    try:
-        time.sleep(s.before_s)
-        wait_until(lambda: bool(_ids(producer.events(), "A")), 60, "the producer's first ack")
-        t_fault = time.time()
-        broker.kill()
-        events.append(("broker SIGKILL", 0.0, t_fault, ""))
-        broker.restart()
-        t_up = time.time()
-        events.append(("broker restarted", t_up - t_fault, t_up, "answers Metadata again"))
-        t_ack = wait_until(
-            lambda: _first_ack_of_later_send(producer.events(), t_fault, 0.0) > 0,
-            s.drain_timeout_s * 2,
-            "an acknowledgement after the broker restart",
-        )
-        time.sleep(s.after_s)
-    finally:
-        _finish([producer], d, s.drain_timeout_s * 2)
-    produced = producer.events()
-    found = topic_ids(bootstrap, topic)
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
-    events.append(("first ack after the kill", rto, t_fault + rto, ""))
-    errors = sum(1 for e in produced if e.kind == "E")
-    notes = f"broker back after {t_up - t_fault:.1f} s; {errors} delivery errors; RF=1"
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(produced, [], t_fault, s.bin_s),
-        events,
-    )
+    return producing_through(lab, case, repeat, broker.bootstrap_servers, 1, BrokerKill(broker))
 
 
 def leader_failover(lab: Lab, case: Case, repeat: int) -> Trial:
@@ -442,49 +409,8 @@ def leader_failover(lab: Lab, case: Case, repeat: int) -> Trial:
     was elected and the client found it). Loss expected: none. A node killed by the
     previous repeat is restarted first, so every repeat starts with three.
     """
-    s, d = lab.scale, lab.trial_dir(case, repeat)
     cluster = lab.cluster()
     for index, node in enumerate(cluster.nodes):  # the previous repeat's victim
         if not node.running:
             cluster.restart_node(index)
-    bootstrap = cluster.bootstrap_servers
-    topic = create_topic(bootstrap, partitions=1, replication=3)
-    (d / "topic").write_text(topic)
-    producer = Worker(
-        "kafka-producer", _producer_cfg(lab, d, "producer", bootstrap, topic), d / "producer.log"
-    )
-    events: list[tuple[str, float, float, str]] = []
-    try:
-        time.sleep(s.before_s)
-        wait_until(lambda: bool(_ids(producer.events(), "A")), 60, "the producer's first ack")
-        leader = partition_leader(bootstrap, topic)
-        index = next(i for i, n in enumerate(cluster.nodes) if n.node_id == leader)
-        t_fault = time.time()
-        cluster.nodes[index].kill()
-        events.append(("leader SIGKILL", 0.0, t_fault, f"node {leader}"))
-        t_ack = wait_until(
-            lambda: _first_ack_of_later_send(producer.events(), t_fault, 0.0) > 0,
-            s.drain_timeout_s * 2,
-            "an acknowledgement after the leader died",
-        )
-        time.sleep(s.after_s)
-    finally:
-        _finish([producer], d, s.drain_timeout_s * 2)
-    produced = producer.events()
-    found = topic_ids(bootstrap, topic)
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
-    events.append(("first ack after failover", rto, t_fault + rto, ""))
-    new_leader = partition_leader(bootstrap, topic)
-    errors = sum(1 for e in produced if e.kind == "E")
-    notes = (
-        f"leader node {leader} killed, node {new_leader} took over; {errors} delivery errors; "
-        "RF=3, min.insync.replicas=2"
-    )
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(produced, [], t_fault, s.bin_s),
-        events,
-    )
+    return producing_through(lab, case, repeat, cluster.bootstrap_servers, 3, LeaderKill(cluster))

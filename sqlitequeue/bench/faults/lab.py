@@ -3,6 +3,9 @@
 A *trial* is one repeat of one experiment case; it returns a :class:`Trial` holding its
 ``faults.csv`` row, its throughput series around the fault, and its fault events. The
 :class:`Lab` owns the scratch directory and the Kafka brokers started for the run.
+A :class:`Deployment` is a system made ready for a trial (the backend to open by name, its
+topic and group); :func:`producer_config` and :func:`consumer_config` make the configs of
+the generic worker roles (:mod:`sqlitequeue.bench.faults.workers`) that drive it.
 Storage faults (a full disk, read-only storage) run a worker inside a private mount
 namespace (``unshare --mount``, root only) so the mounts are invisible to everything else.
 """
@@ -16,14 +19,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlitequeue.bench.backends import BackendSpec, open_backend
 from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.faults import workers
-from sqlitequeue.bench.faults.ledger import Accounting, Event, rates, read_ledger
+from sqlitequeue.bench.faults.ledger import (
+    Accounting,
+    Event,
+    account,
+    ids_of,
+    rates,
+    read_ledger,
+)
+from sqlitequeue.bench.faults.workers import ConsumerConfig, ProducerConfig, WorkerConfig
 
 #: Columns of faults.csv, in order (decide/cost code reads RTO/RPO from them).
 FAULT_COLUMNS = (
@@ -44,6 +56,11 @@ FAULT_COLUMNS = (
 )
 EVENT_COLUMNS = ("experiment", "backend", "durability", "repeat", "event", "t", "at", "detail")
 SERIES_COLUMNS = ("experiment", "backend", "durability", "repeat", "metric", "t", "value")
+#: First id of a producer started after a fault (keeps generations apart in ledgers).
+SECOND_GENERATION = 10_000_000
+#: A case's backend label -> the registered backend that drives it, where they differ
+#: (results say "kafka" for Apache Kafka, driven through confluent-kafka).
+SEAM_BACKENDS = {"kafka": "kafka-confluent"}
 
 
 class Unavailable(BenchError):
@@ -99,6 +116,11 @@ class Case:
         """``experiment/backend[/durability]`` as shown in progress output."""
         return f"{self.experiment}/{self.backend}/{self.durability}"
 
+    @property
+    def seam_backend(self) -> str:
+        """The registered backend (:data:`~sqlitequeue.bench.backends.BACKENDS`) to drive."""
+        return SEAM_BACKENDS.get(self.backend, self.backend)
+
 
 @dataclass
 class Trial:
@@ -108,7 +130,7 @@ class Trial:
     repeat: int
     row: dict[str, Any]
     series: list[tuple[str, float, float]] = field(default_factory=list)
-    events: list[tuple[str, float, float, str]] = field(default_factory=list)
+    events: list[FaultEvent] = field(default_factory=list)
 
     def fault_row(self) -> dict[str, Any]:
         """Return the faults.csv row (every column of :data:`FAULT_COLUMNS` but run_id)."""
@@ -128,9 +150,14 @@ def trial_row(
     rpo_s: float | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
-    """Return the measured part of a faults.csv row (``rpo_messages`` = lost)."""
+    """Return the measured part of a faults.csv row (``rpo_messages`` = lost).
+
+    ``rpo_s`` None: 0 when nothing was lost, else unknown (empty).
+    """
     if acc is None:
         return {"notes": notes}
+    if rpo_s is None and acc.lost == 0:
+        rpo_s = 0.0
     row: dict[str, Any] = acc.as_row()
     row.update(
         rto_s=None if rto_s is None else round(rto_s, 4),
@@ -139,6 +166,29 @@ def trial_row(
         notes=notes,
     )
     return row
+
+
+#: A fault_events.csv row: ``(event, seconds after the fault, unix time, detail)``.
+FaultEvent = tuple[str, float, float, str]
+
+
+def fault_events(t_fault: float, *events: tuple[str, float | None, str]) -> list[FaultEvent]:
+    """Return the rows of ``(event, seconds after t_fault, detail)``, each with its unix time.
+
+    Seconds None (a recovery never seen) are written as 0.
+    """
+    return [(name, t or 0.0, t_fault + (t or 0.0), detail) for name, t, detail in events]
+
+
+def account_sends(produced: Sequence[Event], found: Iterable[int]) -> Accounting:
+    """Account for producers' ``S``/``A`` events against the ids ``found`` afterwards."""
+    return account(ids_in(produced, "S"), ids_in(produced, "A"), found)
+
+
+def seconds_to_ack(events: Iterable[Event], since: float) -> float | None:
+    """Seconds from ``since`` to the first ``A`` event after it; None if there is none."""
+    acks = [e.at for e in events if e.kind == "A" and e.at > since]
+    return min(acks) - since if acks else None
 
 
 def unavailable_trial(case: Case, repeat: int, reason: str) -> Trial:
@@ -160,22 +210,93 @@ def throughput(
     return series
 
 
+def ids_in(events: Iterable[Event], kind: str) -> list[int]:
+    """Every id of every ``kind`` event, repeats kept."""
+    return [i for _, i in ids_of(events, kind)]
+
+
+# -- deployments and worker configs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A system made ready for a trial's workers.
+
+    ``spec`` names the registered backend and its settings; ``topic`` and ``group`` are
+    what producers send to and consumers read as; ``producer_waits``: producers flush
+    after every batch (an application waiting for its write) rather than pipelining;
+    ``replays_history`` is the backend's flag (a log keeps what was consumed, a queue does
+    not).
+    """
+
+    spec: BackendSpec
+    topic: str
+    group: str
+    producer_waits: bool
+    replays_history: bool
+
+
+def deploy(spec: BackendSpec, topic: str, group: str, *, producer_waits: bool) -> Deployment:
+    """Open the backend of ``spec`` and subscribe ``group`` where the backend needs it.
+
+    A backend that feeds groups at publish time gets the group subscribed now, so
+    producers started before the consumers lose nothing. Raises BenchError (BackendError)
+    if the backend cannot be opened.
+    """
+    with open_backend(spec) as backend:
+        workers.subscribe_groups(backend, topic, [group])
+        replays = backend.replays_history
+    return Deployment(spec, topic, group, producer_waits, replays)
+
+
+def producer_config(
+    lab: Lab, d: Path, target: Deployment, name: str, **changes: Any
+) -> ProducerConfig:
+    """Return the config of a producer of ``target`` at the lab's scale, ledger ``d/name``.
+
+    ``changes`` override any :class:`~sqlitequeue.bench.faults.workers.ProducerConfig` field.
+    """
+    s = lab.scale
+    config = ProducerConfig(
+        **_role_fields(d, target, name),
+        groups=(target.group,),
+        wait_each_batch=target.producer_waits,
+        rate=s.rate,
+        batch=s.batch,
+        payload_size=s.payload_size,
+    )
+    return replace(config, **changes)
+
+
+def consumer_config(lab: Lab, d: Path, target: Deployment, name: str) -> ConsumerConfig:
+    """Return the config of a consumer of ``target``'s group, ledger ``d/name.ledger``."""
+    s = lab.scale
+    fields = _role_fields(d, target, name)
+    return ConsumerConfig(**fields, group=target.group, batch=s.batch, process_s=s.process_s)
+
+
+def _role_fields(d: Path, target: Deployment, name: str) -> dict[str, Any]:
+    ledger, stop = str(d / f"{name}.ledger"), str(d / "stop")
+    return {"backend": target.spec, "topic": target.topic, "ledger": ledger, "stop": stop}
+
+
 # -- processes ---------------------------------------------------------------------------
 
 
 class Worker:
-    """One worker process (see :mod:`sqlitequeue.bench.faults.workers`) and its ledger."""
+    """One worker process (see :mod:`sqlitequeue.bench.faults.workers`) and its ledger.
 
-    def __init__(
-        self, role: str, cfg: dict[str, Any], log: Path, argv: list[str] | None = None
-    ) -> None:
-        self.role = role
-        self.cfg = cfg
-        self.ledger = Path(cfg["ledger"])
+    ``argv`` replaces the plain command (e.g. to run it inside a private mount namespace).
+    """
+
+    def __init__(self, config: WorkerConfig, log: Path, argv: list[str] | None = None) -> None:
+        self.role = config.role
+        self.config = config
+        self.ledger = Path(config.ledger)
         self.log = log
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                argv or workers.command(role, cfg),
+                argv or workers.command(config),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -227,6 +348,35 @@ class Worker:
     def running(self) -> bool:
         """True while the process has not exited."""
         return self.process.poll() is None
+
+
+def events_of(workers: Iterable[Worker]) -> list[Event]:
+    """The events of every worker's ledger, one after the other."""
+    return [e for w in workers for e in w.events()]
+
+
+def restarted_producer(lab: Lab, d: Path, target: Deployment, name: str) -> Worker:
+    """Run a producer started after the fault to its end and return it.
+
+    It sends ``rate * after_s`` messages with ids from :data:`SECOND_GENERATION`, ledger
+    ``d/name.ledger``; raises BenchError if it does not finish in time.
+    """
+    s = lab.scale
+    config = producer_config(
+        lab, d, target, name, first_id=SECOND_GENERATION, count=int(s.rate * s.after_s)
+    )
+    worker = Worker(config, d / f"{name}.log")
+    worker.wait(s.drain_timeout_s + s.after_s * 2)
+    return worker
+
+
+def finish(workers: Iterable[Worker], d: Path, timeout: float) -> None:
+    """Touch ``d/stop-producer`` and ``d/stop``, then wait for every worker still running."""
+    (d / "stop-producer").touch()
+    (d / "stop").touch()
+    for w in workers:
+        if w.running:
+            w.wait(timeout)
 
 
 def wait_until(

@@ -66,8 +66,12 @@ class LedgerWriter:
 
     def error(self, exc: BaseException, at: float) -> None:
         """Record an error: its class name and its message on one line."""
-        message = " ".join(str(exc).split())
-        os.write(self._fd, f"{at:.6f} E {type(exc).__name__}: {message}\n".encode())
+        self.failure(f"{type(exc).__name__}: {exc}", at)
+
+    def failure(self, text: str, at: float) -> None:
+        """Record an error already put in words (``Class: message``) on one line."""
+        message = " ".join(text.split())
+        os.write(self._fd, f"{at:.6f} E {message}\n".encode())
 
     def close(self) -> None:
         """Close the file; safe to call twice."""

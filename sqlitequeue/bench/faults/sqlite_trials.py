@@ -1,7 +1,11 @@
 """Fault trials against the SQLite queue (with the real Litestream for host loss).
 
 Each function runs one repeat of one experiment and returns a :class:`Trial`; accounting
-comes from the workers' ledgers and from the ids found in the file afterwards.
+comes from the workers' ledgers and from the ids found in the file afterwards. The workers
+drive the ``sqlite-queue`` backend (:mod:`sqlitequeue.bench.backends.sqlite_queue`): one
+file, ``<data dir>/sqlite-queue.db``, where the lab's group has its own queue
+(``faults/lab``), subscribed before any producer starts. The consumer's lease is the
+backend's ``lease_s`` setting, the durability its ``synchronous``.
 """
 
 from __future__ import annotations
@@ -11,78 +15,110 @@ import shlex
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-from sqlitequeue.bench.faults import litestream
+from sqlitequeue.bench.backends import BackendSpec
+from sqlitequeue.bench.backends.sqlite_queue import SqliteQueueBackend
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.faults import kill_trials, litestream
+from sqlitequeue.bench.faults.kill_trials import System
 from sqlitequeue.bench.faults.lab import (
+    SECOND_GENERATION,
     Case,
+    Deployment,
+    FaultEvent,
     Lab,
+    Scale,
     Trial,
     Unavailable,
     Worker,
+    account_sends,
+    deploy,
+    fault_events,
     mount_namespace_problem,
     on_read_only_directory,
     on_small_file_system,
+    producer_config,
+    restarted_producer,
+    seconds_to_ack,
     throughput,
     trial_row,
-    wait_for,
-    wait_until,
 )
-from sqlitequeue.bench.faults.ledger import Event, account, first_time, ids_of
-from sqlitequeue.bench.faults.workers import command, id_of
+from sqlitequeue.bench.faults.ledger import Accounting, first_time
+from sqlitequeue.bench.faults.workers import OnError, command, id_of
+from sqlitequeue.queue import Queue
 
 BACKEND = "sqlite-queue"
-#: First id of a producer started after a fault (keeps generations apart in ledgers).
-SECOND_GENERATION = 10_000_000
+#: The topic the lab's producers send to and the group its consumers read as; the
+#: backend keeps the group's messages in the queue ``<TOPIC>/<GROUP>``.
+TOPIC, GROUP = "faults", "lab"
 
 
-def stored_ids(db: Path, durability: str = "normal") -> list[int]:
-    """Return the ids of every message stored in the queue at ``db`` (pending or dead).
+def backend_spec(data_dir: Path, durability: str = "normal", lease_s: float = 30.0) -> BackendSpec:
+    """Return the spec of a ``sqlite-queue`` in ``data_dir`` (durability normal/full)."""
+    settings = {"synchronous": durability.upper(), "lease_s": lease_s}
+    return BackendSpec(BACKEND, settings=settings, data_dir=str(data_dir))
 
-    Reads without claiming (``peek``), so the file is left as it was. Messages still
-    leased by a dead consumer show up once their lease has ended.
+
+def planned(lab: Lab, case: Case, data_dir: Path) -> Deployment:
+    """The queue in ``data_dir`` as the workers see it (nothing created yet)."""
+    spec = backend_spec(data_dir, case.durability, lab.scale.failure_timeout_s)
+    return Deployment(spec, TOPIC, GROUP, producer_waits=True, replays_history=False)
+
+
+def deployment(lab: Lab, case: Case, data_dir: Path) -> Deployment:
+    """Create the queue file in ``data_dir`` with the lab's group subscribed (schema, WAL)."""
+    return deploy(planned(lab, case, data_dir).spec, TOPIC, GROUP, producer_waits=True)
+
+
+def queue_file(data_dir: Path) -> Path:
+    """The backend's file in ``data_dir``."""
+    return SqliteQueueBackend(backend_spec(data_dir)).path
+
+
+def open_queue(data_dir: Path, durability: str = "normal") -> Queue:
+    """Open the lab group's queue in ``data_dir`` as the backend does."""
+    return SqliteQueueBackend(backend_spec(data_dir, durability)).queue(TOPIC, GROUP)
+
+
+def stored_ids(data_dir: Path, durability: str = "normal") -> list[int]:
+    """Return the ids of every message stored for the lab's group in ``data_dir``.
+
+    Pending or dead. Reads without claiming (``peek``), so the file is left as it was.
+    Messages still leased by a dead consumer show up once their lease has ended.
     """
-    from sqlitequeue.queue import Queue
-
-    with Queue(db, durability=durability) as queue:
+    with open_queue(data_dir, durability) as queue:
         pending = queue.peek(limit=10**9)
         dead = queue.dead_letters(limit=10**9)
     return [id_of(m.payload) for m in [*pending, *dead]]
 
 
-def create_queue(db: Path, durability: str) -> None:
-    """Create the queue file (schema, WAL) so Litestream has a database to follow."""
-    from sqlitequeue.queue import Queue
+class SqliteQueue(System):
+    """The SQLite queue in the kill trials: a lease decides the consumer's RTO."""
 
-    Queue(db, durability=durability).close()
+    unit = "messages"
 
+    def deploy(self, lab: Lab, case: Case, d: Path, partitions: int) -> Deployment:
+        """Create the queue file in ``d`` (a queue has no partitions)."""
+        return deployment(lab, case, d)
 
-def producer_cfg(
-    lab: Lab, d: Path, name: str, db: Path, durability: str, **extra: Any
-) -> dict[str, Any]:
-    """Return a sqlite-producer config writing ``d/name.ledger``."""
-    s = lab.scale
-    return {
-        "db": str(db),
-        "durability": durability,
-        "rate": s.rate,
-        "batch": s.batch,
-        "payload_size": s.payload_size,
-        "ledger": str(d / f"{name}.ledger"),
-        "stop": str(d / "stop"),
-        **extra,
-    }
+    def stored_ids(self, target: Deployment) -> list[int]:
+        """The ids still in the group's queue."""
+        return stored_ids(Path(target.spec.data_dir), str(target.spec.settings["synchronous"]))
 
+    def recovery_window(self, scale: Scale) -> float:
+        """The lease must run out first: three leases, plus the drain time."""
+        return scale.failure_timeout_s * 3 + scale.drain_timeout_s
 
-def _all(workers: list[Worker]) -> list[Event]:
-    return [e for w in workers for e in w.events()]
+    def consumer_kill_notes(self, victim: Worker, held: set[int], acc: Accounting) -> str:
+        """The lease, what the victim held, what was stored but never acknowledged."""
+        lease = float(victim.config.backend.settings["lease_s"])
+        return (
+            f"lease {lease:g} s; victim held {len(held)} messages; "
+            f"{acc.extra} stored but unacknowledged"
+        )
 
 
-def _ids(events: list[Event], kind: str) -> list[int]:
-    return [i for _, i in ids_of(events, kind)]
-
-
-# -- consumer SIGKILL --------------------------------------------------------------------
+SYSTEM = SqliteQueue()
 
 
 def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
@@ -91,80 +127,7 @@ def consumer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
     RTO: from the kill until every message it held was processed by the survivor (the
     lease must run out first). Duplicates: messages the victim processed but never acked.
     """
-    s, d = lab.scale, lab.trial_dir(case, repeat)
-    db = d / "queue.db"
-    create_queue(db, case.durability)
-    consumers = [
-        Worker(
-            "sqlite-consumer",
-            {
-                "db": str(db),
-                "lease": s.failure_timeout_s,
-                "batch": s.batch,
-                "process_s": s.process_s,
-                "ledger": str(d / f"consumer{i}.ledger"),
-                "stop": str(d / "stop"),
-            },
-            d / f"consumer{i}.log",
-        )
-        for i in (1, 2)
-    ]
-    producer = Worker(
-        "sqlite-producer",
-        producer_cfg(lab, d, "producer", db, case.durability, stop=str(d / "stop-producer")),
-        d / "producer.log",
-    )
-    victim, survivor = consumers
-    try:
-        time.sleep(s.before_s)
-        wait_until(lambda: bool(_held(victim.events())), 30, "consumer 1 to hold messages")
-        t_fault = victim.kill()
-        held = _held(victim.events())
-        time.sleep(s.after_s)
-        (d / "stop-producer").touch()
-        producer.wait(s.drain_timeout_s)
-        acked = set(_ids(producer.events(), "A"))
-        t_recovered = wait_for(
-            lambda: held <= set(_ids(survivor.events(), "P")),
-            s.failure_timeout_s * 3 + s.drain_timeout_s,
-        )
-        wait_for(lambda: acked <= set(_ids(_all(consumers), "P")), s.drain_timeout_s)
-    finally:
-        (d / "stop-producer").touch()
-        (d / "stop").touch()
-        for w in (producer, *consumers):
-            if w.running:
-                w.wait(30)
-    leftovers = stored_ids(db, case.durability)
-    consumed = _all(consumers)
-    processed = _ids(consumed, "P")
-    acc = account(_ids(producer.events(), "S"), acked, processed + leftovers, processed)
-    first_redelivery = first_time([e for e in survivor.events() if e.at > t_fault], "P")
-    redelivered = [first_redelivery[i] for i in held if i in first_redelivery]
-    done_at = max(redelivered) if redelivered and len(redelivered) == len(held) else t_recovered
-    rto = None if done_at is None else done_at - t_fault
-    notes = (
-        f"lease {s.failure_timeout_s:g} s; victim held {len(held)} messages; "
-        f"{acc.extra} stored but unacknowledged"
-    )
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(producer.events(), consumed, t_fault, s.bin_s),
-        [
-            ("consumer SIGKILL", 0.0, t_fault, f"victim held {len(held)} messages"),
-            ("held messages redelivered", rto or 0.0, t_fault + (rto or 0.0), ""),
-        ],
-    )
-
-
-def _held(events: list[Event]) -> set[int]:
-    """Ids a consumer received but had not acknowledged."""
-    return set(_ids(events, "R")) - set(_ids(events, "C"))
-
-
-# -- producer SIGKILL --------------------------------------------------------------------
+    return kill_trials.consumer_kill(lab, case, repeat, SYSTEM)
 
 
 def producer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
@@ -172,44 +135,7 @@ def producer_kill(lab: Lab, case: Case, repeat: int) -> Trial:
 
     RTO: from the kill until the restarted producer's first acknowledged message.
     """
-    s, d = lab.scale, lab.trial_dir(case, repeat)
-    db = d / "queue.db"
-    create_queue(db, case.durability)
-    first = Worker(
-        "sqlite-producer", producer_cfg(lab, d, "producer1", db, case.durability), d / "p1.log"
-    )
-    time.sleep(s.before_s)
-    t_fault = first.kill()
-    second = Worker(
-        "sqlite-producer",
-        producer_cfg(
-            lab,
-            d,
-            "producer2",
-            db,
-            case.durability,
-            first_id=SECOND_GENERATION,
-            count=int(s.rate * s.after_s),
-        ),
-        d / "p2.log",
-    )
-    second.wait(s.drain_timeout_s + s.after_s * 2)
-    produced = first.events() + second.events()
-    found = stored_ids(db, case.durability)
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
-    acks_after = [e.at for e in second.events() if e.kind == "A"]
-    rto = min(acks_after) - t_fault if acks_after else None
-    notes = f"{acc.extra} stored but unacknowledged (in flight at the kill)"
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(produced, [], t_fault, s.bin_s),
-        [
-            ("producer SIGKILL", 0.0, t_fault, ""),
-            ("restarted producer acknowledged", rto or 0.0, t_fault + (rto or 0.0), ""),
-        ],
-    )
+    return kill_trials.producer_kill(lab, case, repeat, SYSTEM)
 
 
 # -- host loss with Litestream -----------------------------------------------------------
@@ -224,23 +150,20 @@ def host_loss(lab: Lab, case: Case, repeat: int, litestream_down: bool = False) 
     message's acknowledgement). With ``litestream_down`` Litestream dies
     ``litestream_down_s`` before the host (the control that proves loss is detected).
     """
-    from sqlitequeue.queue import Queue
-
     s, d = lab.scale, lab.trial_dir(case, repeat)
-    db = d / "data" / "queue.db"
-    db.parent.mkdir()
+    data = d / "data"
+    data.mkdir()
     replica = litestream.FileReplica(d / "replica")
-    create_queue(db, case.durability)
+    target = deployment(lab, case, data)
+    db = queue_file(data)
     rep = litestream.Replicator(
         db, replica, sync_interval=s.sync_interval_s, log_path=d / "litestream.log"
     ).start()
     lab.descriptions["litestream"] = rep.describe()
-    events: list[tuple[str, float, float, str]] = []
+    events: list[FaultEvent] = []
     try:
         rep.wait_until_replicated()
-        producer = Worker(
-            "sqlite-producer", producer_cfg(lab, d, "producer1", db, case.durability), d / "p1.log"
-        )
+        producer = Worker(producer_config(lab, d, target, "producer1"), d / "producer1.log")
         if litestream_down:
             time.sleep(max(0.0, s.before_s - s.litestream_down_s))
             down_at = time.time()
@@ -261,28 +184,15 @@ def host_loss(lab: Lab, case: Case, repeat: int, litestream_down: bool = False) 
     litestream.delete_local_database(db)
     started = time.monotonic()
     restore_s = rep.restore(db)
-    with Queue(db, durability=case.durability) as queue:
-        queue.stats()
+    with open_queue(data, case.durability) as reopened:
+        reopened.stats()
     rto = time.monotonic() - started
     t_up = time.time()
     events.append(("restored and reopened", t_up - t_fault, t_up, f"restore {restore_s:.3f} s"))
-    second = Worker(
-        "sqlite-producer",
-        producer_cfg(
-            lab,
-            d,
-            "producer2",
-            db,
-            case.durability,
-            first_id=SECOND_GENERATION,
-            count=int(s.rate * s.after_s),
-        ),
-        d / "p2.log",
-    )
-    second.wait(s.drain_timeout_s + s.after_s * 2)
+    second = restarted_producer(lab, d, target, "producer2")
     produced = producer.events() + second.events()
-    found = stored_ids(db, case.durability)
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), found)
+    found = stored_ids(data, case.durability)
+    acc = account_sends(produced, found)
     acked_at = first_time(produced, "A")
     rpo_s = t_fault - min(acked_at[i] for i in acc.lost_ids) if acc.lost_ids else 0.0
     notes = (
@@ -314,10 +224,11 @@ def host_loss_litestream_down(lab: Lab, case: Case, repeat: int) -> Trial:
 def disk_full(lab: Lab, case: Case, repeat: int) -> Trial:
     """The queue's file system fills up mid-stream (a tiny private tmpfs).
 
-    The producer must get a QueueError (recorded with its message); then space is freed
-    (a ballast file deleted) and the same batch retried. RTO: from the first error until
-    the first acknowledged write after it. The files are copied out and every
-    acknowledged id looked for.
+    The producer must get a QueueError (the failed delivery report, recorded with its
+    message); then space is freed (a ballast file deleted) and the failed messages sent
+    again. RTO: from the first error until the first acknowledged write after it. The
+    files are copied out and every acknowledged id looked for. The tmpfs exists only in
+    the producer's mount namespace, so the producer subscribes the group itself.
     """
     problem = mount_namespace_problem()
     if problem:
@@ -325,57 +236,46 @@ def disk_full(lab: Lab, case: Case, repeat: int) -> Trial:
     s, d = lab.scale, lab.trial_dir(case, repeat)
     fs, saved = d / "fs", d / "saved"
     fs.mkdir()
-    cfg = producer_cfg(
+    config = producer_config(
         lab,
         d,
+        planned(lab, case, fs),
         "producer",
-        fs / "queue.db",
-        case.durability,
         rate=s.disk_rate,
         payload_size=s.disk_payload_size,
-        on_error="retry",
+        on_error=OnError.RETRY,
         retry_s=0.05,
         ballast=str(fs / "ballast"),
         stop_after_recovery=True,
         copy_out=str(saved),
     )
     ballast = shlex.quote(str(fs / "ballast"))
-    script = f"head -c 262144 /dev/zero > {ballast} && exec {shlex.join(_worker(cfg))}"
+    script = f"head -c 262144 /dev/zero > {ballast} && exec {shlex.join(command(config))}"
     argv = on_small_file_system(fs, s.disk_size, ["bash", "-c", script])
-    worker = Worker("sqlite-producer", cfg, d / "producer.log", argv=argv)
+    worker = Worker(config, d / "producer.log", argv=argv)
     worker.wait(s.drain_timeout_s * 2)
     events = worker.events()
     errors = [e for e in events if e.kind == "E"]
     if not errors:
         raise _no_error("disk-full", worker)
     t_fault = errors[0].at
-    found = stored_ids(saved / "queue.db", case.durability) if (saved / "queue.db").exists() else []
-    acc = account(_ids(events, "S"), _ids(events, "A"), found)
-    after = [e.at for e in events if e.kind == "A" and e.at > t_fault]
-    rto = min(after) - t_fault if after else None
+    found = stored_ids(saved, case.durability) if queue_file(saved).exists() else []
+    acc = account_sends(events, found)
+    rto = seconds_to_ack(events, t_fault)
     notes = (
         f"producer got {errors[0].error} ({len(errors)} failed attempts, retried every "
-        f"{cfg['retry_s']:g} s); tmpfs {s.disk_size}"
+        f"{config.retry_s:g} s); tmpfs {s.disk_size}"
     )
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(events, [], t_fault, s.bin_s),
-        [
-            ("disk full", 0.0, t_fault, errors[0].error[:200]),
-            ("space freed, write acknowledged", rto or 0.0, t_fault + (rto or 0.0), ""),
-        ],
+    rows = fault_events(
+        t_fault,
+        ("disk full", 0.0, errors[0].error[:200]),
+        ("space freed, write acknowledged", rto, ""),
     )
-
-
-def _worker(cfg: dict[str, Any]) -> list[str]:
-    return command("sqlite-producer", cfg)
+    series = throughput(events, [], t_fault, s.bin_s)
+    return Trial(case, repeat, trial_row(acc, rto_s=rto, notes=notes), series, rows)
 
 
 def _no_error(experiment: str, worker: Worker) -> Exception:
-    from sqlitequeue.bench.errors import BenchError
-
     return BenchError(
         f"{experiment}: the producer never recorded a QueueError; its output:\n{worker.log_tail()}"
     )
@@ -396,22 +296,15 @@ def read_only(lab: Lab, case: Case, repeat: int) -> Trial:
     s, d = lab.scale, lab.trial_dir(case, repeat)
     data = d / "data"
     data.mkdir()
-    db = data / "queue.db"
-    create_queue(db, case.durability)
-    first = Worker(
-        "sqlite-producer",
-        producer_cfg(lab, d, "producer1", db, case.durability, count=int(s.rate * s.before_s)),
-        d / "p1.log",
-    )
+    target = deployment(lab, case, data)
+    config = producer_config(lab, d, target, "producer1", count=int(s.rate * s.before_s))
+    first = Worker(config, d / "producer1.log")
     first.wait(s.drain_timeout_s + s.before_s * 2)
-    cfg = producer_cfg(
-        lab, d, "producer2", db, case.durability, first_id=SECOND_GENERATION // 2, count=s.batch
+    config = producer_config(
+        lab, d, target, "producer2", first_id=SECOND_GENERATION // 2, count=s.batch
     )
     blocked = Worker(
-        "sqlite-producer",
-        cfg,
-        d / "p2.log",
-        argv=on_read_only_directory(data, command("sqlite-producer", cfg)),
+        config, d / "producer2.log", argv=on_read_only_directory(data, command(config))
     )
     blocked.wait(s.drain_timeout_s)
     writable_at = time.time()
@@ -419,32 +312,15 @@ def read_only(lab: Lab, case: Case, repeat: int) -> Trial:
     if not errors:
         raise _no_error("read-only", blocked)
     t_fault = errors[0].at
-    third = Worker(
-        "sqlite-producer",
-        producer_cfg(
-            lab,
-            d,
-            "producer3",
-            db,
-            case.durability,
-            first_id=SECOND_GENERATION,
-            count=int(s.rate * s.after_s),
-        ),
-        d / "p3.log",
-    )
-    third.wait(s.drain_timeout_s + s.after_s * 2)
+    third = restarted_producer(lab, d, target, "producer3")
     produced = first.events() + blocked.events() + third.events()
-    acc = account(_ids(produced, "S"), _ids(produced, "A"), stored_ids(db, case.durability))
-    after = [e.at for e in third.events() if e.kind == "A"]
-    rto = min(after) - writable_at if after else None
+    acc = account_sends(produced, stored_ids(data, case.durability))
+    rto = seconds_to_ack(third.events(), writable_at)
     notes = f"producer got {errors[0].error}; rto from storage writable to first ack"
-    return Trial(
-        case,
-        repeat,
-        trial_row(acc, rto_s=rto, rpo_s=0.0 if acc.lost == 0 else None, notes=notes),
-        throughput(produced, [], t_fault, s.bin_s),
-        [
-            ("storage read-only", 0.0, t_fault, errors[0].error[:200]),
-            ("storage writable", writable_at - t_fault, writable_at, ""),
-        ],
+    events = fault_events(
+        t_fault,
+        ("storage read-only", 0.0, errors[0].error[:200]),
+        ("storage writable", writable_at - t_fault, ""),
     )
+    series = throughput(produced, [], t_fault, s.bin_s)
+    return Trial(case, repeat, trial_row(acc, rto_s=rto, notes=notes), series, events)

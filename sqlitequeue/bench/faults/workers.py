@@ -1,29 +1,43 @@
 """Producer and consumer processes for the fault experiments (run, then SIGKILLed, for real).
 
-Each worker is its own process started by :mod:`sqlitequeue.bench.faults.experiments`::
+Each worker is its own process started by the trials (:mod:`sqlitequeue.bench.faults.lab`)::
 
     python -m sqlitequeue.bench.faults.workers ROLE CONFIG_JSON
 
-and records what happens in a ledger (:mod:`sqlitequeue.bench.faults.ledger`) right after
-it happens: ``S`` before a send, ``A`` once the store confirmed it, ``R``/``P``/``C`` when
-a consumer receives, processes and acknowledges. Message ids travel inside the payload (the
-first 12 bytes, ASCII), so every count is computed from ids. A worker stops when the file
-named ``stop`` in its config exists (or when killed).
+and drives one backend through the workbench's one producer/consumer seam
+(:mod:`sqlitequeue.bench.backends`), by name: ``open_backend(config.backend)``, then
+``producer.send`` + ``flush`` or ``consumer.poll`` + ``commit``. Any registered backend can
+run in the lab. A worker records what happens in a ledger
+(:mod:`sqlitequeue.bench.faults.ledger`) right after it happens: ``S`` before a send, ``A``
+once the backend's delivery report confirmed it, ``R``/``P``/``C`` when a consumer receives,
+processes and commits, ``E`` for an error. Message ids travel inside the payload (the first
+12 bytes, ASCII), so every count is computed from ids. A worker stops when the file named
+``stop`` in its config exists (or when killed).
 
-Roles: ``sqlite-producer``, ``sqlite-consumer``, ``kafka-producer``, ``kafka-consumer``.
+Roles: ``producer`` (:class:`ProducerConfig`) and ``consumer`` (:class:`ConsumerConfig`).
+A consumer prints each rebalance the backend reports (:meth:`Consumer.on_rebalance`) to its
+stdout as ``<unix time> assigned|revoked <partitions>``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
+from sqlitequeue.bench.backends import Backend, BackendSpec, Consumer, Delivery, open_backend
+from sqlitequeue.bench.backends.base import DeliveryCallback, Producer
+from sqlitequeue.bench.errors import BackendError, BenchError
 from sqlitequeue.bench.faults.ledger import LedgerWriter
 
 ID_BYTES = 12
@@ -42,121 +56,304 @@ def id_of(payload: bytes | None) -> int:
     return int(payload[:ID_BYTES])
 
 
-def paced_batches(cfg: dict[str, Any]) -> Iterator[list[int]]:
-    """Yield batches of consecutive ids at ``rate`` msg/s until ``count`` or ``stop``.
+class OnError(StrEnum):
+    """What a producer does when the backend reports a failed delivery (always recorded)."""
 
-    ``first_id`` starts the range, ``batch`` is the batch size; with ``rate`` 0 batches
-    come as fast as the caller takes them.
+    #: Go on with the next batch: the failed messages stay unacknowledged.
+    CONTINUE = "continue"
+    #: Free space (delete the ballast file, if any), wait ``retry_s``, send them again.
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleConfig:
+    """What every worker has: the backend to open (by name), its topic, ledger, stop file."""
+
+    role: ClassVar[str]
+    backend: BackendSpec
+    topic: str
+    ledger: str
+    stop: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerConfig(RoleConfig):
+    """What a producer worker does: send paced batches of ids to ``topic`` on ``backend``.
+
+    ``rate`` msg/s (0: as fast as the backend takes them) in batches of ``batch``, ids from
+    ``first_id``, ``count`` of them (None: until ``stop`` exists). ``groups`` are subscribed
+    before the first send when the backend feeds groups at publish time
+    (``replays_history`` False), so nothing is dropped for want of a subscriber.
+    ``wait_each_batch``: flush after every batch, as an application that waits for its
+    write (else sends are pipelined and acknowledgements drained as they come). On a failed
+    delivery see :class:`OnError`; with ``stop_after_recovery`` the producer stops after the
+    first batch confirmed following a failure. ``copy_out`` names a directory that every
+    file of the backend's ``data_dir`` (but ``-shm`` and the ballast) is copied into at the
+    end (for a file system that vanishes with the process). At the end the producer waits
+    up to ``flush_s`` for outstanding acknowledgements.
     """
-    rate, batch = float(cfg.get("rate", 0)), int(cfg.get("batch", 10))
-    next_id = int(cfg.get("first_id", 0))
-    end = None if cfg.get("count") is None else next_id + int(cfg["count"])
-    stop = Path(cfg["stop"]) if cfg.get("stop") else None
+
+    role: ClassVar[str] = "producer"
+    rate: float = 0.0
+    batch: int = 10
+    payload_size: int = 100
+    first_id: int = 0
+    count: int | None = None
+    groups: tuple[str, ...] = ()
+    wait_each_batch: bool = False
+    on_error: OnError = OnError.CONTINUE
+    retry_s: float = 0.05
+    ballast: str | None = None
+    stop_after_recovery: bool = False
+    copy_out: str | None = None
+    flush_s: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerConfig(RoleConfig):
+    """What a consumer worker does: poll batches as a member of ``group``, process, commit.
+
+    ``process_s`` per message (one ``P`` event each); ``poll_s`` the poll timeout; once
+    ``stop`` exists the consumer leaves after ``idle_s`` without records.
+    """
+
+    role: ClassVar[str] = "consumer"
+    group: str
+    batch: int = 10
+    process_s: float = 0.0
+    poll_s: float = 0.2
+    idle_s: float = 1.0
+
+
+WorkerConfig = ProducerConfig | ConsumerConfig
+CONFIGS: dict[str, type[ProducerConfig] | type[ConsumerConfig]] = {
+    ProducerConfig.role: ProducerConfig,
+    ConsumerConfig.role: ConsumerConfig,
+}
+
+
+def config_to_json(config: WorkerConfig) -> str:
+    """Return ``config`` as the JSON a worker takes on its command line."""
+    return json.dumps(dataclasses.asdict(config))
+
+
+def config_from_json(role: str, text: str) -> WorkerConfig:
+    """Return the config of ``role`` read from :func:`config_to_json`'s JSON.
+
+    Raises ValueError for an unknown role, TypeError for unknown fields.
+    """
+    if role not in CONFIGS:
+        raise ValueError(f"unknown worker role {role!r}; choose one of: {', '.join(CONFIGS)}")
+    fields = json.loads(text)
+    fields["backend"] = BackendSpec(**fields["backend"])
+    if role == ProducerConfig.role:
+        fields["groups"] = tuple(fields.get("groups", ()))
+        fields["on_error"] = OnError(fields.get("on_error", OnError.CONTINUE))
+    return CONFIGS[role](**fields)
+
+
+def command(config: WorkerConfig) -> list[str]:
+    """Return the argv that runs a worker with ``config`` in a new Python process."""
+    module = "sqlitequeue.bench.faults.workers"
+    return [sys.executable, "-m", module, config.role, config_to_json(config)]
+
+
+def subscribe_groups(backend: Backend, topic: str, groups: Iterable[str]) -> None:
+    """Subscribe ``groups`` to ``topic`` where the backend feeds groups at publish time.
+
+    A no-op for a backend that replays history (a log: a group reads whatever is stored).
+    """
+    if backend.replays_history:
+        return
+    for group in groups:
+        backend.consumer(topic, group).close()
+
+
+def paced_batches(config: ProducerConfig) -> Iterator[list[int]]:
+    """Yield batches of consecutive ids at ``config.rate`` msg/s until ``count`` or ``stop``."""
+    next_id, batch = config.first_id, config.batch
+    end = None if config.count is None else next_id + config.count
+    stop = Path(config.stop)
     started = time.monotonic()
     sent = 0
-    while stop is None or not stop.exists():
+    while not stop.exists():
         n = batch if end is None else min(batch, end - next_id)
         if n <= 0:
             return
-        if rate > 0:
-            due = started + sent / rate
-            pause = due - time.monotonic()
+        if config.rate > 0:
+            pause = started + sent / config.rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-        ids = list(range(next_id, next_id + n))
-        yield ids
+        yield list(range(next_id, next_id + n))
         next_id += n
         sent += n
 
 
-# -- SQLite ------------------------------------------------------------------------------
+def recorded_error(exc: BaseException) -> BaseException:
+    """The error to write in a ledger: the store's own error behind a BackendError."""
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
-def sqlite_producer(cfg: dict[str, Any]) -> None:
-    """Put paced batches with ``put_many``; on a QueueError record it and apply ``on_error``.
+# -- producer ----------------------------------------------------------------------------
 
-    ``on_error``: ``"exit"`` (default) stops; ``"retry"`` retries the same batch every
-    ``retry_s`` seconds, first deleting the ``ballast`` file if one is named (freeing space).
-    With ``stop_after_recovery`` the producer stops after the first batch that succeeds
-    following an error. ``copy_out`` names a directory to copy the database files into at
-    the end (for a file system that vanishes with the process).
+
+class Deliveries:
+    """Delivery reports gathered from the backend's thread until the worker writes them.
+
+    :meth:`drain` writes one ``A`` event for the ids confirmed since the last drain (at the
+    latest confirmation's time) and one ``E`` event per distinct error among the failed.
     """
-    from sqlitequeue.errors import QueueError
-    from sqlitequeue.queue import Queue
 
-    ledger = LedgerWriter(cfg["ledger"])
-    size = int(cfg.get("payload_size", 100))
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._acked: list[tuple[float, int]] = []
+        self._failed: list[tuple[float, int, str]] = []
+
+    def callback(self, message_id: int) -> DeliveryCallback:
+        """Return the ``on_delivery`` callback for the message ``message_id``."""
+
+        def delivered(delivery: Delivery) -> None:
+            with self._lock:
+                if delivery.ok:
+                    self._acked.append((delivery.published_at, message_id))
+                else:
+                    error = delivery.error or "delivery failed"
+                    self._failed.append((delivery.published_at, message_id, error))
+
+        return delivered
+
+    def drain(self, ledger: LedgerWriter) -> list[int]:
+        """Write what arrived since the last drain; return the ids whose delivery failed."""
+        with self._lock:
+            acked, self._acked = self._acked, []
+            failed, self._failed = self._failed, []
+        if acked:
+            ledger.event("A", [i for _, i in acked], max(at for at, _ in acked))
+        errors: dict[str, float] = {}
+        for at, _, error in failed:
+            errors[error] = min(at, errors.get(error, at))
+        for error, at in errors.items():
+            ledger.failure(error, at)
+        return [i for _, i, _ in failed]
+
+
+def run_producer(config: ProducerConfig) -> int:
+    """Send paced batches through the seam; return the exit code (1: could not start).
+
+    Raises nothing for a failed delivery: it is recorded and handled per ``on_error``.
+    """
+    ledger = LedgerWriter(config.ledger)
     try:
-        queue = Queue(cfg["db"], durability=cfg.get("durability", "normal"))
-    except QueueError as exc:
-        ledger.error(exc, time.time())
-        sys.exit(1)
-    ballast = Path(cfg["ballast"]) if cfg.get("ballast") else None
-    failed = False
-    for ids in paced_batches(cfg):
-        if failed and cfg.get("stop_after_recovery"):
-            break
-        while True:
-            ledger.event("S", ids, time.time())
-            try:
-                queue.put_many([payload_for(i, size) for i in ids])
-            except QueueError as exc:
-                ledger.error(exc, time.time())
-                if cfg.get("on_error", "exit") != "retry":
-                    queue.close()
-                    sys.exit(1)
-                failed = True
-                if ballast is not None and ballast.exists():
-                    ballast.unlink()
-                time.sleep(float(cfg.get("retry_s", 0.05)))
-                continue
-            ledger.event("A", ids, time.time())
-            break
-    queue.close()
-    if cfg.get("copy_out"):
-        _copy_database(Path(cfg["db"]), Path(cfg["copy_out"]))
+        backend = open_backend(config.backend)
+        subscribe_groups(backend, config.topic, config.groups)
+        producer = backend.producer(config.topic)
+    except BenchError as exc:
+        ledger.error(recorded_error(exc), time.time())
+        return 1
+    deliveries = Deliveries()
+    had_failure = False
+    try:
+        for ids in paced_batches(config):
+            if had_failure and config.stop_after_recovery:
+                break
+            had_failure = _send_until_done(config, producer, deliveries, ledger, ids) or had_failure
+        producer.flush(config.flush_s)
+    except BenchError as exc:  # a flush that timed out, a send the client refused
+        ledger.error(recorded_error(exc), time.time())
+        deliveries.drain(ledger)
+        return 1
+    with contextlib.suppress(BenchError):
+        producer.close()  # joins the thread that reports deliveries, so none is missed
+    deliveries.drain(ledger)
+    backend.close()
+    if config.copy_out:
+        copy_data_dir(Path(config.backend.data_dir), Path(config.copy_out), config.ballast)
+    return 0
 
 
-def _copy_database(db: Path, target: Path) -> None:
-    """Copy the database and its -wal (what a reboot would find) into ``target``."""
+def _send_until_done(
+    config: ProducerConfig,
+    producer: Producer,
+    deliveries: Deliveries,
+    ledger: LedgerWriter,
+    ids: list[int],
+) -> bool:
+    """Send ``ids`` (again, per ``on_error``); return True if some delivery failed first."""
+    failed_before = False
+    pending = ids
+    while True:
+        ledger.event("S", pending, time.time())
+        for i in pending:
+            producer.send(None, payload_for(i, config.payload_size), deliveries.callback(i))
+        if config.wait_each_batch:
+            producer.flush(config.flush_s)
+        failed = deliveries.drain(ledger)
+        if not failed or config.on_error is OnError.CONTINUE:
+            return failed_before or bool(failed)
+        failed_before = True
+        if config.ballast and Path(config.ballast).exists():
+            Path(config.ballast).unlink()
+        time.sleep(config.retry_s)
+        pending = failed
+
+
+def copy_data_dir(data_dir: Path, target: Path, ballast: str | None = None) -> None:
+    """Copy what a reboot would find in ``data_dir`` (every file but ``-shm``) to ``target``."""
     target.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal"):
-        source = Path(f"{db}{suffix}")
-        if source.exists():
+    skip = {Path(ballast).name} if ballast else set()
+    for source in sorted(data_dir.iterdir()):
+        if source.is_file() and not source.name.endswith("-shm") and source.name not in skip:
             shutil.copyfile(source, target / source.name)
 
 
-def sqlite_consumer(cfg: dict[str, Any]) -> None:
-    """Claim batches under a ``lease``, process each message (``process_s``), then ack."""
-    from sqlitequeue.errors import LeaseLost
-    from sqlitequeue.queue import Queue
+# -- consumer ----------------------------------------------------------------------------
 
-    ledger = LedgerWriter(cfg["ledger"])
-    queue = Queue(cfg["db"], durability=cfg.get("durability", "normal"))
-    lease, batch = float(cfg["lease"]), int(cfg.get("batch", 10))
-    process_s = float(cfg.get("process_s", 0.0))
-    stop = Path(cfg["stop"])
+
+def run_consumer(config: ConsumerConfig) -> int:
+    """Poll, process (``P`` per message) and commit through the seam; return the exit code.
+
+    A commit the group refused because the records moved to another member (the seam's
+    ``lost_commits``) is recorded as ``E``, not ``C``: those records are delivered again.
+    """
+    ledger = LedgerWriter(config.ledger)
+    try:
+        backend = open_backend(config.backend)
+        consumer = backend.consumer(config.topic, config.group)
+    except BenchError as exc:
+        ledger.error(recorded_error(exc), time.time())
+        return 1
+    consumer.on_rebalance(print_rebalance)
+    stop = Path(config.stop)
     idle_since = time.monotonic()
     while True:
-        messages = queue.get_many(batch, timeout=0.1, lease=lease)
-        if not messages:
-            if stop.exists() and time.monotonic() - idle_since > 0.3:
+        try:
+            records = consumer.poll(config.batch, config.poll_s)
+        except BenchError as exc:
+            ledger.error(recorded_error(exc), time.time())
+            time.sleep(config.poll_s)
+            continue
+        if not records:
+            if stop.exists() and time.monotonic() - idle_since > config.idle_s:
                 break
             continue
         idle_since = time.monotonic()
-        ids = [id_of(m.payload) for m in messages]
+        ids = [id_of(record.payload) for record in records]
         ledger.event("R", ids, time.time())
-        _process(ledger, ids, process_s)
-        try:
-            queue.ack_many(messages)
-        except LeaseLost as exc:  # processed too slowly: another consumer has them now
-            ledger.error(exc, time.time())
-            continue
-        ledger.event("C", ids, time.time())
-    queue.close()
+        process(ledger, ids, config.process_s)
+        commit(consumer, ledger, ids)
+    consumer.close()
+    backend.close()
+    return 0
 
 
-def _process(ledger: LedgerWriter, ids: list[int], process_s: float) -> None:
+def print_rebalance(kind: str, partitions: Sequence[int]) -> None:
+    """Print ``<unix time> assigned|revoked <p,p,...>`` (the lab reads it from the log)."""
+    print(f"{time.time():.6f} {kind} {','.join(map(str, partitions))}", flush=True)
+
+
+def process(ledger: LedgerWriter, ids: list[int], process_s: float) -> None:
     """The consumer's side effect: one ``P`` event per message, ``process_s`` apart."""
     for i in ids:
         if process_s > 0:
@@ -164,136 +361,34 @@ def _process(ledger: LedgerWriter, ids: list[int], process_s: float) -> None:
         ledger.event("P", [i], time.time())
 
 
-# -- Kafka -------------------------------------------------------------------------------
-
-
-def kafka_producer(cfg: dict[str, Any]) -> None:
-    """Produce paced batches with confluent-kafka (acks=all, idempotent by default).
-
-    Delivery reports are written as ``A`` (success) or ``E`` events as they arrive. At the
-    end the producer flushes for up to ``flush_s`` seconds.
-    """
-    from confluent_kafka import Producer
-
-    ledger = LedgerWriter(cfg["ledger"])
-    size = int(cfg.get("payload_size", 100))
-    settings = {
-        "bootstrap.servers": cfg["bootstrap"],
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 1,
-        "message.timeout.ms": int(cfg.get("message_timeout_ms", 120000)),
-        **cfg.get("settings", {}),
-    }
-    producer = Producer(settings)
-    acked: list[int] = []
-
-    def report(err: Any, msg: Any) -> None:
-        if err is None:
-            acked.append(id_of(msg.value()))
-        else:
-            ledger.error(RuntimeError(f"{err} (message {id_of(msg.value())})"), time.time())
-
-    def drain() -> None:
-        if acked:
-            ledger.event("A", list(acked), time.time())
-            acked.clear()
-
-    topic = cfg["topic"]
-    for ids in paced_batches(cfg):
-        ledger.event("S", ids, time.time())
-        for i in ids:
-            _produce(producer, topic, payload_for(i, size), report)
-        producer.poll(0)
-        drain()
-    deadline = time.monotonic() + float(cfg.get("flush_s", 60))
-    while len(producer) > 0 and time.monotonic() < deadline:
-        producer.poll(0.1)
-        drain()
-    drain()
-
-
-def _produce(producer: Any, topic: str, payload: bytes, report: Callable[..., None]) -> None:
-    while True:
-        try:
-            producer.produce(topic, payload, on_delivery=report)
-            return
-        except BufferError:  # the local queue is full while the broker is away
-            producer.poll(0.1)
-
-
-def kafka_consumer(cfg: dict[str, Any]) -> None:
-    """Consume as a member of ``group``: poll a batch, process it, commit synchronously."""
-    from confluent_kafka import Consumer, KafkaException
-
-    ledger = LedgerWriter(cfg["ledger"])
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cfg["bootstrap"],
-            "group.id": cfg["group"],
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": int(float(cfg["lease"]) * 1000),
-            # Frequent heartbeats: the group then acts on a death within ~session.timeout.ms
-            # (not up to one more heartbeat interval early or late) and RTO measures it.
-            "heartbeat.interval.ms": max(100, int(float(cfg["lease"]) * 1000) // 20),
-            **cfg.get("settings", {}),
-        }
-    )
-
-    def show(kind: str) -> Callable[[Any, Any], None]:
-        def callback(_consumer: Any, partitions: Any) -> None:
-            parts = ",".join(f"{p.partition}@{p.offset}" for p in partitions)
-            print(f"{time.time():.6f} {kind} {parts}", flush=True)
-
-        return callback
-
-    consumer.subscribe([cfg["topic"]], on_assign=show("assigned"), on_revoke=show("revoked"))
-    stop, process_s = Path(cfg["stop"]), float(cfg.get("process_s", 0.0))
-    idle_since = time.monotonic()
-    while True:
-        records = consumer.consume(int(cfg.get("batch", 10)), timeout=0.2)
-        records = [r for r in records if r.error() is None]
-        if not records:
-            if stop.exists() and time.monotonic() - idle_since > 1.0:
-                break
-            continue
-        idle_since = time.monotonic()
-        ids = [id_of(r.value()) for r in records]
-        ledger.event("R", ids, time.time())
-        _process(ledger, ids, process_s)
-        try:
-            consumer.commit(asynchronous=False)
-        except KafkaException as exc:  # a rebalance took the partition: redelivered elsewhere
-            ledger.error(exc, time.time())
-            continue
-        ledger.event("C", ids, time.time())
-    consumer.close()
-
-
-ROLES: dict[str, Callable[[dict[str, Any]], None]] = {
-    "sqlite-producer": sqlite_producer,
-    "sqlite-consumer": sqlite_consumer,
-    "kafka-producer": kafka_producer,
-    "kafka-consumer": kafka_consumer,
-}
-
-
-def command(role: str, cfg: dict[str, Any]) -> list[str]:
-    """Return the argv that runs worker ``role`` with ``cfg`` in a new Python process."""
-    if role not in ROLES:
-        raise ValueError(f"unknown worker role {role!r}")
-    return [sys.executable, "-m", "sqlitequeue.bench.faults.workers", role, json.dumps(cfg)]
+def commit(consumer: Consumer, ledger: LedgerWriter, ids: list[int]) -> None:
+    """Commit what was polled: ``C`` for ``ids`` when it held, else an ``E`` event."""
+    lost_before = consumer.lost_commits
+    try:
+        consumer.commit()
+    except BenchError as exc:
+        ledger.error(recorded_error(exc), time.time())
+        return
+    if consumer.lost_commits > lost_before:
+        ledger.failure(
+            f"LostCommit: {len(ids)} record(s) had moved to another member "
+            "(rebalance or expired lease); they are delivered again",
+            time.time(),
+        )
+        return
+    ledger.event("C", ids, time.time())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``ROLE CONFIG_JSON``."""
+    """Entry point: ``ROLE CONFIG_JSON``; returns the worker's exit code (2: bad usage)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] not in ROLES:
-        print(f"usage: fault_workers {{{','.join(ROLES)}}} CONFIG_JSON", file=sys.stderr)
+    if len(args) != 2 or args[0] not in CONFIGS:
+        print(f"usage: workers {{{','.join(CONFIGS)}}} CONFIG_JSON", file=sys.stderr)
         return 2
-    ROLES[args[0]](json.loads(args[1]))
-    return 0
+    config = config_from_json(args[0], args[1])
+    if isinstance(config, ProducerConfig):
+        return run_producer(config)
+    return run_consumer(config)
 
 
 if __name__ == "__main__":
