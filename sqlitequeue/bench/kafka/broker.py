@@ -30,6 +30,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -45,6 +46,9 @@ from sqlitequeue.bench.kafka.node import (
     new_cluster_id,
 )
 from sqlitequeue.bench.kafka.readiness import fetch_metadata, wait_for_metadata
+from sqlitequeue.bench.network import topology
+from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
+from sqlitequeue.bench.network.toxiproxy import ToxiproxyServer
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 MODE_ENV = "SQLITEQUEUE_KAFKA_MODE"
@@ -173,10 +177,24 @@ class ExternalKafka(KafkaBroker):
 # --------------------------------------------------------------------------- local JVM
 
 
+@dataclass(frozen=True)
+class NodePorts:
+    """Where one node listens, and where the others reach it (a proxy's port when emulated).
+
+    ``replication``/``advertised_replication`` are None without a separate replication
+    listener (no emulated network, or a single node).
+    """
+
+    client: int
+    controller: int
+    advertised_client: int
+    replication: int | None = None
+    advertised_replication: int | None = None
+
+
 def broker_properties(
     node_id: int,
-    port: int,
-    controller_port: int,
+    ports: NodePorts,
     voters: str,
     kraft_dir: Path,
     brokers: int,
@@ -184,20 +202,28 @@ def broker_properties(
 ) -> dict[str, str]:
     """The ``server.properties`` of one combined broker+controller node bound to 127.0.0.1.
 
-    Replication follows the cluster size: RF=1 for one node; RF=3 and min.insync.replicas=2
-    for three (the OpenMessaging Benchmark setting), for user topics and internal topics.
+    Clients are told (advertised) the ``advertised_*`` ports, so behind an emulated network
+    they reconnect through the proxies, never around them; replication then has a listener
+    of its own (``REPLICATION``) whose advertised address is its proxy. Replication follows
+    the cluster size: RF=1 for one node; RF=3 and min.insync.replicas=2 for three (the
+    OpenMessaging Benchmark setting), for user topics and internal topics.
     """
     rf = min(3, brokers)
     isr = 2 if brokers >= 3 else 1
+    listeners = {"PLAINTEXT": ports.client, "CONTROLLER": ports.controller}
+    advertised = {"PLAINTEXT": ports.advertised_client}
+    if ports.replication is not None and ports.advertised_replication is not None:
+        listeners["REPLICATION"] = ports.replication
+        advertised["REPLICATION"] = ports.advertised_replication
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": ",".join(f"{name}://{HOST}:{port}" for name, port in listeners.items()),
+        "advertised.listeners": ",".join(f"{n}://{HOST}:{p}" for n, p in advertised.items()),
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "REPLICATION" if "REPLICATION" in listeners else "PLAINTEXT",
+        "listener.security.protocol.map": ",".join(f"{name}:PLAINTEXT" for name in listeners),
         "log.dirs": str(kraft_dir),
         "num.partitions": "1",
         "default.replication.factor": str(rf),
@@ -233,7 +259,10 @@ class LocalKafka(KafkaBroker):
     (default 1G for one node, 512M each for three: ample for the workbench on 24 GiB);
     ``settings`` override broker properties; ``data_dir`` keeps data somewhere chosen (else a
     temp dir removed by ``stop()``); ``detached`` leaves the JVMs running after Python exits
-    (used by ``sqlitequeue kafka start``).
+    (used by ``sqlitequeue kafka start``). ``network`` (default loopback) puts every hop
+    behind a Toxiproxy proxy with that profile's delays (see
+    :mod:`sqlitequeue.bench.network.topology`); the proxy server starts and stops with the
+    nodes.
 
     Owned JVMs die with the thread that started them (``PR_SET_PDEATHSIG``): start the broker
     from a thread that outlives it, such as the main thread.
@@ -252,6 +281,7 @@ class LocalKafka(KafkaBroker):
         version: str = distribution.KAFKA_VERSION,
         start_timeout: float = START_TIMEOUT,
         detached: bool = False,
+        network: NetworkProfile | None = None,
     ) -> None:
         if brokers < 1:
             raise KafkaError(f"brokers must be >= 1, got {brokers}")
@@ -265,6 +295,9 @@ class LocalKafka(KafkaBroker):
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._owns_data_dir = data_dir is None
         self.nodes: list[KafkaNode] = []
+        self.network = network or load_network(None)
+        self.proxy: ToxiproxyServer | None = None
+        self._client_ports: dict[int, int] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -272,7 +305,7 @@ class LocalKafka(KafkaBroker):
     def bootstrap_servers(self) -> str:
         if not self.nodes:
             raise KafkaError("the local Kafka is not started: call start() first")
-        return ",".join(node.bootstrap_servers for node in self.nodes)
+        return ",".join(f"{HOST}:{self._client_ports[node.node_id]}" for node in self.nodes)
 
     @property
     def version(self) -> str:
@@ -290,8 +323,10 @@ class LocalKafka(KafkaBroker):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(brokers=self.brokers, heap=self.heap, settings=self.settings)
+        info["network"] = topology.describe(self.network, self.brokers)
         if self.nodes:  # the effective broker configuration, minus per-node addresses and paths
             per_node = {"node.id", "listeners", "advertised.listeners", "log.dirs"}
+            per_node.add("controller.quorum.voters")
             props = self.nodes[0].properties
             info["broker_properties"] = {k: v for k, v in props.items() if k not in per_node}
         return info
@@ -320,6 +355,7 @@ class LocalKafka(KafkaBroker):
             self._wait_ready(self.nodes)
         except BaseException:
             self.kill()
+            self._stop_proxy()
             raise
         return self
 
@@ -346,6 +382,7 @@ class LocalKafka(KafkaBroker):
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every node cleanly (SIGKILL after ``timeout`` s) and remove a temp data dir."""
         self._stop_nodes(timeout)
+        self._stop_proxy()
         if self._owns_data_dir and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             _DIRS_TO_REMOVE.discard(self._data_dir)
@@ -358,6 +395,11 @@ class LocalKafka(KafkaBroker):
         for node in self.nodes:
             node.wait(timeout)
 
+    def _stop_proxy(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+
     # ------------------------------------------------------------------ helpers
 
     def _make_nodes(self, dist: distribution.KafkaDist) -> list[KafkaNode]:
@@ -366,28 +408,65 @@ class LocalKafka(KafkaBroker):
             if not self.detached:
                 _DIRS_TO_REMOVE.add(self._data_dir)
         ids = range(1, self.brokers + 1)
-        ports = {i: (self.port if i == 1 and self.port else free_port()) for i in ids}
-        controller_ports = {i: free_port() for i in ids}
-        voters = ",".join(f"{i}@{HOST}:{controller_ports[i]}" for i in ids)
+        ports = {i: self._node_ports(i) for i in ids}
+        voters = ",".join(f"{i}@{HOST}:{self._controller_address(i, ports[i])}" for i in ids)
         cluster_id = new_cluster_id()
         nodes = []
         for i in ids:
             node_dir = self._data_dir / f"node-{i}"
             props = broker_properties(
-                i,
-                ports[i],
-                controller_ports[i],
-                voters,
-                node_dir / "kraft",
-                self.brokers,
-                self.settings,
+                i, ports[i], voters, node_dir / "kraft", self.brokers, self.settings
             )
             nodes.append(
                 KafkaNode(
-                    dist, node_dir, i, ports[i], controller_ports[i], props, cluster_id, self.heap
+                    dist,
+                    node_dir,
+                    i,
+                    ports[i].client,
+                    ports[i].controller,
+                    props,
+                    cluster_id,
+                    self.heap,
                 )
             )
+        self._client_ports = {i: ports[i].advertised_client for i in ids}
         return nodes
+
+    def _node_ports(self, node_id: int) -> NodePorts:
+        """Pick node ``node_id``'s ports; put proxies in front of them on an emulated network."""
+        fixed = self.port if node_id == 1 and self.port else None
+        if not self.network.emulated:
+            client = fixed or free_port()
+            return NodePorts(client, free_port(), client)
+        proxy = self._proxy_server()
+        client, controller = free_port(), free_port()
+        hop = topology.client_hop(self.network, node_id, self.brokers)
+        advertised = proxy.add_proxy(
+            f"client-{node_id}", client, hop.rtt_ms, hop.jitter_ms, listen_port=fixed or 0
+        )
+        if self.brokers == 1:
+            return NodePorts(client, controller, advertised)
+        replication, between = free_port(), topology.cluster_hop()
+        advertised_replication = proxy.add_proxy(
+            f"replication-{node_id}", replication, between.rtt_ms, between.jitter_ms
+        )
+        return NodePorts(client, controller, advertised, replication, advertised_replication)
+
+    def _controller_address(self, node_id: int, ports: NodePorts) -> int:
+        """The port the quorum reaches a controller on: a cross-zone proxy in a cluster."""
+        if not self.network.emulated or self.brokers == 1:
+            return ports.controller
+        between = topology.cluster_hop()
+        return self._proxy_server().add_proxy(
+            f"controller-{node_id}", ports.controller, between.rtt_ms, between.jitter_ms
+        )
+
+    def _proxy_server(self) -> ToxiproxyServer:
+        if self.proxy is None:
+            assert self._data_dir is not None
+            log = self._data_dir / "toxiproxy.log"
+            self.proxy = ToxiproxyServer(log, detached=self.detached).start()
+        return self.proxy
 
     def _wait_ready(self, nodes: list[KafkaNode]) -> None:
         """Wait until each of ``nodes`` answers Metadata listing every live node of the cluster."""

@@ -102,12 +102,21 @@ class ToxiproxyServer:
                     ) from exc
                 time.sleep(0.05)
 
-    def add_proxy(self, name: str, upstream_port: int, rtt_ms: int, jitter_ms: int = 0) -> int:
-        """Open proxy ``name`` in front of ``upstream_port``, delayed as given; return its port."""
+    def add_proxy(
+        self, name: str, upstream_port: int, rtt_ms: int, jitter_ms: int = 0, listen_port: int = 0
+    ) -> int:
+        """Open proxy ``name`` in front of ``upstream_port``, delayed as given; return its port.
+
+        ``listen_port`` 0 picks a free port. Raises BenchError when the API refuses.
+        """
         proxy = self._call(
             "POST",
             "/proxies",
-            {"name": name, "listen": f"{HOST}:0", "upstream": f"{HOST}:{upstream_port}"},
+            {
+                "name": name,
+                "listen": f"{HOST}:{listen_port}",
+                "upstream": f"{HOST}:{upstream_port}",
+            },
         )
         latency, jitter = split_round_trip(rtt_ms), split_round_trip(jitter_ms)
         for stream, delay, spread in zip(("upstream", "downstream"), latency, jitter, strict=True):
