@@ -10,11 +10,59 @@ list below is everything it depends on besides ``Queue``, ``Stream`` and the err
 * :data:`DURABILITY` - durability name -> ``PRAGMA synchronous`` value;
 * :data:`WAIT_MIN_SLEEP`, :data:`WAIT_MAX_SLEEP` - the back-off bounds of the change wait,
   so the raw loop waits the way the library does;
-* :mod:`stream_log` - the log's SQL (offset layout, topic creation), so the raw stream loop
-  runs the library's statements.
+* :func:`boottime` - the base of the file clock (``Database.now()`` is ``boottime()`` plus
+  the file's offset), so the raw queue loop stores deadlines on the library's clock;
+* :data:`QUEUE_SQL`, :data:`QUEUE_SETTLE_INTERVAL` - the queue's statements and how often a
+  busy consumer settles due rows, so the micro-benchmark's raw queue loop issues exactly
+  what :class:`sqlitequeue.Queue` issues (never a copy that can drift);
+* :mod:`stream_log` - the log's SQL (offset layout, topic creation, append and range
+  read), :data:`STREAM_ASSIGNMENT_STATE` (a group's offsets as a joining consumer reads
+  them) and :data:`STREAM_COMMIT` (the consumer's owner-guarded offset update), so the raw
+  stream loop runs the library's statements.
 """
 
+from typing import NamedTuple
+
+from sqlitequeue import _stream_consumer
 from sqlitequeue import _stream_log as stream_log
+from sqlitequeue import queue as _queue
+from sqlitequeue._clock import boottime
 from sqlitequeue._db import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 
-__all__ = ["DURABILITY", "WAIT_MAX_SLEEP", "WAIT_MIN_SLEEP", "Database", "stream_log"]
+
+class QueueStatements(NamedTuple):
+    """The statements of :mod:`sqlitequeue.queue` that put, claim and ack a message."""
+
+    insert: str
+    promote: str
+    sweep_tombstones: str
+    claim: str
+    ack: str
+    ack_many: str
+
+
+QUEUE_SQL = QueueStatements(
+    insert=_queue._INSERT,
+    promote=_queue._PROMOTE,
+    sweep_tombstones=_queue._SWEEP_TOMBSTONES,
+    claim=_queue._CLAIM,
+    ack=_queue._ACK,
+    ack_many=_queue._ACK_MANY,
+)
+QUEUE_SETTLE_INTERVAL: float = _queue._SETTLE_INTERVAL
+STREAM_ASSIGNMENT_STATE: str = _stream_consumer._ASSIGNMENT_STATE
+STREAM_COMMIT: str = _stream_consumer._COMMIT
+
+__all__ = [
+    "DURABILITY",
+    "QUEUE_SETTLE_INTERVAL",
+    "QUEUE_SQL",
+    "STREAM_ASSIGNMENT_STATE",
+    "STREAM_COMMIT",
+    "WAIT_MAX_SLEEP",
+    "WAIT_MIN_SLEEP",
+    "Database",
+    "QueueStatements",
+    "boottime",
+    "stream_log",
+]

@@ -1,14 +1,31 @@
-"""`sqlitequeue bench queue`: the tables, ratios and verdicts are produced (never timings)."""
+"""`sqlitequeue bench queue`: the tables, ratios and verdicts are produced (never timings);
+every subject round-trips through the seam; the raw loops issue only the library's SQL."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import sqlitequeue
+from sqlitequeue.bench.backends.base import BACKENDS, Delivery
+from sqlitequeue.bench.microbench import raw
 from sqlitequeue.bench.microbench import run as microbench
+from sqlitequeue.bench.microbench.patterns import GROUP, TOPIC
 from sqlitequeue.bench.microbench.run import PATTERNS, Sizes
+from sqlitequeue.bench.microbench.subject import (
+    QUEUE_SUBJECTS,
+    SUBJECTS,
+    Subject,
+    open_subject,
+    subject_class,
+    subject_spec,
+)
 from sqlitequeue.cli import build_parser, main
 
 TINY = Sizes(
@@ -112,3 +129,134 @@ def test_cli_rejects_bad_repeats_and_unknown_patterns(capsys: pytest.CaptureFixt
     assert exc.value.code == 2
     with pytest.raises(microbench.BenchError):
         microbench.plan(TINY, only=["nope"])
+
+
+# -- the subjects, through the seam of bench/backends/base.py ----------------------------
+
+
+def _subject(name: str, directory: Path, durability: str = "normal") -> Subject:
+    cls = subject_class(name)
+    if cls.package is not None:
+        pytest.importorskip(cls.package.replace("-", ""))
+    if durability not in cls.durabilities:
+        durability = cls.durabilities[0]
+    return open_subject(subject_spec(name, directory, durability))
+
+
+@pytest.mark.parametrize("name", sorted(SUBJECTS))
+def test_every_subject_round_trips_through_send_flush_poll_commit(
+    name: str, tmp_path: Path
+) -> None:
+    deliveries: list[Delivery] = []
+    with _subject(name, tmp_path) as subject:
+        subject.create_topic("t")
+        consumer = subject.consumer("t", "g")
+        producer = subject.producer("t")
+        producer.send(None, b"one", deliveries.append)
+        producer.flush()  # one record: put / append
+        for payload in (b"two", b"three"):
+            producer.send(None, payload, deliveries.append)
+        assert len(deliveries) == 1  # nothing is written before flush
+        producer.flush()  # several: put_many / append_many, one transaction
+        got: list[bytes] = []
+        while records := consumer.poll(100 if subject.batched else 1, 0.5):
+            got += [r.payload for r in records]
+            consumer.commit()
+        assert got == [b"one", b"two", b"three"]
+        assert [d.ok for d in deliveries] == [True] * 3
+        assert consumer.poll(1, 0) == [] and consumer.lost_commits == 0
+        consumer.close()
+        producer.close()
+
+
+def test_subjects_declare_what_the_plan_skips() -> None:
+    rows = {(j.pattern, j.durability, j.impl): j.skipped for j in microbench.plan(TINY)}
+    assert rows[("put_many", "normal", "litequeue")] == "no batch API"
+    assert rows[("drain", "normal", "persist-queue")] == "not multi-process safe (its docs)"
+    assert ("put", "normal", "persist-queue") not in rows  # persist-queue runs at FULL only
+    assert not subject_class(QUEUE_SUBJECTS["ours"]).fan_out  # a queue has one group
+    assert not set(SUBJECTS) & set(BACKENDS)  # subjects are not `bench compare` backends
+
+
+# -- the raw loops issue the library's SQL, never a drifting copy -------------------------
+
+LIBRARY_MODULES = ("queue.py", "stream.py", "_stream_log.py", "_stream_consumer.py")
+CONTROL = re.compile(r"(BEGIN|COMMIT|ROLLBACK|PRAGMA)\b")
+
+
+def _library_statements() -> set[str]:
+    """Every string literal of the library modules that issue the queue's and stream's SQL
+    (implicitly concatenated literals are one constant in the AST)."""
+    root = Path(sqlitequeue.__file__).parent
+    found: set[str] = set()
+    for module in LIBRARY_MODULES:
+        for node in ast.walk(ast.parse((root / module).read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+    return found
+
+
+class RecordingConnection:
+    """A sqlite3 connection that records the SQL text of every execute/executemany."""
+
+    def __init__(self, conn: sqlite3.Connection, issued: list[str]) -> None:
+        self._conn = conn
+        self.issued = issued
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self.issued.append(sql)
+        return self._conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self.issued.append(sql)
+        return self._conn.executemany(sql, *args)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@pytest.mark.parametrize(("name", "durability"), [("raw-queue", "full"), ("raw-stream", "normal")])
+def test_the_raw_loops_issue_only_the_librarys_own_statements(
+    name: str, durability: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued: list[str] = []
+    connect = raw.raw_connect
+
+    def recording_connect(path: Path, durability: str) -> tuple[Any, float]:
+        conn, clock_offset = connect(path, durability)
+        return RecordingConnection(conn, issued), clock_offset
+
+    monkeypatch.setattr(raw, "raw_connect", recording_connect)
+    with _subject(name, tmp_path, durability) as subject:
+        producer = subject.producer(TOPIC)
+        fill_items = [b"a", b"b", b"c", b"d"]
+        producer.send(None, fill_items[0])
+        producer.flush()  # one record
+        for payload in fill_items[1:]:
+            producer.send(None, payload)
+        producer.flush()  # a batch
+        first = subject.consumer(TOPIC, GROUP)
+        assert len(first.poll(1, 0)) == 1
+        first.commit()  # one record
+        assert len(first.poll(10, 0)) == 3
+        first.commit()  # a batch
+        assert first.poll(1, 0.01) == []  # waits for a change, none comes
+        subject.consumer(TOPIC, GROUP)  # the group exists: a rejoin (streams)
+    statements = {sql for sql in issued if not CONTROL.match(sql)}
+    assert len(statements) >= 4
+    copies = statements - _library_statements()
+    assert not copies, f"the raw loop issues SQL the library does not have: {copies}"
+
+
+def test_the_raw_queue_loop_takes_the_queues_statements_themselves() -> None:
+    from sqlitequeue import queue
+
+    assert raw.QUEUE_SQL == (
+        queue._INSERT,
+        queue._PROMOTE,
+        queue._SWEEP_TOMBSTONES,
+        queue._CLAIM,
+        queue._ACK,
+        queue._ACK_MANY,
+    )
+    assert raw.QUEUE_SETTLE_INTERVAL == queue._SETTLE_INTERVAL

@@ -1,6 +1,6 @@
 """What the queue benchmark does: payloads, batch sizes, per-pattern sizes and the patterns.
 
-Shared by every other ``queue_bench_*`` module; imports nothing from them.
+Shared by every other module of the micro-benchmark; imports nothing from them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ LATENCY_RATES = (1000, 5000)
 LATENCY_WARMUP = 0.25  # seconds of messages a latency consumer discards at the start
 IDLE_SECONDS = 1.0  # after a latency run, the consumer blocks this long with nothing to get
 PEER_EMPTY_SLEEP = 0.001  # a peer without a blocking get sleeps this long on an empty queue
-QUEUE_NAME = "bench"
-TOPIC = "bench"
+TOPIC = "bench"  # the queue's name, the stream's topic
+GROUP = "g1"  # the consumer group of single-consumer patterns
 
 
 # -- sizes -------------------------------------------------------------------------------

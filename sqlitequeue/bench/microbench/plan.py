@@ -1,7 +1,9 @@
 """The plan of the queue benchmark: which (pattern, durability, implementation) rows run.
 
 :func:`plan` turns :class:`Sizes` into :class:`Job` rows, each knowing how to measure one
-repeat of itself in a fresh directory.
+repeat of itself in a fresh directory. A row is skipped (with the reason shown) when its
+subject lacks the capability the pattern needs: a batch API, several processes on one
+file, or the row's durability.
 """
 
 from __future__ import annotations
@@ -9,15 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.microbench.patterns import PATTERN_BY_KEY, Sizes
-from sqlitequeue.bench.microbench.queues import QUEUE_IMPLS, QueueImpl
-from sqlitequeue.bench.microbench.streams import STREAM_IMPLS, StreamImpl
+from sqlitequeue.bench.microbench.subject import (
+    QUEUE_SUBJECTS,
+    STREAM_SUBJECTS,
+    Subject,
+    open_subject,
+    subject_class,
+    subject_spec,
+)
 from sqlitequeue.bench.microbench.timing import (
-    time_append,
-    time_append_many,
+    Sample,
     time_drain,
     time_get_ack,
     time_get_many,
@@ -25,108 +31,97 @@ from sqlitequeue.bench.microbench.timing import (
     time_latency,
     time_lifecycle,
     time_poll_commit,
-    time_put,
-    time_put_many,
+    time_send_batches,
+    time_sends,
 )
 
 # -- the plan: which (pattern, durability, implementation) rows run ----------------------
 
+#: How one single-process pattern is timed: on an opened subject, with a count and a cap.
+SingleTiming = Callable[[Subject, int, float], Sample]
+
 
 @dataclass(frozen=True)
 class Job:
-    """One row of the report and how to measure one repeat of it."""
+    """One row of the report and how to measure one repeat of it in a fresh directory."""
 
     pattern: str
     durability: str
     impl: str
     label: str
     skipped: str
-    run: Callable[[Path], tuple[dict[str, float], str]] | None
-
-
-def _queue_label(key: str) -> str:
-    return QUEUE_IMPLS[key]().label
+    run: Callable[[Path], Sample] | None
 
 
 def _queue_job(pattern: str, durability: str, key: str, sizes: Sizes) -> Job:
-    impl_cls = QUEUE_IMPLS[key]
-    label = _queue_label(key)
-    if pattern in ("put_many", "get_many") and not impl_cls.batched:
+    name = QUEUE_SUBJECTS[key]
+    cls = subject_class(name)
+    label = cls.label()
+    if pattern in ("put_many", "get_many") and not cls.batched:
         return Job(pattern, durability, key, label, "no batch API", None)
     multi = pattern in ("drain", "latency_1000", "latency_5000")
-    if multi and not impl_cls.multiprocess:
-        return Job(pattern, durability, key, label, impl_cls.why_not_multiprocess, None)
-    if durability not in impl_cls.durabilities:
+    if multi and not cls.multiprocess:
+        return Job(pattern, durability, key, label, cls.why_not_multiprocess, None)
+    if durability not in cls.durabilities:
         return Job(pattern, durability, key, label, "skip", None)
-    return Job(pattern, durability, key, label, "", _queue_runner(pattern, key, durability, sizes))
+    return Job(pattern, durability, key, label, "", _queue_runner(pattern, name, durability, sizes))
 
 
 def _queue_runner(
-    pattern: str, key: str, durability: str, sizes: Sizes
-) -> Callable[[Path], tuple[dict[str, float], str]]:
+    pattern: str, name: str, durability: str, sizes: Sizes
+) -> Callable[[Path], Sample]:
     full = durability == "full"
-    single: dict[str, tuple[Callable[[QueueImpl, int, float], Any], int]] = {
-        "put": (time_put, sizes.puts_full if full else sizes.puts),
-        "put_many": (time_put_many, sizes.batch_rows),
+    key = subject_class(name).key
+    single: dict[str, tuple[SingleTiming, int]] = {
+        "put": (time_sends, sizes.puts_full if full else sizes.puts),
+        "put_many": (time_send_batches, sizes.batch_rows),
         "get_ack": (time_get_ack, sizes.get_acks_full if full else sizes.get_acks),
         "get_many": (time_get_many, sizes.claim_rows),
     }
     if pattern in single:
         func, count = single[pattern]
-
-        def run_single(directory: Path) -> tuple[dict[str, float], str]:
-            impl = QUEUE_IMPLS[key]()
-            impl.open(impl.location(directory), durability)
-            try:
-                sample, note = func(impl, count, sizes.cap(key))
-                setting = impl.settings()
-            finally:
-                impl.close()
-            return sample, "; ".join(n for n in (setting, note) if n)
-
-        return run_single
+        return _single_runner(name, durability, func, count, sizes.cap(key))
     if pattern == "drain":
-        return lambda d: time_drain(
-            key,
-            QUEUE_IMPLS[key]().location(d),
-            durability,
-            sizes.drain_messages,
-            sizes.cap(key, "drain"),
-        )
+        cap = sizes.cap(key, "drain")
+        return lambda d: time_drain(subject_spec(name, d, durability), sizes.drain_messages, cap)
     rate = int(pattern.split("_")[1])
-    return lambda d: time_latency(
-        key, QUEUE_IMPLS[key]().location(d), durability, rate, sizes.latency_seconds
-    )
+    return lambda d: time_latency(subject_spec(name, d, durability), rate, sizes.latency_seconds)
+
+
+def _single_runner(
+    name: str, durability: str, func: SingleTiming, count: int, cap: float
+) -> Callable[[Path], Sample]:
+    """Time ``func`` on subject ``name`` opened in the directory it is given; the note
+    carries the ``synchronous`` the subject really ran with, when it reports one."""
+
+    def run(directory: Path) -> Sample:
+        with open_subject(subject_spec(name, directory, durability)) as subject:
+            sample, note = func(subject, count, cap)
+            setting = subject.describe().get("synchronous")
+        notes = (f"synchronous={setting}" if setting else "", note)
+        return sample, "; ".join(n for n in notes if n)
+
+    return run
 
 
 def _stream_job(pattern: str, key: str, sizes: Sizes) -> Job:
-    label = STREAM_IMPLS[key].label
-    single: dict[str, tuple[Callable[[StreamImpl, int, float], Any], int]] = {
-        "append": (time_append, sizes.puts),
-        "append_many": (time_append_many, sizes.batch_rows),
+    name = STREAM_SUBJECTS[key]
+    label = subject_class(name).label()
+    cap = sizes.cap(key)
+    if pattern == "groups":
+
+        def run_groups(directory: Path) -> Sample:
+            return time_groups(subject_spec(name, directory, "normal"), sizes.stream_rows, cap)
+
+        return Job(pattern, "normal", key, label, "", run_groups)
+    single: dict[str, tuple[SingleTiming, int]] = {
+        "append": (time_sends, sizes.puts),
+        "append_many": (time_send_batches, sizes.batch_rows),
         "poll_commit": (time_poll_commit, sizes.stream_rows),
         "lifecycle": (time_lifecycle, sizes.stream_rows),
     }
-    if pattern == "groups":
-        return Job(
-            pattern,
-            "normal",
-            key,
-            label,
-            "",
-            lambda d: time_groups(key, d / "bench.db", sizes.stream_rows, sizes.cap(key)),
-        )
     func, count = single[pattern]
-
-    def run_single(directory: Path) -> tuple[dict[str, float], str]:
-        impl = STREAM_IMPLS[key]()
-        impl.open(directory / "bench.db", "normal")
-        try:
-            return func(impl, count, sizes.cap(key))
-        finally:
-            impl.close()
-
-    return Job(pattern, "normal", key, label, "", run_single)
+    return Job(pattern, "normal", key, label, "", _single_runner(name, "normal", func, count, cap))
 
 
 QUEUE_ROWS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
@@ -161,7 +156,7 @@ def plan(sizes: Sizes, only: Iterable[str] | None = None) -> list[Job]:
         if pattern not in wanted:
             continue
         if pattern in STREAM_PATTERNS:
-            jobs += [_stream_job(pattern, key, sizes) for key in ("ours", "raw")]
+            jobs += [_stream_job(pattern, key, sizes) for key in STREAM_SUBJECTS]
             continue
         for durability, keys in QUEUE_ROWS[pattern]:
             for key in keys:

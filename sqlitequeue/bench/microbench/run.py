@@ -17,11 +17,13 @@ print :func:`format_report` or save :func:`report_to_json`.
 Multi-process patterns (end-to-end latency, 4 draining consumers, 2 stream groups) start
 worker processes with the ``spawn`` method; the workers open their own connections.
 
-The work is split over modules with one job each: ``queue_bench_workload`` (payloads,
-sizes, patterns), ``queue_bench_queues`` / ``queue_bench_streams`` (the implementations),
-``queue_bench_timing`` (one measurement, worker processes included), ``queue_bench_plan``
-(the rows), ``queue_bench_results`` (measurements and targets) and ``queue_bench_report``
-(tables and JSON). This module runs them and re-exports the API callers use.
+Every implementation is a subject driven through the workbench's one producer/consumer
+seam (:mod:`sqlitequeue.bench.backends.base`: send/flush, poll/commit). The work is split
+over modules with one job each: ``patterns`` (payloads, sizes, patterns), ``subject``
+(the Subject backend, the buffered producer, the registry), ``ours`` / ``raw`` / ``peers``
+(the subjects), ``timing`` (one measurement, worker processes included), ``plan`` (the
+rows), ``results`` (measurements and targets) and ``report`` (tables and JSON). This module
+runs them and re-exports the API callers use.
 """
 
 from __future__ import annotations

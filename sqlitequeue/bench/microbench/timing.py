@@ -1,9 +1,12 @@
 """Measure one repeat of one pattern: the ``time_*`` functions and their worker processes.
 
-Single-process patterns time calls on an opened implementation. Multi-process patterns
-(end-to-end latency, 4 draining consumers, 2 stream groups) start worker processes with
-the ``spawn`` method; the workers are module-level functions (pickled by qualified name)
-that open their own connections. :func:`sleep_jitter` measures the machine's noise floor.
+Every pattern drives its subject through the seam of :mod:`sqlitequeue.bench.backends.base`
+(see :mod:`sqlitequeue.bench.microbench.subject` for how each maps onto send/flush/poll/
+commit), so ours, the raw loops and the peers pay the same per-call overhead. Single-process
+patterns time calls on an opened subject. Multi-process patterns (end-to-end latency, 4
+draining consumers, 2 stream groups) start worker processes with the ``spawn`` method; the
+workers are module-level functions (pickled by qualified name) that build their own subject
+from its :class:`BackendSpec`. :func:`sleep_jitter` measures the machine's noise floor.
 """
 
 from __future__ import annotations
@@ -14,35 +17,39 @@ import struct
 import time
 from array import array
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlitequeue.bench.backends.base import BackendSpec, Consumer, Producer
 from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.microbench.patterns import (
     CLAIM_BATCH,
     DRAIN_CONSUMERS,
+    GROUP,
     IDLE_SECONDS,
     LATENCY_WARMUP,
     LIFECYCLE_POLL_BATCH,
     PAYLOAD_BYTES,
     PUT_BATCH,
     STREAM_GROUPS,
+    TOPIC,
     payloads,
 )
-from sqlitequeue.bench.microbench.queues import QUEUE_IMPLS, QueueImpl
-from sqlitequeue.bench.microbench.streams import STREAM_IMPLS, StreamImpl
+from sqlitequeue.bench.microbench.subject import Subject, open_subject
+
+Sample = tuple[dict[str, float], str]
 
 
 class _Cap:
-    """Counts operations and says when a measurement ran out of its time budget."""
+    """Says when a measurement ran out of its time budget."""
 
     def __init__(self, seconds: float) -> None:
         self.start = time.perf_counter()
         self.deadline = self.start + seconds
         self.capped = False
 
-    def over(self, done: int) -> bool:
-        if done & 63 == 0 and time.perf_counter() > self.deadline:
+    def over(self, calls: int, every: int = 64) -> bool:
+        """True once the budget is spent; the clock is read every ``every`` calls."""
+        if calls % every == 0 and time.perf_counter() > self.deadline:
             self.capped = True
         return self.capped
 
@@ -50,129 +57,121 @@ class _Cap:
         return done / max(time.perf_counter() - self.start, 1e-9)
 
 
-def _sample(rate: float, capped: bool, done: int, planned: int) -> tuple[dict[str, float], str]:
+def _sample(rate: float, capped: bool, done: int, planned: int) -> Sample:
     note = "stopped by the time budget (rate of a partial run)" if capped else ""
     return {"rate": rate, "done": done, "planned": planned}, note
 
 
-def _time_one_by_one(
-    send: Callable[[bytes], Any], count: int, cap: float
-) -> tuple[dict[str, float], str]:
-    items = payloads(count)
-    clock = _Cap(cap)
-    done = 0
-    for data in items:
-        if clock.over(done):
-            break
-        send(data)
-        done += 1
-    return _sample(clock.rate(done), clock.capped, done, count)
-
-
-def _time_in_batches(
-    send: Callable[[list[bytes]], Any], count: int, cap: float
-) -> tuple[dict[str, float], str]:
-    batches = [payloads(PUT_BATCH) for _ in range(max(1, count // PUT_BATCH))]
-    clock = _Cap(cap)
-    done = 0
-    for batch in batches:
-        if time.perf_counter() > clock.deadline:
-            clock.capped = True
-            break
-        send(batch)
-        done += len(batch)
-    return _sample(clock.rate(done), clock.capped, done, count)
-
-
-def time_put(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Put ``count`` payloads one call each; return ({"rate": msgs/s}, note)."""
-    return _time_one_by_one(impl.put, count, cap)
-
-
-def time_put_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Put ``count`` payloads with put_many(PUT_BATCH); return ({"rate": msgs/s}, note)."""
-    return _time_in_batches(impl.put_many, count, cap)
-
-
-def time_get_ack(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Fill ``count`` messages (untimed), then get+ack one at a time until empty."""
-    impl.fill(payloads(count))
-    clock = _Cap(cap)
-    done = 0
-    while not clock.over(done) and impl.get_ack():
-        done += 1
-    sample, note = _sample(clock.rate(done), clock.capped, done, count)
-    if not clock.capped and done != count:
-        note = f"ERROR: got {done:,} of {count:,} messages"
+def _checked(clock: _Cap, done: int, planned: int, verb: str, what: str) -> Sample:
+    """The sample of a read-back pattern; an ERROR note when a finished run missed some."""
+    sample, note = _sample(clock.rate(done), clock.capped, done, planned)
+    if not clock.capped and done != planned:
+        note = f"ERROR: {verb} {done:,} of {planned:,} {what}"
     return sample, note
 
 
-def time_get_many(impl: QueueImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Fill ``count`` messages (untimed), then get_many(CLAIM_BATCH)+ack_many until empty."""
-    impl.fill(payloads(count))
-    clock = _Cap(cap)
-    done = 0
-    while time.perf_counter() < clock.deadline:
-        got = impl.claim_ack(CLAIM_BATCH)
-        if not got:
+def fill(subject: Subject, items: list[bytes]) -> None:
+    """Send ``items``, flushing every PUT_BATCH (set-up, not timed)."""
+    producer = subject.producer(TOPIC)
+    for start in range(0, len(items), PUT_BATCH):
+        for data in items[start : start + PUT_BATCH]:
+            producer.send(None, data)
+        producer.flush()
+    producer.close()
+
+
+def _consume(consumer: Consumer, batch: int, planned: int, clock: _Cap) -> int:
+    """``poll(batch, 0)`` + ``commit()`` until nothing is left, ``planned`` records were
+    read or the time budget is spent; return how many were read."""
+    poll, commit = consumer.poll, consumer.commit
+    every = 64 if batch == 1 else 1
+    done = calls = 0
+    while done < planned and not clock.over(calls, every):
+        records = poll(batch, 0)
+        if not records:
             break
-        done += got
-    else:
-        clock.capped = True
-    sample, note = _sample(clock.rate(done), clock.capped, done, count)
-    if not clock.capped and done != count:
-        note = f"ERROR: got {done:,} of {count:,} messages"
-    return sample, note
-
-
-def time_append(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Append ``count`` records one call each."""
-    return _time_one_by_one(impl.append, count, cap)
-
-
-def time_append_many(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Append ``count`` records with append_many(PUT_BATCH)."""
-    return _time_in_batches(impl.append_many, count, cap)
-
-
-def _read_all(impl: StreamImpl, reader: Any, count: int, batch: int, clock: _Cap) -> int:
-    done = 0
-    while done < count:
-        if time.perf_counter() > clock.deadline:
-            clock.capped = True
-            break
-        got = impl.poll_commit(reader, batch)
-        if not got:
-            break
-        done += got
+        commit()
+        done += len(records)
+        calls += 1
     return done
 
 
-def time_poll_commit(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Fill ``count`` records (untimed), then poll(CLAIM_BATCH)+commit through them."""
-    impl.fill(payloads(count))
-    reader = impl.reader("g1")
+def time_sends(subject: Subject, count: int, cap: float) -> Sample:
+    """``send`` + ``flush`` ``count`` payloads one at a time (put / append one at a time)."""
+    producer = subject.producer(TOPIC)
+    send, flush = producer.send, producer.flush
     clock = _Cap(cap)
-    done = _read_all(impl, reader, count, CLAIM_BATCH, clock)
-    sample, note = _sample(clock.rate(done), clock.capped, done, count)
-    if not clock.capped and done != count:
-        note = f"ERROR: read {done:,} of {count:,} records"
-    return sample, note
+    done = 0
+    for data in payloads(count):
+        if clock.over(done):
+            break
+        send(None, data)
+        flush()
+        done += 1
+    return _sample(clock.rate(done), clock.capped, done, count)
 
 
-def time_lifecycle(impl: StreamImpl, count: int, cap: float) -> tuple[dict[str, float], str]:
-    """Append ``count`` records in batches, then read and commit them all; records/s."""
+def _send_batches(producer: Producer, batches: list[list[bytes]], clock: _Cap) -> int:
+    send, flush = producer.send, producer.flush
+    done = 0
+    for batch in batches:
+        if time.perf_counter() > clock.deadline:
+            clock.capped = True
+            break
+        for data in batch:
+            send(None, data)
+        flush()
+        done += len(batch)
+    return done
+
+
+def time_send_batches(subject: Subject, count: int, cap: float) -> Sample:
+    """PUT_BATCH ``send`` + one ``flush`` at a time (put_many / append_many(PUT_BATCH))."""
+    batches = [payloads(PUT_BATCH) for _ in range(max(1, count // PUT_BATCH))]
+    producer = subject.producer(TOPIC)
+    clock = _Cap(cap)
+    done = _send_batches(producer, batches, clock)
+    return _sample(clock.rate(done), clock.capped, done, count)
+
+
+def time_get_ack(subject: Subject, count: int, cap: float) -> Sample:
+    """Fill ``count`` messages (untimed), then ``poll(1, 0)`` + ``commit()`` until empty."""
+    fill(subject, payloads(count))
+    consumer = subject.consumer(TOPIC, GROUP)
+    clock = _Cap(cap)
+    done = _consume(consumer, 1, count, clock)
+    return _checked(clock, done, count, "got", "messages")
+
+
+def time_get_many(subject: Subject, count: int, cap: float) -> Sample:
+    """Fill ``count`` messages (untimed), then ``poll(CLAIM_BATCH, 0)`` + ``commit()``."""
+    fill(subject, payloads(count))
+    consumer = subject.consumer(TOPIC, GROUP)
+    clock = _Cap(cap)
+    done = _consume(consumer, CLAIM_BATCH, count, clock)
+    return _checked(clock, done, count, "got", "messages")
+
+
+def time_poll_commit(subject: Subject, count: int, cap: float) -> Sample:
+    """Fill ``count`` records (untimed), then ``poll(CLAIM_BATCH, 0)`` + ``commit()``."""
+    fill(subject, payloads(count))
+    consumer = subject.consumer(TOPIC, GROUP)
+    clock = _Cap(cap)
+    done = _consume(consumer, CLAIM_BATCH, count, clock)
+    return _checked(clock, done, count, "read", "records")
+
+
+def time_lifecycle(subject: Subject, count: int, cap: float) -> Sample:
+    """Send ``count`` records in flushes of PUT_BATCH, then read and commit them all with
+    ``poll(LIFECYCLE_POLL_BATCH, 0)``; records/s over both."""
     batches = [payloads(PUT_BATCH) for _ in range(max(1, count // PUT_BATCH))]
     total = len(batches) * PUT_BATCH
-    reader = impl.reader("g1")
+    consumer = subject.consumer(TOPIC, GROUP)
+    producer = subject.producer(TOPIC)
     clock = _Cap(cap * 2)
-    for batch in batches:
-        impl.append_many(batch)
-    done = _read_all(impl, reader, total, LIFECYCLE_POLL_BATCH, clock)
-    sample, note = _sample(clock.rate(done), clock.capped, done, total)
-    if not clock.capped and done != total:
-        note = f"ERROR: read {done:,} of {total:,} records"
-    return sample, note
+    _send_batches(producer, batches, clock)
+    done = _consume(consumer, LIFECYCLE_POLL_BATCH, total, clock)
+    return _checked(clock, done, total, "read", "records")
 
 
 # -- multi-process patterns --------------------------------------------------------------
@@ -181,12 +180,36 @@ _MP = mp.get_context("spawn")
 _WORKER_TIMEOUT = 60.0
 
 
+class WorkerReport(NamedTuple):
+    """What a worker process puts on the results queue: its result, or the error it raised."""
+
+    role: str
+    ok: bool
+    detail: Any  # the body's result when ok, else "ErrorType: message"
+
+
+class ReaderResult(NamedTuple):
+    """A draining consumer's or a group reader's result."""
+
+    done: int
+    end_ns: int  # time.monotonic_ns() when it stopped
+    capped: bool
+
+
+class LatencyResult(NamedTuple):
+    """The latency consumer's result."""
+
+    latencies: bytes  # array("d") of milliseconds, after the warm-up
+    received: int
+    idle_cpu: float
+
+
 def _report_errors(results: Any, role: str, body: Callable[[], Any]) -> None:
-    """Run a worker body; put its result, or the error it raised, on ``results``."""
+    """Run a worker body; put a WorkerReport with its result, or the error it raised."""
     try:
-        results.put((role, "ok", body()))
+        results.put(WorkerReport(role, True, body()))
     except BaseException as exc:
-        results.put((role, "error", f"{type(exc).__name__}: {exc}"))
+        results.put(WorkerReport(role, False, f"{type(exc).__name__}: {exc}"))
 
 
 def _latency_budget(seconds: float) -> float:
@@ -194,82 +217,74 @@ def _latency_budget(seconds: float) -> float:
     return seconds * 1.5 + 2.0
 
 
-def _latency_producer(
-    key: str, path: str, durability: str, rate: int, count: int, ready: Any, results: Any
-) -> None:
+def _latency_producer(spec: BackendSpec, rate: int, count: int, ready: Any, results: Any) -> None:
     def body() -> dict[str, float]:
-        impl = QUEUE_IMPLS[key]()
-        impl.open(Path(path), durability)
-        pad = b"x" * (PAYLOAD_BYTES - 8)
-        period = 1e9 / rate
-        if not ready.wait(_WORKER_TIMEOUT):
-            raise BenchError("the latency consumer did not start")
-        start = time.monotonic_ns() + 20_000_000
-        give_up = start + int(_latency_budget(count / rate) * 1e9)
-        sent = 0
-        for i in range(count):
-            due = start + int(i * period)
-            now = time.monotonic_ns()
-            if due > now:
-                time.sleep((due - now) / 1e9)
+        with open_subject(spec) as subject:
+            producer = subject.producer(TOPIC)
+            send, flush = producer.send, producer.flush
+            pad = b"x" * (PAYLOAD_BYTES - 8)
+            period = 1e9 / rate
+            if not ready.wait(_WORKER_TIMEOUT):
+                raise BenchError("the latency consumer did not start")
+            start = time.monotonic_ns() + 20_000_000
+            give_up = start + int(_latency_budget(count / rate) * 1e9)
+            sent = 0
+            for i in range(count):
+                due = start + int(i * period)
                 now = time.monotonic_ns()
-            elif now > give_up:
-                break
-            impl.put(struct.pack("<q", now) + pad)  # stamped just before the send
-            sent += 1
-        elapsed = (time.monotonic_ns() - start) / 1e9
-        impl.close()
+                if due > now:
+                    time.sleep((due - now) / 1e9)
+                    now = time.monotonic_ns()
+                elif now > give_up:
+                    break
+                send(None, struct.pack("<q", now) + pad)  # stamped just before the send
+                flush()
+                sent += 1
+            elapsed = (time.monotonic_ns() - start) / 1e9
+            producer.close()
         return {"sent": sent, "sent_rate": sent / elapsed}
 
     _report_errors(results, "producer", body)
 
 
 def _latency_consumer(
-    key: str,
-    path: str,
-    durability: str,
-    count: int,
-    skip: int,
-    budget: float,
-    ready: Any,
-    results: Any,
+    spec: BackendSpec, count: int, skip: int, budget: float, ready: Any, results: Any
 ) -> None:
-    def body() -> tuple[bytes, int, float]:
-        impl = QUEUE_IMPLS[key]()
-        impl.open(Path(path), durability)
-        latencies = array("d")
-        ready.set()
-        deadline = time.monotonic() + budget + 1.0
-        got = 0
-        while got < count and time.monotonic() < deadline:
-            item = impl.receive(0.2, CLAIM_BATCH)
-            if item is None:
-                continue
-            now = time.monotonic_ns()
-            handle, batch = item
-            for data in batch:
-                got += 1
-                if got > skip:
-                    latencies.append((now - struct.unpack_from("<q", data)[0]) / 1e6)
-            impl.ack(handle)
-        idle = _idle_cpu_percent(impl)
-        impl.close()
-        return latencies.tobytes(), got, idle
+    def body() -> LatencyResult:
+        with open_subject(spec) as subject:
+            consumer = subject.consumer(TOPIC, GROUP)
+            latencies = array("d")
+            ready.set()
+            deadline = time.monotonic() + budget + 1.0
+            got = 0
+            while got < count and time.monotonic() < deadline:
+                records = consumer.poll(CLAIM_BATCH, 0.2)
+                if not records:
+                    continue
+                now = time.monotonic_ns()
+                for record in records:
+                    got += 1
+                    if got > skip:
+                        latencies.append((now - struct.unpack_from("<q", record.payload)[0]) / 1e6)
+                consumer.commit()
+            idle = _idle_cpu_percent(consumer)
+            consumer.close()
+        return LatencyResult(latencies.tobytes(), got, idle)
 
     _report_errors(results, "consumer", body)
 
 
-def _idle_cpu_percent(impl: QueueImpl) -> float:
-    """CPU used (% of one core) while blocked in receive for IDLE_SECONDS, nothing coming."""
+def _idle_cpu_percent(consumer: Consumer) -> float:
+    """CPU used (% of one core) while blocked in poll for IDLE_SECONDS, nothing coming."""
     cpu, wall = time.process_time(), time.monotonic()
     while (left := IDLE_SECONDS - (time.monotonic() - wall)) > 0:
-        impl.receive(left, 1)
+        consumer.poll(1, left)
     return 100.0 * (time.process_time() - cpu) / (time.monotonic() - wall)
 
 
-def _collect(results: Any, procs: list[Any], expected: int) -> list[tuple[str, str, Any]]:
-    """Gather ``expected`` worker results; raise BenchError naming a failed worker."""
-    got: list[tuple[str, str, Any]] = []
+def _collect(results: Any, procs: list[Any], expected: int) -> list[WorkerReport]:
+    """Gather ``expected`` worker reports; raise BenchError naming a failed worker."""
+    got: list[WorkerReport] = []
     deadline = time.monotonic() + _WORKER_TIMEOUT * 2
     while len(got) < expected:
         left = deadline - time.monotonic()
@@ -284,7 +299,7 @@ def _collect(results: Any, procs: list[Any], expected: int) -> list[tuple[str, s
         p.join(10)
         if p.is_alive():
             p.kill()
-    errors = [f"{role}: {detail}" for role, status, detail in got if status != "ok"]
+    errors = [f"{r.role}: {r.detail}" for r in got if not r.ok]
     if errors:
         raise BenchError("; ".join(errors))
     return got
@@ -296,41 +311,36 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def time_latency(
-    key: str, path: Path, durability: str, rate: int, seconds: float
-) -> tuple[dict[str, float], str]:
+def time_latency(spec: BackendSpec, rate: int, seconds: float) -> Sample:
     """Paced open-loop producer process -> consumer process; end-to-end latency in ms.
 
-    The producer sends ``rate * seconds`` messages on a fixed schedule and stamps each with
-    ``time.monotonic_ns()`` just before ``put``; the consumer blocks in
-    ``get_many(CLAIM_BATCH, timeout)`` (one message when it keeps up, a batch when it
-    fell behind; peers without a batch claim get one at a time), takes the time as soon
-    as the call returns, acks (``ack`` for one, ``ack_many`` for more) and ignores the
-    first ``LATENCY_WARMUP`` seconds. Returns p50/p95/p99/max, the rate actually sent, and
-    ``idle_cpu``: the consumer's CPU (% of a core) while it then blocks ``IDLE_SECONDS`` in
-    the same receive call with nothing arriving.
+    The producer sends ``rate * seconds`` messages on a fixed schedule, each stamped with
+    ``time.monotonic_ns()`` just before its ``send`` + ``flush``; the consumer blocks in
+    ``poll(CLAIM_BATCH, timeout)`` (one message when it keeps up, a batch when it fell
+    behind; peers without a batch claim return one at a time), takes the time as soon as
+    the call returns, commits and ignores the first ``LATENCY_WARMUP`` seconds. Returns
+    p50/p95/p99/max, the rate actually sent, and ``idle_cpu``: the consumer's CPU (% of a
+    core) while it then blocks ``IDLE_SECONDS`` in ``poll`` with nothing arriving.
     """
     count = max(10, int(rate * seconds))
     skip = min(count // 2, int(rate * LATENCY_WARMUP))
-    impl = QUEUE_IMPLS[key]()
-    impl.open(path, durability)  # create the file before two processes race to do it
-    impl.close()
+    with open_subject(spec) as subject:
+        subject.create_topic(TOPIC)  # create the file before two processes race to do it
     ready, results = _MP.Event(), _MP.Queue()
-    args = (key, str(path), durability)
     procs = [
         _MP.Process(
             target=_latency_consumer,
-            args=(*args, count, skip, _latency_budget(seconds), ready, results),
+            args=(spec, count, skip, _latency_budget(seconds), ready, results),
         ),
-        _MP.Process(target=_latency_producer, args=(*args, rate, count, ready, results)),
+        _MP.Process(target=_latency_producer, args=(spec, rate, count, ready, results)),
     ]
     for p in procs:
         p.start()
-    got = {role: detail for role, _status, detail in _collect(results, procs, 2)}
+    got = {r.role: r.detail for r in _collect(results, procs, 2)}
+    consumer: LatencyResult = got["consumer"]
     arr = array("d")
-    arr.frombytes(got["consumer"][0])
-    received, sent = got["consumer"][1], int(got["producer"]["sent"])
-    idle_cpu = float(got["consumer"][2])
+    arr.frombytes(consumer.latencies)
+    received, sent = consumer.received, int(got["producer"]["sent"])
     ordered = sorted(arr)
     if not ordered:
         raise BenchError("the latency consumer received nothing")
@@ -340,7 +350,7 @@ def time_latency(
         "p99": _percentile(ordered, 0.99),
         "max": ordered[-1],
         "rate": got["producer"]["sent_rate"],
-        "idle_cpu": idle_cpu,
+        "idle_cpu": float(consumer.idle_cpu),
     }
     sample["received_fraction"] = received / max(sent, 1)
     notes = []
@@ -354,90 +364,69 @@ def time_latency(
 
 
 def _run_together(procs: list[Any], barrier: Any, results: Any) -> tuple[int, float, bool]:
-    """Start worker processes that meet at ``barrier`` and each report (done, end ns,
-    capped); return the total done, the combined rate from the barrier to the last end,
-    and whether any worker hit its time budget."""
+    """Start worker processes that meet at ``barrier`` and each report a ReaderResult;
+    return the total done, the combined rate from the barrier to the last end, and whether
+    any worker hit its time budget."""
     for p in procs:
         p.start()
     barrier.wait(_WORKER_TIMEOUT)
     start = time.monotonic_ns()
-    got = [detail for _role, _status, detail in _collect(results, procs, len(procs))]
-    done = sum(d[0] for d in got)
-    elapsed = (max(d[1] for d in got) - start) / 1e9
-    return done, done / max(elapsed, 1e-9), any(d[2] for d in got)
+    got: list[ReaderResult] = [r.detail for r in _collect(results, procs, len(procs))]
+    done = sum(r.done for r in got)
+    elapsed = (max(r.end_ns for r in got) - start) / 1e9
+    return done, done / max(elapsed, 1e-9), any(r.capped for r in got)
 
 
-def _drain_worker(
-    key: str, path: str, durability: str, cap: float, barrier: Any, results: Any
+def _reader(
+    spec: BackendSpec, group: str, batch: int, planned: int, cap: float, barrier: Any, results: Any
 ) -> None:
-    def body() -> tuple[int, int, bool]:
-        impl = QUEUE_IMPLS[key]()
-        impl.open(Path(path), durability)
-        barrier.wait(_WORKER_TIMEOUT)
-        clock = _Cap(cap)
-        done = 0
-        while not clock.over(done) and impl.get_ack():
-            done += 1
-        end = time.monotonic_ns()
-        impl.close()
-        return done, end, clock.capped
+    """A worker process: join ``group``, meet at ``barrier``, then ``poll(batch, 0)`` +
+    ``commit()`` until nothing is left (or ``planned`` records)."""
 
-    _report_errors(results, "drain consumer", body)
+    def body() -> ReaderResult:
+        with open_subject(spec) as subject:
+            consumer = subject.consumer(TOPIC, group)
+            barrier.wait(_WORKER_TIMEOUT)
+            clock = _Cap(cap)
+            done = _consume(consumer, batch, planned, clock)
+            end = time.monotonic_ns()
+            consumer.close()
+        return ReaderResult(done, end, clock.capped)
+
+    _report_errors(results, f"reader of group {group}", body)
 
 
-def time_drain(
-    key: str, path: Path, durability: str, count: int, cap: float
-) -> tuple[dict[str, float], str]:
-    """Fill ``count`` messages, then DRAIN_CONSUMERS processes get+ack until it is empty."""
-    impl = QUEUE_IMPLS[key]()
-    impl.open(path, durability)
-    impl.fill(payloads(count))
-    impl.close()
-    barrier, results = _MP.Barrier(DRAIN_CONSUMERS + 1), _MP.Queue()
+def _fill_and_read_together(
+    spec: BackendSpec, count: int, readers: list[tuple[str, int, int]], cap: float
+) -> tuple[int, float, bool]:
+    """Fill ``count`` records, then start one process per (group, batch, planned) reader."""
+    with open_subject(spec) as subject:
+        fill(subject, payloads(count))
+    barrier, results = _MP.Barrier(len(readers) + 1), _MP.Queue()
     procs = [
-        _MP.Process(target=_drain_worker, args=(key, str(path), durability, cap, barrier, results))
-        for _ in range(DRAIN_CONSUMERS)
+        _MP.Process(target=_reader, args=(spec, *reader, cap, barrier, results))
+        for reader in readers
     ]
-    done, rate, capped = _run_together(procs, barrier, results)
+    return _run_together(procs, barrier, results)
+
+
+def time_drain(spec: BackendSpec, count: int, cap: float) -> Sample:
+    """Fill ``count`` messages, then DRAIN_CONSUMERS processes of one group ``poll(1, 0)`` +
+    ``commit()`` until it is empty."""
+    readers = [(GROUP, 1, count)] * DRAIN_CONSUMERS
+    done, rate, capped = _fill_and_read_together(spec, count, readers, cap)
     sample, note = _sample(rate, capped, done, count)
     if not capped and done != count:
         note = f"ERROR: drained {done:,} of {count:,} messages"
     return sample, note
 
 
-def _group_worker(
-    key: str, path: str, group: str, count: int, cap: float, barrier: Any, results: Any
-) -> None:
-    def body() -> tuple[int, int, bool]:
-        impl = STREAM_IMPLS[key]()
-        impl.open(Path(path), "normal")
-        reader = impl.reader(group)
-        barrier.wait(_WORKER_TIMEOUT)
-        clock = _Cap(cap)
-        done = _read_all(impl, reader, count, CLAIM_BATCH, clock)
-        end = time.monotonic_ns()
-        impl.close()
-        return done, end, clock.capped
-
-    _report_errors(results, f"group {group}", body)
-
-
-def time_groups(key: str, path: Path, count: int, cap: float) -> tuple[dict[str, float], str]:
+def time_groups(spec: BackendSpec, count: int, cap: float) -> Sample:
     """Fill ``count`` records, then STREAM_GROUPS processes (one group each) read them all
-    with poll(CLAIM_BATCH)+commit at the same time; records delivered per second in total.
-    """
-    impl = STREAM_IMPLS[key]()
-    impl.open(path, "normal")
-    impl.fill(payloads(count))
-    impl.close()
-    barrier, results = _MP.Barrier(STREAM_GROUPS + 1), _MP.Queue()
-    procs = [
-        _MP.Process(
-            target=_group_worker, args=(key, str(path), f"g{i}", count, cap, barrier, results)
-        )
-        for i in range(STREAM_GROUPS)
-    ]
-    done, rate, capped = _run_together(procs, barrier, results)
+    with ``poll(CLAIM_BATCH, 0)`` + ``commit()`` at the same time; records delivered per
+    second in total."""
+    readers = [(f"g{i}", CLAIM_BATCH, count) for i in range(STREAM_GROUPS)]
+    done, rate, capped = _fill_and_read_together(spec, count, readers, cap)
     planned = count * STREAM_GROUPS
     sample, note = _sample(rate, capped, done, planned)
     if not capped and done != planned:
