@@ -1,5 +1,7 @@
 """Byte-level helpers of the stream: argument checks, key hashing, header encoding.
 
+* Keys are bytes; a str key is stored as its UTF-8 encoding (:func:`as_key`), the bytes
+  Kafka's StringSerializer would send, so it hashes to the same partition as with Kafka.
 * Keys are hashed with Kafka's own murmur2 (``toPositive(murmur2(key)) % partitions``), so
   a key lands in the same partition number as with Kafka's default partitioner: a topic
   moved from Kafka keeps its key-to-partition mapping. The hash is stable across
@@ -33,6 +35,19 @@ def as_bytes(value: object, what: str) -> bytes:
         return bytes(value)
     hint = " (encode text first, e.g. s.encode())" if isinstance(value, str) else ""
     raise TypeError(f"{what} must be bytes-like, not {type(value).__name__}{hint}")
+
+
+def as_key(value: object, what: str = "key") -> bytes:
+    """Return a record key as ``bytes``: a str is encoded as UTF-8 (as Kafka's
+    StringSerializer does), bytes-like values are copied. Raises InvalidArgument for a str
+    UTF-8 cannot encode (a lone surrogate), TypeError for any other type."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return check_text(value, what).encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be str, bytes-like or None, not {type(value).__name__}")
 
 
 def check_int(value: object, what: str, minimum: int = 0) -> int:

@@ -18,6 +18,9 @@ START_POSITIONS = ("earliest", "latest")
 #: What payloads, keys and header values may be (stored as bytes).
 BytesLike = bytes | bytearray | memoryview
 
+#: What a record key may be: a str is stored as its UTF-8 bytes; keys are read back as bytes.
+KeyLike = str | bytes | bytearray | memoryview
+
 
 class Offset(NamedTuple):
     """Where a record was stored: its partition and its offset in that partition."""

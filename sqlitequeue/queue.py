@@ -52,6 +52,8 @@ _SETTLE_INTERVAL = 0.001
 _DUE_SLACK = 0.0005
 
 _Key = str | bytes | None
+#: What ``put`` accepts as a key: str (returned as str) or bytes-like (returned as bytes).
+_KeyIn = str | bytes | bytearray | memoryview | None
 
 # -- statements (module constants: each is prepared once per connection and cached) ----------
 
@@ -189,17 +191,18 @@ class Queue:
     # -- producing -------------------------------------------------------------------------
 
     def put(
-        self, payload: bytes, *, key: _Key = None, delay: float = 0.0, priority: int = 0
+        self, payload: bytes, *, key: _KeyIn = None, delay: float = 0.0, priority: int = 0
     ) -> int:
         """Store one message and return its id (ids increase and are never reused).
 
         ``payload`` must be bytes-like (bytes, bytearray, memoryview), else ``TypeError``;
         over ``max_payload_size`` raises :class:`PayloadTooLarge`. The message is claimable
-        after ``delay`` seconds; higher ``priority`` is delivered first. When this returns,
-        the message is committed (durable as the queue's ``durability`` says).
+        after ``delay`` seconds; higher ``priority`` is delivered first. ``key`` is a label
+        kept with the message and returned as given (str as str, bytes-like as bytes). When
+        this returns, the message is committed (durable as the queue's ``durability`` says).
         """
         payload = self._checked_payload(payload)
-        _check_key(key)
+        key = _check_key(key)
         state, available_at = self._schedule(delay, priority, self._clock())
         cur = self._db.execute_write(
             _INSERT, (self.name, state, priority, available_at, time.time(), key, payload)
@@ -210,7 +213,7 @@ class Queue:
         self,
         payloads: Iterable[bytes],
         *,
-        keys: Sequence[_Key] | None = None,
+        keys: Sequence[_KeyIn] | None = None,
         delay: float = 0.0,
         priority: int = 0,
     ) -> list[int]:
@@ -224,13 +227,11 @@ class Queue:
         if keys is None:
             key_list: Sequence[_Key] = [None] * len(items)
         else:
-            key_list = list(keys)
+            key_list = [_check_key(k) for k in keys]
             if len(key_list) != len(items):
                 raise InvalidArgument(
                     f"keys has {len(key_list)} entries but there are {len(items)} payloads"
                 )
-            for k in key_list:
-                _check_key(k)
         if not items:
             return []
         state, available_at = self._schedule(delay, priority, self._clock())
@@ -612,11 +613,16 @@ def _check_seconds(what: str, value: float, *, positive: bool = False) -> float:
     return float(value)
 
 
-def _check_key(key: object) -> None:
+def _check_key(key: object) -> _Key:
+    """Return ``key`` as stored: a str UTF-8 can encode, bytes (copied from bytearray or
+    memoryview) or None; raise InvalidArgument for a lone surrogate, TypeError otherwise."""
+    if key is None or type(key) is bytes:
+        return key
     if isinstance(key, str):
-        check_text(key, "key")
-    elif key is not None and not isinstance(key, bytes):
-        raise TypeError(f"key must be str, bytes or None, not {type(key).__name__}")
+        return check_text(key, "key")
+    if isinstance(key, bytes | bytearray | memoryview):
+        return bytes(key)
+    raise TypeError(f"key must be str, bytes-like or None, not {type(key).__name__}")
 
 
 def _check_count(what: str, value: object, *, minimum: int = 1) -> int:

@@ -42,6 +42,7 @@ from sqlitequeue._stream_types import (
     BytesLike,
     GroupInfo,
     GroupPartition,
+    KeyLike,
     Offset,
     PartitionInfo,
     Record,
@@ -63,6 +64,7 @@ __all__ = [
     "Consumer",
     "GroupInfo",
     "GroupPartition",
+    "KeyLike",
     "Offset",
     "PartitionInfo",
     "Record",
@@ -218,23 +220,24 @@ class Stream:
         self,
         payload: BytesLike,
         *,
-        key: BytesLike | None = None,
+        key: KeyLike | None = None,
         headers: Mapping[str, BytesLike] | None = None,
     ) -> Offset:
         """Append one record; return where it was stored once it is committed.
 
-        Raises TypeError for a payload, key or header value that is not bytes-like,
-        PayloadTooLarge over ``max_payload_size``; nothing is stored in either case.
+        A str ``key`` is stored (and read back, and hashed) as its UTF-8 bytes. Raises
+        TypeError for a payload or header value that is not bytes-like or a key that is
+        neither str nor bytes-like, InvalidArgument for a key with a lone surrogate,
+        PayloadTooLarge over ``max_payload_size``; nothing is stored in any case.
         """
         payload = codec.as_bytes(payload, "payload")
-        if key is not None:
-            key = codec.as_bytes(key, "key")
+        raw_key = None if key is None else codec.as_key(key)
         blob = codec.encode_headers(headers)
-        size = self._record_size(payload, key, blob)
-        partition = self._partition_of(key)
+        size = self._record_size(payload, raw_key, blob)
+        partition = self._partition_of(raw_key)
         with self._db.write() as conn:
             offset, ts, cum = self._reserve(conn, partition, 1, time.time())
-            row = (self._bases[partition] + offset, ts, cum + size, key, blob, payload)
+            row = (self._bases[partition] + offset, ts, cum + size, raw_key, blob, payload)
             conn.execute(log.INSERT, row)
         self._maybe_apply_retention()
         return Offset(partition, offset)
@@ -243,13 +246,14 @@ class Stream:
         self,
         payloads: Iterable[BytesLike],
         *,
-        key: BytesLike | None = None,
-        keys: Iterable[BytesLike | None] | None = None,
+        key: KeyLike | None = None,
+        keys: Iterable[KeyLike | None] | None = None,
         headers: Mapping[str, BytesLike] | Sequence[Mapping[str, BytesLike] | None] | None = None,
     ) -> list[Offset]:
         """Append records in one transaction; return their offsets in input order.
 
-        ``key`` applies to every record; ``keys`` gives one key (or None) per record.
+        ``key`` applies to every record; ``keys`` gives one key (or None) per record
+        (str keys as in :meth:`append`).
         ``headers`` is one mapping for every record, or a sequence with one per record.
         All or nothing: on any error (TypeError, PayloadTooLarge, InvalidArgument for
         mismatched lengths, a database error) no record is stored.
@@ -302,13 +306,13 @@ class Stream:
         ]
 
     def _keys_for(
-        self, count: int, key: BytesLike | None, keys: Iterable[BytesLike | None] | None
+        self, count: int, key: KeyLike | None, keys: Iterable[KeyLike | None] | None
     ) -> list[bytes | None] | None:
         if keys is None:
-            return None if key is None else [codec.as_bytes(key, "key")] * count
+            return None if key is None else [codec.as_key(key)] * count
         if key is not None:
             raise InvalidArgument("give either key= (one for all) or keys= (one per record)")
-        key_list = [None if k is None else codec.as_bytes(k, "key") for k in keys]
+        key_list = [None if k is None else codec.as_key(k) for k in keys]
         if len(key_list) != count:
             raise InvalidArgument(f"keys has {len(key_list)} items for {count} payloads")
         return None if key_list.count(None) == count else key_list

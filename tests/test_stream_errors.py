@@ -38,8 +38,8 @@ def test_text_payload_error_says_how_to_fix(stream: Stream) -> None:
 
 
 def test_key_and_headers_types(stream: Stream) -> None:
-    with pytest.raises(TypeError, match="key must be bytes-like"):
-        stream.append(b"x", key="user-1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="key must be str, bytes-like or None"):
+        stream.append(b"x", key=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="header names must be str"):
         stream.append(b"x", headers={1: b"v"})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="header 'h' must be bytes-like"):
