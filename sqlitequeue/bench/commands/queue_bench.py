@@ -5,8 +5,10 @@ end-to-end latency at 1,000 and 5,000 msgs/s, 4 draining consumer processes, str
 append / append_many / poll+commit / 2 groups / batched lifecycle) with the medians of
 --repeats runs, the ratios ours/raw and ours/peer, and PASS/FAIL against the targets.
 Peers run at their shipped durability (persist-queue FULL, litequeue NORMAL) and are
-compared with ours and the raw loop at that same setting. Every measurement uses fresh
-temporary files. The full run takes about 4 minutes on 2 cores; --quick about 30 s.
+compared with ours and the raw loop at that same setting. Every implementation is driven
+through the workbench's one producer/consumer seam (send + flush, poll + commit), so each
+pays the same per-call overhead. Every measurement uses fresh temporary files. The full
+run takes about 4 minutes on 2 cores; --quick about 30 s.
 
 Example:
   sqlitequeue bench queue --quick
