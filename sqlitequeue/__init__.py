@@ -4,6 +4,7 @@
 the workbench that compares it with Kafka lives in :mod:`sqlitequeue.bench` (extras).
 """
 
+from sqlitequeue._worker import Delivery
 from sqlitequeue.errors import (
     Closed,
     CorruptDatabase,
@@ -31,6 +32,7 @@ __all__ = [
     "CorruptDatabase",
     "DatabaseBusy",
     "DatabaseError",
+    "Delivery",
     "InvalidArgument",
     "LeaseLost",
     "Message",

@@ -30,12 +30,13 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlitequeue._checks import INT64_MAX, check_int64, check_text
 from sqlitequeue._db import Database
+from sqlitequeue._worker import Delivery, StopFlag, consume
 from sqlitequeue.errors import InvalidArgument, LeaseLost, PayloadTooLarge
 
 #: Row states (``queue_messages.state``); a tombstone only keeps the highest id from reuse.
@@ -329,6 +330,33 @@ class Queue:
                 until_due = next_due - now + _DUE_SLACK
                 wait = until_due if wait is None else min(wait, until_due)
             self._db.wait_for_change(wait, since=token)
+
+    def consume(
+        self,
+        *,
+        stop: StopFlag | None = None,
+        stop_signals: Iterable[int] = (),
+        lease: float | None = None,
+        idle_timeout: float | None = None,
+        retry_delay: float = 0.0,
+    ) -> Iterator[Delivery[Message]]:
+        """A worker loop: yield each claimed message as a :class:`Delivery`, whose ``with``
+        block acks it when it ends and nacks it (reason: the exception) when it raises.
+
+        Ends, after finishing the current message, once ``stop`` (a ``threading.Event``)
+        is set or a signal of ``stop_signals`` arrives (main thread only), or after
+        ``idle_timeout`` seconds without a message (None: never). ``lease`` is each
+        claim's lease, ``retry_delay`` the nack delay after an error. Raises
+        InvalidArgument for bad arguments at once. Full contract: :mod:`sqlitequeue._worker`.
+        """
+        return consume(
+            self,
+            stop=stop,
+            stop_signals=stop_signals,
+            lease=lease,
+            idle_timeout=idle_timeout,
+            retry_delay=retry_delay,
+        )
 
     # -- settling --------------------------------------------------------------------------
 
