@@ -1,26 +1,47 @@
 """The checklist's criteria: one ``check_*`` function per line, each returning a :class:`Criterion`.
 
-Each criterion is ``pass``, ``fail`` or ``unknown``, with the evidence (numbers and the run
-they came from), the headroom, and what would flip it. Hard criteria (throughput, latency,
-downtime, data loss, single writer, one region, ecosystem) decide the verdict (see
+Each criterion is ``pass``, ``fail`` or ``unknown`` for SQLite, with its evidence (numbers and
+the run they came from), the headroom, and what would flip it; beside it, Kafka's figure from
+the same runs judged against the same threshold (``kafka_status``; "" where the line is not a
+measurement Kafka could fail). Hard criteria (throughput, latency, write unavailability,
+redelivery delay, data loss, single writer, one region, ecosystem) decide the verdict (see
 :func:`sqlitequeue.bench.decide.verdict.verdict_of`); soft criteria (cost, team) become caveats.
+The profile-only lines (writers, regions, ecosystem, cost, team) are in
+:mod:`~sqlitequeue.bench.decide.fit`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from sqlitequeue.bench import cost
-from sqlitequeue.bench.decide.evidence import Capacity, Evidence, Recovery, is_sqlite, scalars
+from sqlitequeue.bench.decide.evidence import (
+    KAFKA,
+    REDELIVERY,
+    SQLITE,
+    UNAVAILABILITY,
+    Capacity,
+    Evidence,
+    Latency,
+    Outage,
+    Recovery,
+    fixed_rate_latency,
+)
 from sqlitequeue.bench.decide.team_profile import Profile
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+RUN_COMPARE = "run `sqlitequeue bench compare` (or `sqlitequeue decide --measure`)"
+RUN_FAULTS = "run `sqlitequeue bench faults` (or `sqlitequeue decide --measure`)"
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """One checklist line: status, evidence, headroom, and what would flip it."""
+    """One checklist line: SQLite's status and evidence, Kafka's beside it, what would flip it.
+
+    ``measured`` and ``kafka_measured`` are the two systems' figures in ``unit`` against the
+    same ``threshold``; ``kafka_status`` is "" where Kafka is not judged.
+    """
 
     key: str
     title: str
@@ -33,22 +54,59 @@ class Criterion:
     threshold: float | None = None
     unit: str = ""
     higher_is_better: bool = True
+    kafka_evidence: str = ""
+    kafka_status: str = ""
+    kafka_measured: float | None = None
 
     @property
     def margin(self) -> float | None:
         """How far from flipping: > 1 passes with room, < 1 fails (None without numbers)."""
-        if self.measured is None or self.threshold is None:
-            return None
-        good, bad = (
-            (self.measured, self.threshold)
-            if self.higher_is_better
-            else (self.threshold, self.measured)
-        )
-        return math.inf if bad == 0 else good / bad
+        return _margin(self.measured, self.threshold, self.higher_is_better)
+
+    @property
+    def kafka_margin(self) -> float | None:
+        """Kafka's margin against the same threshold (None without numbers)."""
+        return _margin(self.kafka_measured, self.threshold, self.higher_is_better)
+
+    def figures(self) -> dict[str, Any]:
+        """Both systems' figures: ``{"sqlite": {...}, "kafka": {...}}`` (JSON-ready)."""
+        return {
+            "sqlite": {
+                "status": self.status,
+                "measured": _clean(self.measured),
+                "margin": _clean(self.margin),
+                "evidence": self.evidence,
+            },
+            "kafka": {
+                "status": self.kafka_status,
+                "measured": _clean(self.kafka_measured),
+                "margin": _clean(self.kafka_margin),
+                "evidence": self.kafka_evidence,
+            },
+        }
 
 
-def fmt(x: float) -> str:
-    """A number as "1,234" (from 100 up) or "12.3" (three significant digits below)."""
+def _margin(value: float | None, threshold: float | None, higher: bool) -> float | None:
+    if value is None or threshold is None or math.isnan(value):
+        return None
+    good, bad = (value, threshold) if higher else (threshold, value)
+    return math.inf if bad == 0 else good / bad
+
+
+def _clean(x: float | None) -> float | str | None:
+    """A float for JSON: rounded to 4 significant digits, "inf" for infinity, None for NaN."""
+    if x is None or math.isnan(x):
+        return None
+    return "inf" if math.isinf(x) else float(f"{x:.4g}")
+
+
+def fmt(x: float | None) -> str:
+    """A number as "1,234" (from 100 up) or "12.3" (three significant digits below).
+
+    None and NaN read "not measured".
+    """
+    if x is None or math.isnan(x):
+        return "not measured"
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.3g}"
 
 
@@ -57,128 +115,184 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.3g}x"
 
 
-def check_throughput(profile: Profile, capacity: Capacity | None) -> Criterion:
-    """Measured max sustainable rate vs peak x required headroom."""
-    title = "Throughput: peak rate within measured capacity"
+def room(tolerance: float, measured: float, nothing: str) -> str:
+    """Headroom of a lower-is-better figure: "5x", ``nothing`` when it measured 0, or "none"."""
+    if measured <= 0:
+        return nothing
+    return times(tolerance / measured) if tolerance > 0 else "none: the tolerance is 0"
+
+
+def judge(value: float | None, threshold: float, higher_is_better: bool = False) -> str:
+    """PASS when ``value`` meets ``threshold``, FAIL when not, UNKNOWN without a value."""
+    if value is None or math.isnan(value):
+        return UNKNOWN
+    ok = value >= threshold if higher_is_better else value <= threshold
+    return PASS if ok else FAIL
+
+
+def against(status: str, what: str) -> str:
+    """How a figure does against the threshold, as a clause: "; fails the same 1 s tolerance"."""
+    if status == FAIL:
+        return f"; fails the same {what}"
+    return f"; meets the same {what}" if status == PASS else ""
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, pluralised: "1 run", "3 runs"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+# -- throughput and latency ------------------------------------------------------------------
+
+
+def _capacity_text(cap: Capacity) -> str:
+    target = f" at p99 <= {fmt(cap.p99_target_ms)} ms" if cap.p99_target_ms else ""
+    bound = ", a lower bound as every ramp step passed" if cap.lower_bound else ""
+    others = ", ".join(f"{b} {fmt(r)}" for b, r in sorted(cap.others.items()))
+    return (
+        f"{cap.backend} sustained {fmt(cap.rate)} msg/s{target} on {cap.workload}{bound} "
+        f"(all: {others}; run {cap.run})"
+    )
+
+
+def _capacity_status(cap: Capacity | None, need: float) -> str:
+    if cap is None or cap.rate <= 0:
+        return UNKNOWN
+    status = judge(cap.rate, need, higher_is_better=True)
+    return UNKNOWN if status == FAIL and cap.lower_bound else status
+
+
+def check_throughput(
+    profile: Profile, capacity: Capacity | None, kafka: Capacity | None = None
+) -> Criterion:
+    """Measured max sustainable rate vs peak x required headroom, for SQLite and Kafka."""
     need = profile.peak_rate * profile.headroom
+    kafka_status = _capacity_status(kafka, need)
+    common: dict[str, Any] = {
+        "key": "throughput",
+        "title": "Throughput: peak rate within measured capacity",
+        "hard": True,
+        "threshold": need,
+        "unit": "msg/s",
+        "kafka_evidence": (
+            "no Kafka max-rate search in the bench results"
+            if kafka is None
+            else _capacity_text(kafka) + against(kafka_status, "need")
+        ),
+        "kafka_status": kafka_status,
+        "kafka_measured": None if kafka is None else kafka.rate,
+    }
     if capacity is None:
         return Criterion(
-            "throughput",
-            title,
-            UNKNOWN,
-            True,
-            "no max_sustainable_rate for a SQLite backend in the bench results",
-            would_change="run `sqlitequeue bench compare` (it includes max-rate-1kb)",
+            status=UNKNOWN,
+            evidence="no max_sustainable_rate for a SQLite backend in the bench results",
+            would_change=RUN_COMPARE,
+            **common,
         )
     if capacity.rate <= 0:
         return Criterion(
-            "throughput",
-            title,
-            UNKNOWN,
-            True,
-            f"every SQLite backend failed even the first step of the max-rate search "
+            status=UNKNOWN,
+            evidence="every SQLite backend failed even the first step of the max-rate search "
             f"(run {capacity.run}): an overloaded machine or a harness problem",
             would_change="rerun `sqlitequeue bench compare` on a quieter machine",
+            **common,
         )
-    target = f" at p99 <= {fmt(capacity.p99_target_ms)} ms" if capacity.p99_target_ms else ""
-    bound = " (a lower bound: every ramp step passed)" if capacity.lower_bound else ""
-    others = ", ".join(f"{b} {fmt(r)}" for b, r in sorted(capacity.others.items()))
+    status = _capacity_status(capacity, need)
     evidence = (
-        f"{capacity.backend} sustained {fmt(capacity.rate)} msg/s{target} on "
-        f"{capacity.workload}{bound}; need {fmt(profile.peak_rate)} peak x "
-        f"{profile.headroom:g} headroom = {fmt(need)} msg/s (all SQLite backends: {others}; "
-        f"run {capacity.run})"
+        f"{_capacity_text(capacity)}; need {fmt(profile.peak_rate)} peak x "
+        f"{profile.headroom:g} headroom = {fmt(need)} msg/s"
     )
-    ratio = capacity.rate / profile.peak_rate
-    ok = capacity.rate >= need
-    change = (
-        f"a peak above {fmt(capacity.rate / profile.headroom)} msg/s"
-        if ok
-        else f"a peak at or below {fmt(capacity.rate / profile.headroom)} msg/s, less "
-        "required headroom, a faster machine, or batching producers"
-    )
-    if not ok and capacity.lower_bound:
-        return Criterion(
-            "throughput",
-            title,
-            UNKNOWN,
-            True,
-            evidence,
-            f"{times(ratio)} peak (at least)",
-            "a max-rate search with a higher ceiling (producerMaxRate)",
-            capacity.rate,
-            need,
-            "msg/s",
-        )
+    top = fmt(capacity.rate / profile.headroom)
+    change = {
+        PASS: f"a peak above {top} msg/s",
+        FAIL: f"a peak at or below {top} msg/s, less required headroom, a faster machine, "
+        "or batching producers",
+        UNKNOWN: "a max-rate search that goes higher (it stopped at its top rate)",
+    }[status]
+    ratio = times(capacity.rate / profile.peak_rate)
     return Criterion(
-        "throughput",
-        title,
-        PASS if ok else FAIL,
-        True,
-        evidence,
-        f"{times(ratio)} peak",
-        change,
-        capacity.rate,
-        need,
-        "msg/s",
+        status=status,
+        evidence=evidence,
+        headroom=f"{ratio} peak (at least)" if capacity.lower_bound else f"{ratio} peak",
+        would_change=change,
+        measured=capacity.rate,
+        **common,
+    )
+
+
+def _latency_text(found: Latency | float | None, peak: float, system: str) -> str:
+    if found is None:
+        return f"no fixed-rate {system} runs with an end-to-end p99"
+    if isinstance(found, float):
+        return f"fixed-rate runs reach only {fmt(found)} msg/s, below the {fmt(peak)} msg/s peak"
+    return (
+        f"worst e2e p99 {fmt(found.p99_ms)} ms ({found.backend} on {found.workload} at "
+        f"{fmt(found.rate)} msg/s, run {found.run})"
     )
 
 
 def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | None) -> Criterion:
-    """End-to-end p99 at a fixed rate >= peak vs the profile's p99 target."""
-    title = "Latency: end-to-end p99 within target"
+    """End-to-end p99 at a fixed rate >= peak vs the profile's p99 target, both systems."""
     assert profile.p99_target_ms is not None
-    df = scalars(evidence)
-    df = df[df.backend.map(is_sqlite)]
-    if capacity is not None and (df.backend == capacity.backend).any():
-        df = df[df.backend == capacity.backend]
-    needed = {"target_rate", "e2e_latency_ms.p99"}
-    wide = (
-        df.pivot_table(
-            index=["backend", "workload", "run"], columns="metric", values="value", aggfunc="first"
-        )
-        if not df.empty
-        else df
-    )
-    if wide.empty or not needed <= set(wide.columns):
-        return Criterion(
-            "latency",
-            title,
-            UNKNOWN,
-            True,
-            "no fixed-rate SQLite runs with e2e p99",
-            would_change="run `sqlitequeue bench compare`",
-        )
-    fixed = wide[(wide.target_rate >= profile.peak_rate) & wide["e2e_latency_ms.p99"].notna()]
-    if fixed.empty:
-        top = wide.target_rate.max()
-        return Criterion(
-            "latency",
-            title,
-            UNKNOWN,
-            True,
-            f"fixed-rate runs reach only {fmt(top)} msg/s, below the "
-            f"{fmt(profile.peak_rate)} msg/s peak",
-            would_change=f"a workload at {fmt(profile.peak_rate)} msg/s or more",
-        )
-    worst_idx = fixed["e2e_latency_ms.p99"].idxmax()
-    p99 = float(fixed.loc[worst_idx, "e2e_latency_ms.p99"])
-    b, w, run = worst_idx
     target = profile.p99_target_ms
-    ok = p99 <= target
+    mine = fixed_rate_latency(
+        evidence, SQLITE, profile.peak_rate, capacity.backend if capacity else None
+    )
+    theirs = fixed_rate_latency(evidence, KAFKA, profile.peak_rate)
+    kafka_p99 = theirs.p99_ms if isinstance(theirs, Latency) else None
+    kafka_status = judge(kafka_p99, target)
+    common: dict[str, Any] = {
+        "key": "latency",
+        "title": "Latency: end-to-end p99 within target",
+        "hard": True,
+        "threshold": target,
+        "unit": "ms",
+        "higher_is_better": False,
+        "kafka_evidence": _latency_text(theirs, profile.peak_rate, "Kafka")
+        + against(kafka_status, f"{fmt(target)} ms target"),
+        "kafka_status": kafka_status,
+        "kafka_measured": kafka_p99,
+    }
+    text = _latency_text(mine, profile.peak_rate, "SQLite")
+    if not isinstance(mine, Latency):
+        change = f"a workload at {fmt(profile.peak_rate)} msg/s or more" if mine else RUN_COMPARE
+        return Criterion(status=UNKNOWN, evidence=text, would_change=change, **common)
+    p99 = mine.p99_ms
+    status = judge(p99, target)
     return Criterion(
-        "latency",
-        title,
-        PASS if ok else FAIL,
-        True,
-        f"worst e2e p99 {fmt(p99)} ms ({b} on {w} at {fmt(fixed.loc[worst_idx, 'target_rate'])} "
-        f"msg/s, run {run}) vs target {fmt(target)} ms",
-        times(target / p99) if p99 > 0 else "",
-        f"a p99 target below {fmt(p99)} ms" if ok else f"a p99 target of {fmt(p99)} ms or more",
-        p99,
-        target,
-        "ms",
-        higher_is_better=False,
+        status=status,
+        evidence=f"{text} vs target {fmt(target)} ms",
+        headroom=times(target / p99) if p99 > 0 else "",
+        would_change=f"a p99 target below {fmt(p99)} ms"
+        if status == PASS
+        else f"a p99 target of {fmt(p99)} ms or more",
+        measured=p99,
+        **common,
+    )
+
+
+# -- the failure lab: unavailability, redelivery, data loss ----------------------------------
+
+
+def _experiments(outage: Outage, names: dict[str, str]) -> str:
+    if len(outage.by_experiment) == 1:
+        return names.get(outage.by_experiment[0][0], outage.by_experiment[0][0])
+    return ", ".join(f"{names.get(e, e)} {fmt(s)} s" for e, s in outage.by_experiment)
+
+
+def _outage_text(
+    outage: Outage | None, names: dict[str, str], rec: Recovery | None, *, durability: bool
+) -> str:
+    """The figure in words; ``durability`` names SQLite's durability setting (it matters for
+    a host loss, not for a consumer kill)."""
+    if outage is None or rec is None:
+        return "not measured in the failure-lab results"
+    setting = f"; {outage.setting}" if outage.setting else ""
+    setting_text = f"durability {rec.durability}; " if durability and rec.system == SQLITE else ""
+    return (
+        f"worst {fmt(outage.worst_s)} s (median {fmt(outage.median_s)} s) over "
+        f"{count(outage.runs, 'run')} of {_experiments(outage, names)}{setting} "
+        f"({setting_text}{', '.join(outage.backends)}; run {outage.source})"
     )
 
 
@@ -186,201 +300,171 @@ def _controls(rec: Recovery) -> str:
     return f"; controls not counted: {', '.join(rec.controls)}" if rec.controls else ""
 
 
-def check_downtime(profile: Profile, rec: Recovery | None) -> Criterion:
-    """Worst measured RTO (failure lab) vs downtime tolerance."""
-    title = "Downtime: recovery time within tolerance"
-    if rec is None or math.isnan(rec.rto_s):
+def check_write_unavailability(
+    profile: Profile, rec: Recovery | None, kafka: Recovery | None = None
+) -> Criterion:
+    """How long producers cannot write when the host (SQLite) or a broker (Kafka) is lost.
+
+    SQLite: the failure lab's host loss (restore from Litestream, reopen); Kafka: broker kill
+    and leader failover. Judged against ``downtime_tolerance_s``, worst case of each system.
+    """
+    tolerance = profile.downtime_tolerance_s
+    outage = rec.unavailability if rec else None
+    theirs = kafka.unavailability if kafka else None
+    kafka_status = judge(theirs.worst_s if theirs else None, tolerance)
+    common: dict[str, Any] = {
+        "key": "write_unavailability",
+        "title": "Write unavailability: host or broker loss within tolerance",
+        "hard": True,
+        "threshold": tolerance,
+        "unit": "s",
+        "higher_is_better": False,
+        "kafka_evidence": _outage_text(theirs, UNAVAILABILITY, kafka, durability=True)
+        + against(kafka_status, f"{fmt(tolerance)} s tolerance"),
+        "kafka_status": kafka_status,
+        "kafka_measured": theirs.worst_s if theirs else None,
+    }
+    if outage is None or rec is None:
         return Criterion(
-            "downtime",
-            title,
-            UNKNOWN,
-            True,
-            "no SQLite RTO in the failure-lab results",
-            would_change="run `sqlitequeue bench faults`",
+            status=UNKNOWN,
+            evidence="no SQLite host-loss experiment in the failure-lab results",
+            would_change=RUN_FAULTS + " (its host-loss experiment needs Litestream)",
+            **common,
         )
-    ok = rec.rto_s <= profile.downtime_tolerance_s
+    status = judge(outage.worst_s, tolerance)
+    worst = fmt(outage.worst_s)
     return Criterion(
-        "downtime",
-        title,
-        PASS if ok else FAIL,
-        True,
-        f"worst RTO {fmt(rec.rto_s)} s over {rec.runs} runs of {', '.join(rec.experiments)} "
-        f"(durability {rec.durability}; run {rec.source}) vs tolerance "
-        f"{fmt(profile.downtime_tolerance_s)} s{_controls(rec)}",
-        times(profile.downtime_tolerance_s / rec.rto_s) if rec.rto_s > 0 else "no downtime",
-        f"a downtime tolerance below {fmt(rec.rto_s)} s"
-        if ok
-        else f"a downtime tolerance of {fmt(rec.rto_s)} s or a faster restore",
-        rec.rto_s,
-        profile.downtime_tolerance_s,
-        "s",
-        higher_is_better=False,
+        status=status,
+        evidence=_outage_text(outage, UNAVAILABILITY, rec, durability=True)
+        + f" vs tolerance {fmt(tolerance)} s "
+        "(downtime_tolerance_s); not counted: noticing the loss and starting the replacement "
+        "host, and restore time grows with the file's size",
+        headroom=room(tolerance, outage.worst_s, "no downtime"),
+        would_change=f"a downtime tolerance below {worst} s, or a larger file that restores "
+        "more slowly"
+        if status == PASS
+        else f"a downtime tolerance of {worst} s or more, a smaller file (restore time grows "
+        "with it), or a standby that keeps restoring from the replica",
+        measured=outage.worst_s,
+        **common,
     )
 
 
-def check_data_loss(profile: Profile, rec: Recovery | None) -> Criterion:
-    """Worst measured RPO (failure lab) vs data-loss tolerance."""
-    title = "Data loss: recovery point within tolerance"
+def check_redelivery(
+    profile: Profile, rec: Recovery | None, kafka: Recovery | None = None
+) -> Criterion:
+    """How long a crashed consumer's work waits before another consumer gets it.
+
+    SQLite: the failure lab's consumer kill, whose delay is the lease (``lease=`` of
+    ``Queue`` and ``Stream.consumer``); Kafka: the same experiment, whose delay is the
+    group's ``session.timeout.ms``. Judged against ``redelivery_tolerance_s``.
+    """
+    tolerance = profile.redelivery_tolerance_s
+    outage = rec.redelivery if rec else None
+    theirs = kafka.redelivery if kafka else None
+    kafka_status = judge(theirs.worst_s if theirs else None, tolerance)
+    kafka_fix = (
+        f" (set by session.timeout.ms: at most {fmt(_budget(theirs, tolerance) * 1000)} ms "
+        "would meet it)"
+        if theirs and kafka_status == FAIL
+        else ""
+    )
+    common: dict[str, Any] = {
+        "key": "redelivery",
+        "title": "Redelivery delay: a crashed consumer's work picked up in time",
+        "hard": True,
+        "threshold": tolerance,
+        "unit": "s",
+        "higher_is_better": False,
+        "kafka_evidence": _outage_text(theirs, REDELIVERY, kafka, durability=False)
+        + against(kafka_status, f"{fmt(tolerance)} s tolerance")
+        + kafka_fix,
+        "kafka_status": kafka_status,
+        "kafka_measured": theirs.worst_s if theirs else None,
+    }
+    if outage is None or rec is None:
+        return Criterion(
+            status=UNKNOWN,
+            evidence="no SQLite consumer-kill experiment in the failure-lab results",
+            would_change=RUN_FAULTS,
+            **common,
+        )
+    status = judge(outage.worst_s, tolerance)
+    lease = fmt(_budget(outage, tolerance))
+    used = f" (this run used {outage.setting})" if outage.setting else ""
+    return Criterion(
+        status=status,
+        evidence=_outage_text(outage, REDELIVERY, rec, durability=False)
+        + f" vs tolerance {fmt(tolerance)} s "
+        "(redelivery_tolerance_s); the delay is the consumer's lease, set with lease= "
+        "(Queue(path, lease=...), Stream.consumer(group, lease=...))",
+        headroom=room(tolerance, outage.worst_s, "no delay"),
+        would_change=f"a redelivery tolerance below {fmt(outage.worst_s)} s, or a lease= "
+        f"above {lease} s{used}"
+        if status == PASS
+        else f"a lease= of at most {lease} s{used}, still longer than your slowest message "
+        f"takes to process; or a redelivery tolerance of {fmt(outage.worst_s)} s",
+        measured=outage.worst_s,
+        **common,
+    )
+
+
+def _budget(outage: Outage, tolerance: float) -> float:
+    """The longest setting that meets ``tolerance``: tolerance minus the measured overhead."""
+    overhead = outage.worst_s - outage.setting_s if outage.setting_s is not None else 0.0
+    return max(tolerance - max(overhead, 0.0), 0.0)
+
+
+def _loss_text(rec: Recovery | None) -> str:
+    if rec is None or math.isnan(rec.rpo_s):
+        return "not measured in the failure-lab results"
+    lost = (
+        "no acknowledged message lost"
+        if rec.lost == 0
+        else f"{count(rec.lost, 'acknowledged message')} lost"
+    )
+    durability = f"durability {rec.durability}" if rec.system == SQLITE else rec.durability
+    return (
+        f"worst RPO {fmt(rec.rpo_s)} s, {lost} over {count(rec.runs, 'run')} "
+        f"({durability}; run {rec.source})"
+    )
+
+
+def check_data_loss(
+    profile: Profile, rec: Recovery | None, kafka: Recovery | None = None
+) -> Criterion:
+    """Worst measured RPO (failure lab) vs data-loss tolerance, for SQLite and Kafka."""
+    tolerance = profile.data_loss_tolerance_s
+    kafka_rpo = None if kafka is None or math.isnan(kafka.rpo_s) else kafka.rpo_s
+    kafka_status = judge(kafka_rpo, tolerance)
+    common: dict[str, Any] = {
+        "key": "data_loss",
+        "title": "Data loss: recovery point within tolerance",
+        "hard": True,
+        "threshold": tolerance,
+        "unit": "s",
+        "higher_is_better": False,
+        "kafka_evidence": _loss_text(kafka)
+        + against(kafka_status, f"{fmt(tolerance)} s tolerance"),
+        "kafka_status": kafka_status,
+        "kafka_measured": kafka_rpo,
+    }
     if rec is None or math.isnan(rec.rpo_s):
         return Criterion(
-            "data_loss",
-            title,
-            UNKNOWN,
-            True,
-            "no SQLite RPO in the failure-lab results",
-            would_change="run `sqlitequeue bench faults`",
+            status=UNKNOWN,
+            evidence="no SQLite RPO in the failure-lab results",
+            would_change=RUN_FAULTS,
+            **common,
         )
-    ok = rec.rpo_s <= profile.data_loss_tolerance_s
-    headroom = times(profile.data_loss_tolerance_s / rec.rpo_s) if rec.rpo_s > 0 else "no loss"
+    status = judge(rec.rpo_s, tolerance)
     return Criterion(
-        "data_loss",
-        title,
-        PASS if ok else FAIL,
-        True,
-        f"worst RPO {fmt(rec.rpo_s)} s, {rec.lost} acknowledged message(s) lost over "
-        f"{rec.runs} runs (durability {rec.durability}; run {rec.source}) vs tolerance "
-        f"{fmt(profile.data_loss_tolerance_s)} s{_controls(rec)}",
-        headroom,
-        f"a data-loss tolerance below {fmt(rec.rpo_s)} s"
-        if ok
+        status=status,
+        evidence=f"{_loss_text(rec)} vs tolerance {fmt(tolerance)} s{_controls(rec)}",
+        headroom=room(tolerance, rec.rpo_s, "no loss"),
+        would_change=f"a data-loss tolerance below {fmt(rec.rpo_s)} s"
+        if status == PASS
         else f"a tolerance of {fmt(rec.rpo_s)} s, a shorter Litestream sync interval, or "
         "synchronous replication",
-        rec.rpo_s,
-        profile.data_loss_tolerance_s,
-        "s",
-        higher_is_better=False,
-    )
-
-
-def check_writers(profile: Profile) -> Criterion:
-    """One writer host, or several that can funnel through one writer service."""
-    title = "Single writer"
-    if profile.writers == 1:
-        return Criterion(
-            "writers", title, PASS, True, "1 writer host", would_change="a second writer host"
-        )
-    if profile.writers_can_funnel:
-        return Criterion(
-            "writers",
-            title,
-            PASS,
-            True,
-            f"{profile.writers} writers funnel through one writer service (its rate is "
-            "what the throughput check measures)",
-            would_change="writers that cannot go through one service",
-        )
-    return Criterion(
-        "writers",
-        title,
-        FAIL,
-        True,
-        f"{profile.writers} writer hosts that cannot funnel: one SQLite file has one writer",
-        would_change="routing all writes through one service (writers_can_funnel: true)",
-    )
-
-
-def check_regions(profile: Profile) -> Criterion:
-    """Writes from one region only."""
-    title = "One region"
-    ok = profile.regions == 1
-    return Criterion(
-        "regions",
-        title,
-        PASS if ok else FAIL,
-        True,
-        f"{profile.regions} region(s) accept writes",
-        would_change="writes from a second region" if ok else "writes from a single region",
-    )
-
-
-def check_ecosystem(profile: Profile) -> Criterion:
-    """No reliance on Kafka Streams, ksqlDB, Connect and friends."""
-    title = "No Kafka ecosystem dependency"
-    if not profile.kafka_ecosystem:
-        return Criterion(
-            "ecosystem",
-            title,
-            PASS,
-            True,
-            "no Kafka ecosystem tools needed",
-            would_change="adopting Kafka Streams, ksqlDB or Connect",
-        )
-    return Criterion(
-        "ecosystem",
-        title,
-        FAIL,
-        True,
-        f"relies on {', '.join(profile.kafka_ecosystem)}",
-        would_change="replacing those tools",
-    )
-
-
-def check_cost(profile: Profile, projections: list[cost.Projection]) -> Criterion:
-    """The SQLite projection vs the cheapest Kafka option (and the budget, if any)."""
-    title = "Cost: SQLite cheaper than Kafka"
-    sqlite = next(p for p in projections if p.architecture == f"sqlite-{profile.object_store}")
-    kafka = min(
-        (p for p in projections if p.architecture in cost.KAFKA_ARCHITECTURES),
-        key=lambda p: p.total,
-    )
-    ok = sqlite.total < kafka.total
-    over_budget = (
-        profile.monthly_budget_usd is not None and sqlite.total > profile.monthly_budget_usd
-    )
-    budget = (
-        "" if profile.monthly_budget_usd is None else f"; budget ${profile.monthly_budget_usd:,.2f}"
-    )
-    evidence = (
-        f"{sqlite.label} ${sqlite.total:,.2f}/month vs cheapest Kafka, {kafka.label}, "
-        f"${kafka.total:,.2f}/month{budget}"
-    )
-    if not sqlite.feasible:
-        return Criterion(
-            "cost",
-            title,
-            FAIL,
-            False,
-            f"{sqlite.label} cannot carry the {fmt(profile.peak_rate)} msg/s peak on one "
-            f"machine (over its measured capacity), so its ${sqlite.total:,.2f}/month is moot; "
-            f"cheapest Kafka: {kafka.label}, ${kafka.total:,.2f}/month",
-            "over capacity",
-            "a peak within the measured SQLite capacity",
-        )
-    saving = kafka.total - sqlite.total
-    return Criterion(
-        "cost",
-        title,
-        PASS if ok and not over_budget else FAIL,
-        False,
-        evidence,
-        f"saves ${saving:,.2f}/month" if ok else f"costs ${-saving:,.2f}/month more",
-        "prices or traffic that make Kafka cheaper (see the break-even chart)"
-        if ok
-        else "more traffic (usage-priced Kafka grows with bytes) or cheaper object storage",
-        sqlite.total,
-        kafka.total,
-        "USD/month",
-        higher_is_better=False,
-    )
-
-
-def check_team(profile: Profile) -> Criterion:
-    """Whether operational simplicity is a primary concern for this team."""
-    title = "Team: simplicity matters more than Kafka's features"
-    if profile.team_capacity == "small":
-        return Criterion(
-            "team",
-            title,
-            PASS,
-            False,
-            "a small team without capacity to run a distributed system",
-            would_change="a team with engineers to run Kafka properly",
-        )
-    return Criterion(
-        "team",
-        title,
-        FAIL,
-        False,
-        "the team has engineers to run Kafka properly; simplicity gains are smaller",
-        would_change="losing that capacity",
+        measured=rec.rpo_s,
+        **common,
     )

@@ -1,24 +1,42 @@
-"""What results folders say, reduced to what the decision's criteria need.
+"""What results folders say, reduced to what the decision's criteria need, for SQLite and Kafka.
 
 :func:`gather_evidence` loads results folders (``kind: bench`` for throughput and latency,
-``kind: faults`` for recovery); :func:`sqlite_capacity` and :func:`kafka_capacity` read the
-max sustainable rates of the bench runs, :func:`recovery_by_durability` the worst RTO, RPO and
-loss per SQLite durability setting from the failure lab. Reads results files only (never a
-backend).
+``kind: faults`` for recovery). For either system (:data:`SQLITE` or :data:`KAFKA`):
+
+* :func:`capacity` reads the max sustainable rates of the bench runs;
+* :func:`fixed_rate_latency` the worst end-to-end p99 of the fixed-rate runs at a given rate;
+* :func:`recovery_by_durability` the failure lab's figures per durability setting: *write
+  unavailability* (:data:`UNAVAILABILITY`: SQLite's host loss, Kafka's broker kill and leader
+  failover), *redelivery delay* (:data:`REDELIVERY`: a consumer kill, set by SQLite's lease
+  and Kafka's ``session.timeout.ms``) and data loss (every experiment).
+
+Reads results files only (never a backend).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from sqlitequeue.bench.results import Results
 
+SQLITE, KAFKA = "sqlite", "kafka"
+
+#: failure-lab experiments in which producers cannot write, and what each one measures
+UNAVAILABILITY = {
+    "host-loss": "host loss: restore from Litestream + reopen",
+    "broker-kill": "broker kill (1 broker, RF=1: until it is back)",
+    "leader-failover": "leader failover (3 brokers, RF=3)",
+}
+#: failure-lab experiments in which a crashed consumer's work waits to be delivered again
+REDELIVERY = {"consumer-kill": "consumer kill"}
 #: failure-lab experiments that are controls (e.g. Litestream killed before the host, to prove
 #: loss is detected): shown in the evidence, left out of the worst case
 CONTROL_EXPERIMENTS = ("litestream-down", "control")
@@ -35,6 +53,19 @@ class Evidence:
     def sources(self) -> list[str]:
         """The results folders used, as strings."""
         return [str(r.path) for r in self.bench + self.faults]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Each folder used: path, kind, run id, creation time and quick mode (from run.json)."""
+        return [
+            {
+                "path": str(r.path),
+                "kind": "faults" if r in self.faults else "bench",
+                "run_id": r.meta.get("run_id"),
+                "created": r.meta.get("created"),
+                "quick": r.meta.get("quick"),
+            }
+            for r in self.bench + self.faults
+        ]
 
 
 def gather_evidence(folders: Sequence[str | os.PathLike[str]]) -> Evidence:
@@ -54,9 +85,17 @@ def gather_evidence(folders: Sequence[str | os.PathLike[str]]) -> Evidence:
     return evidence
 
 
+def system_of(backend: str) -> str | None:
+    """:data:`SQLITE` for ``sqlite*`` backends, :data:`KAFKA` for ``kafka*``, else None."""
+    name = str(backend)
+    if name.startswith("sqlite"):
+        return SQLITE
+    return KAFKA if name.startswith("kafka") else None
+
+
 def is_sqlite(backend: str) -> bool:
     """True for a SQLite backend (its name starts with ``sqlite``)."""
-    return str(backend).startswith("sqlite")
+    return system_of(backend) == SQLITE
 
 
 def scalars(evidence: Evidence) -> pd.DataFrame:
@@ -73,9 +112,12 @@ def scalars(evidence: Evidence) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# -- bench: capacity and latency -------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Capacity:
-    """The best SQLite backend's conservative maximum sustainable rate."""
+    """A system's best backend's conservative maximum sustainable rate."""
 
     rate: float
     backend: str
@@ -86,15 +128,15 @@ class Capacity:
     others: dict[str, float]
 
 
-def sqlite_capacity(evidence: Evidence) -> Capacity | None:
-    """Return the highest, over SQLite backends, of each one's lowest max sustainable rate.
+def capacity(evidence: Evidence, system: str = SQLITE) -> Capacity | None:
+    """Return the highest, over the system's backends, of each one's lowest max sustainable rate.
 
     A team picks its best implementation; within it the lowest rate over the max-rate
     workloads is used (conservative). ``lower_bound`` is True when every ramp step passed
     (the search hit its ceiling, so the true capacity is higher). None without data.
     """
     df = scalars(evidence)
-    rows = df[(df.metric == "max_sustainable_rate") & df.backend.map(is_sqlite)]
+    rows = df[(df.metric == "max_sustainable_rate") & (df.backend.map(system_of) == system)]
     rows = rows[rows.value.notna()]
     if rows.empty:
         return None
@@ -116,6 +158,17 @@ def sqlite_capacity(evidence: Evidence) -> Capacity | None:
     )
 
 
+def sqlite_capacity(evidence: Evidence) -> Capacity | None:
+    """:func:`capacity` of the SQLite backends (None without data)."""
+    return capacity(evidence, SQLITE)
+
+
+def kafka_capacity(evidence: Evidence) -> Capacity | None:
+    """:func:`capacity` of the Kafka backends (None without data, or when every search failed)."""
+    found = capacity(evidence, KAFKA)
+    return found if found is not None and found.rate > 0 else None
+
+
 def _all_steps_passed(evidence: Evidence, backend: str, workload: str) -> bool:
     for res in evidence.bench:
         steps = res.tables.get("rate_steps")
@@ -127,45 +180,91 @@ def _all_steps_passed(evidence: Evidence, backend: str, workload: str) -> bool:
     return False
 
 
-def kafka_capacity(evidence: Evidence) -> tuple[float, str, str] | None:
-    """Return the best measured Kafka max rate as ``(msg/s, backend, workload)``, or None."""
+@dataclass(frozen=True)
+class Latency:
+    """The worst end-to-end p99 over a system's fixed-rate runs at or above a rate."""
+
+    p99_ms: float
+    backend: str
+    workload: str
+    rate: float
+    run: str
+
+
+def fixed_rate_latency(
+    evidence: Evidence, system: str, min_rate: float, backend: str | None = None
+) -> Latency | float | None:
+    """Return the worst e2e p99 over the system's fixed-rate runs at >= ``min_rate`` msg/s.
+
+    ``backend`` narrows to one backend when it has runs. Returns the highest fixed rate
+    measured (a float) when every run is below ``min_rate``, and None without fixed-rate
+    runs with an e2e p99.
+    """
     df = scalars(evidence)
-    rows = df[(df.metric == "max_sustainable_rate") & df.backend.str.startswith("kafka")]
-    if rows.empty or rows.value.max() <= 0:
+    df = df[df.backend.map(system_of) == system]
+    if backend is not None and (df.backend == backend).any():
+        df = df[df.backend == backend]
+    if df.empty:
         return None
-    best = rows.loc[rows.value.idxmax()]
-    return float(best.value), str(best.backend), str(best.workload)
-
-
-def _faults(evidence: Evidence) -> pd.DataFrame:
-    import pandas as pd
-
-    frames = []
-    for res in evidence.faults:
-        table = res.tables.get("faults")
-        if table is not None and not table.empty:
-            frames.append(table.assign(run=str(res.path)))
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df.backend.map(is_sqlite)].copy()
-    df["control"] = df.experiment.astype(str).map(
-        lambda name: any(marker in name for marker in CONTROL_EXPERIMENTS)
+    wide = df.pivot_table(
+        index=["backend", "workload", "run"], columns="metric", values="value", aggfunc="first"
     )
-    for column in ("rto_s", "rpo_s", "lost", "acknowledged"):
-        df[column] = pd.to_numeric(df.get(column), errors="coerce")
-    if "durability" not in df:
-        df["durability"] = "default"
-    df["durability"] = df.durability.fillna("default").astype(str)
-    return df
+    if not {"target_rate", "e2e_latency_ms.p99"} <= set(wide.columns):
+        return None
+    wide = wide[(wide.target_rate > 0) & wide["e2e_latency_ms.p99"].notna()]
+    if wide.empty:
+        return None
+    fixed = wide[wide.target_rate >= min_rate]
+    if fixed.empty:
+        return float(wide.target_rate.max())
+    idx = fixed["e2e_latency_ms.p99"].idxmax()
+    b, w, run = idx
+    return Latency(
+        p99_ms=float(fixed.loc[idx, "e2e_latency_ms.p99"]),
+        backend=str(b),
+        workload=str(w),
+        rate=float(fixed.loc[idx, "target_rate"]),
+        run=str(run),
+    )
+
+
+# -- failure lab: unavailability, redelivery, loss --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A system's measured times for one kind of failure (seconds, over failure-lab rows)."""
+
+    backends: tuple[str, ...]
+    worst_s: float
+    median_s: float
+    runs: int
+    #: (experiment, worst seconds), worst first
+    by_experiment: tuple[tuple[str, float], ...]
+    #: what sets the time, e.g. "lease 6 s" or "session.timeout.ms 6000"; "" when unknown
+    setting: str
+    #: the setting's value in seconds, when known
+    setting_s: float | None
+    source: str
+
+    @property
+    def experiments(self) -> tuple[str, ...]:
+        """The experiments measured, worst first."""
+        return tuple(name for name, _ in self.by_experiment)
 
 
 @dataclass(frozen=True)
 class Recovery:
-    """Worst-case recovery of one SQLite durability setting over its experiments."""
+    """What one system's failure-lab runs say at one durability setting.
 
+    ``unavailability`` and ``redelivery`` are None when not measured; ``rpo_s`` is NaN when
+    no experiment measured it. ``lost`` counts acknowledged messages lost over ``runs``.
+    """
+
+    system: str
     durability: str
-    rto_s: float
+    unavailability: Outage | None
+    redelivery: Outage | None
     rpo_s: float
     lost: int
     experiments: tuple[str, ...]
@@ -174,8 +273,85 @@ class Recovery:
     controls: tuple[str, ...] = ()
 
 
-def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
-    """Worst RTO, RPO and loss per SQLite durability setting (NaN where not measured).
+def faults_table(evidence: Evidence) -> pd.DataFrame:
+    """Every failure-lab row of both systems, with ``system``, ``control`` and ``run`` columns.
+
+    ``rto_s``, ``rpo_s``, ``lost`` and ``acknowledged`` are numeric (NaN where missing);
+    ``durability`` is text (``default`` where missing). Rows of other systems are dropped.
+    """
+    import pandas as pd
+
+    frames = []
+    for res in evidence.faults:
+        table = res.tables.get("faults")
+        if table is not None and not table.empty:
+            frames.append(table.assign(run=str(res.path), setting=_lab_timeout(res)))
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    df["system"] = df.backend.map(system_of)
+    df = df[df.system.notna()].copy()
+    df["experiment"] = df.experiment.astype(str)
+    df["control"] = df.experiment.map(lambda n: any(m in n for m in CONTROL_EXPERIMENTS))
+    for column in ("rto_s", "rpo_s", "lost", "acknowledged"):
+        df[column] = pd.to_numeric(df.get(column), errors="coerce")
+    if "durability" not in df:
+        df["durability"] = "default"
+    df["durability"] = df.durability.fillna("default").astype(str)
+    notes = df["notes"] if "notes" in df else pd.Series(None, index=df.index, dtype=object)
+    df["notes"] = notes.astype(object).where(notes.notna(), "").astype(str)
+    return df
+
+
+def _lab_timeout(res: Results) -> float:
+    scale = res.meta.get("scale") or {}
+    value = scale.get("failure_timeout_s") if isinstance(scale, dict) else None
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+_LEASE = re.compile(r"lease ([0-9.]+) s")
+_SESSION = re.compile(r"session\.timeout\.ms (\d+)")
+
+
+def _setting(rows: pd.DataFrame, system: str) -> tuple[str, float | None]:
+    """What sets a redelivery delay: the lease (SQLite) or session.timeout.ms (Kafka)."""
+    notes = " ".join(rows.notes)
+    timeouts = rows.setting.dropna()
+    lab = float(timeouts.iloc[0]) if not timeouts.empty else None
+    if system == SQLITE:
+        found = _LEASE.search(notes)
+        seconds = float(found.group(1)) if found else lab
+        return ("", None) if seconds is None else (f"lease {seconds:g} s", seconds)
+    session = _SESSION.search(notes)
+    if session:
+        return f"session.timeout.ms {session.group(1)}", int(session.group(1)) / 1000
+    if lab is not None:
+        return f"session.timeout.ms {lab * 1000:.0f}", lab
+    return "", None
+
+
+def _outage(
+    rows: pd.DataFrame, system: str, names: dict[str, str], *, with_setting: bool = False
+) -> Outage | None:
+    rows = rows[rows.experiment.isin(list(names)) & rows.rto_s.notna()]
+    if rows.empty:
+        return None
+    worst = rows.groupby("experiment").rto_s.max().sort_values(ascending=False)
+    setting, setting_s = _setting(rows, system) if with_setting else ("", None)
+    return Outage(
+        backends=tuple(sorted(map(str, rows.backend.unique()))),
+        worst_s=float(rows.rto_s.max()),
+        median_s=float(rows.rto_s.median()),
+        runs=len(rows),
+        by_experiment=tuple((str(k), float(v)) for k, v in worst.items()),
+        setting=setting,
+        setting_s=setting_s,
+        source=str(rows.run.iloc[0]),
+    )
+
+
+def recovery_by_durability(evidence: Evidence, system: str = SQLITE) -> list[Recovery]:
+    """Per durability setting of ``system``: unavailability, redelivery, worst RPO and loss.
 
     For a setting, every (non-control) experiment counts: with its rows at that setting
     when it ran at it, else with all its rows (e.g. a consumer kill measured only at
@@ -185,10 +361,11 @@ def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
     """
     import pandas as pd
 
-    df = _faults(evidence)
+    df = faults_table(evidence)
     out: list[Recovery] = []
     if df.empty:
         return out
+    df = df[df.system == system]
     controls = tuple(sorted(map(str, df[df.control].experiment.unique())))
     df = df[~df.control]
     for durability in sorted(df.durability.unique()):
@@ -200,8 +377,10 @@ def recovery_by_durability(evidence: Evidence) -> list[Recovery]:
         rpo = group.rpo_s.where(group.rpo_s.notna() | (group.lost.fillna(1) > 0), 0.0)
         out.append(
             Recovery(
+                system=system,
                 durability=str(durability),
-                rto_s=float(group.rto_s.max()),
+                unavailability=_outage(group, system, UNAVAILABILITY),
+                redelivery=_outage(group, system, REDELIVERY, with_setting=True),
                 rpo_s=float(rpo.max()),
                 lost=int(group.lost.fillna(0).sum()),
                 experiments=tuple(sorted(map(str, group.experiment.unique()))),

@@ -1,13 +1,19 @@
 """Team profiles for ``sqlitequeue decide``: the fields, their checks, and :func:`load_profile`.
 
 A team profile (YAML, see ``examples/profiles/``) states peak and average rate, message size,
-writers and regions, downtime and data-loss tolerance, retention, consumer groups, Kafka
-ecosystem needs and team capacity; :data:`FIELDS` lists every field with its meaning. (Not to
-be confused with :mod:`sqlitequeue.bench.profiles`, the backend settings profiles.)
+writers and regions, how long writes may be unavailable, how long a crashed consumer's work may
+wait, how much data may be lost, retention, consumer groups, Kafka ecosystem needs and team
+capacity; :data:`FIELDS` lists every field with its meaning. (Not to be confused with
+:mod:`sqlitequeue.bench.profiles`, the backend settings profiles.)
+
+``redelivery_tolerance_s`` came later than the other fields: a profile without it gets
+:data:`DEFAULT_REDELIVERY_TOLERANCE_S`, which the queue's default lease (30 s), the stream's
+(10 s) and Kafka's default ``session.timeout.ms`` (45 s) all meet.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Mapping
@@ -22,6 +28,8 @@ from sqlitequeue.bench.errors import ProfileError
 ECOSYSTEM = ("kafka-streams", "ksqldb", "kafka-connect", "schema-registry", "mirrormaker", "flink")
 TEAM_CAPACITY = ("small", "kafka-ops")
 OBJECT_STORES = ("s3", "r2", "b2")
+#: seconds a crashed consumer's messages may wait, for profiles that do not say
+DEFAULT_REDELIVERY_TOLERANCE_S = 60.0
 
 #: field -> (kind, required, what it means); kinds: num, int, bool, str, list
 FIELDS: dict[str, tuple[str, bool, str]] = {
@@ -33,7 +41,17 @@ FIELDS: dict[str, tuple[str, bool, str]] = {
     "writers": ("int", True, "hosts that must write to the log, e.g. 1"),
     "writers_can_funnel": ("bool", False, "true if several writers can go through one service"),
     "regions": ("int", True, "regions that must accept writes, e.g. 1"),
-    "downtime_tolerance_s": ("num", True, "seconds of write downtime acceptable, e.g. 30"),
+    "downtime_tolerance_s": (
+        "num",
+        True,
+        "seconds producers may be unable to write when the host (or a broker) is lost, e.g. 30",
+    ),
+    "redelivery_tolerance_s": (
+        "num",
+        False,
+        "seconds a crashed consumer's in-flight messages may wait before another consumer gets "
+        f"them (default {DEFAULT_REDELIVERY_TOLERANCE_S:g})",
+    ),
     "data_loss_tolerance_s": (
         "num",
         True,
@@ -67,6 +85,7 @@ class Profile:
     kafka_ecosystem: tuple[str, ...]
     team_capacity: str
     average_rate: float | None = None
+    redelivery_tolerance_s: float = DEFAULT_REDELIVERY_TOLERANCE_S
     writers_can_funnel: bool = False
     headroom: float = 2.0
     p99_target_ms: float | None = None
@@ -115,6 +134,7 @@ def _check_ranges(where: str, v: dict[str, Any]) -> None:
     non_negative = (
         "average_rate",
         "downtime_tolerance_s",
+        "redelivery_tolerance_s",
         "data_loss_tolerance_s",
         "retention_hours",
         "consumer_groups",
@@ -158,10 +178,13 @@ def load_profile(source: Mapping[str, Any] | str | os.PathLike[str]) -> Profile:
             raise ProfileError(f"profile {path} is not valid YAML: {exc}") from exc
         if not isinstance(source, Mapping):
             raise ProfileError(f"profile {path} must be a mapping of field: value")
-    unknown = sorted(set(source) - set(FIELDS))
+    unknown = sorted(map(str, set(source) - set(FIELDS)))
     if unknown:
+        close = difflib.get_close_matches(unknown[0], list(FIELDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ProfileError(
-            f"profile {where}: unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
+            f"profile {where}: unknown field {unknown[0]!r}; {hint}the fields are "
+            f"{', '.join(FIELDS)}"
         )
     values: dict[str, Any] = {"name": name}
     for key, (_, required, _) in FIELDS.items():
