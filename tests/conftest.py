@@ -54,6 +54,23 @@ def kafka_bootstrap(kafka_session_broker: KafkaBroker) -> str:
     return kafka_session_broker.bootstrap_servers
 
 
+@pytest.fixture(scope="session")
+def kafka_managed_bootstrap() -> Iterator[str]:
+    """A managed-shaped cluster for the session: 3 local brokers across emulated zones
+    (RF 3, min.insync.replicas=2, every hop behind Toxiproxy with the cross-az profile)."""
+    from sqlitequeue.bench.errors import BenchError
+    from sqlitequeue.bench.kafka.broker import LocalKafka
+    from sqlitequeue.bench.network.profiles import load_network
+
+    cluster = LocalKafka(3, network=load_network("cross-az"))
+    try:
+        cluster.start()
+    except BenchError as exc:
+        pytest.fail(f"the managed-shaped cluster could not be started:\n{exc}", pytrace=False)
+    yield cluster.bootstrap_servers
+    cluster.stop()
+
+
 @pytest.fixture
 def kafka_broker_factory() -> Iterator[Callable[..., KafkaBroker]]:
     """Start extra brokers for one test (e.g. to kill them); all are stopped afterwards.

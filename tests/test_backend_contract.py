@@ -33,12 +33,15 @@ from sqlitequeue.bench.backends import (
 from sqlitequeue.bench.errors import BackendError, KafkaError
 from sqlitequeue.bench.profiles import backend_spec
 
-KAFKA_BACKENDS = ("kafka", "kafka-confluent")
+KAFKA_BACKENDS = ("kafka", "kafka-confluent", "kafka-managed")
+#: backend -> the session fixture with its bootstrap servers
+KAFKA_FIXTURES = {"kafka-managed": "kafka_managed_bootstrap"}
 
 #: Test-only settings: short leases so a dead consumer's records come back within seconds.
-FAST = {
+FAST: dict[str, dict[str, Any]] = {
     "sqlite-queue": {"lease_s": 2.0},
     "sqlite-stream": {"lease_s": 2.0},
+    "kafka-managed": {"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000},
 }
 
 
@@ -54,7 +57,8 @@ ALL = [_param(name) for name in sorted(BACKENDS)]
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> BackendSpec:
     """A spec for the backend under test (default profile, fast test overrides)."""
     name = request.param
-    servers = request.getfixturevalue("kafka_bootstrap") if name in KAFKA_BACKENDS else None
+    fixture = KAFKA_FIXTURES.get(name, "kafka_bootstrap")
+    servers = request.getfixturevalue(fixture) if name in KAFKA_BACKENDS else None
     return backend_spec(
         name, data_dir=tmp_path, bootstrap_servers=servers, overrides=FAST.get(name, {})
     )
@@ -345,7 +349,7 @@ def test_describe_records_versions_and_settings(backend: Backend) -> None:
     if backend.name in KAFKA_BACKENDS:
         assert info["client"]
         assert info["settings"]["producer.acks"] == info["acks"] == "all"
-        assert info["linger_ms"] == 1
+        assert info["linger_ms"] == (5 if backend.name == "kafka-managed" else 1)
 
 
 # --------------------------------------------------------------------------- bad settings

@@ -2,11 +2,12 @@
 
 :func:`run_compare` runs every workload of the suite against every backend (workloads
 outer, so backends take turns on the same workload), into one results folder, after a
-harness self-check on the ``memory`` backend. When a Kafka backend is asked for, it starts
-Kafka with :meth:`KafkaBroker.auto` (an external cluster from KAFKA_BOOTSTRAP_SERVERS, else
-a local broker from the cached jars); when that fails it prints how to add Kafka and runs
-the SQLite backends alone. It ends with ``report/index.html`` written and the summary
-printed.
+harness self-check on the ``memory`` backend. The Kafka backends run against the
+deployments of :mod:`sqlitequeue.bench.kafka.deployments` (one broker over the run's
+network profile, and a managed-shaped 3-broker cluster across emulated zones), started with
+:meth:`KafkaBroker.auto` (an external cluster from KAFKA_BOOTSTRAP_SERVERS, else local
+brokers from the cached jars); one that cannot start is skipped with a note saying how to
+add it. It ends with ``report/index.html`` written and the summary printed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.kafka.deployments import KafkaDeployments, split_label
+from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
 from sqlitequeue.bench.workload import Workload, bundled_names, load_workload, read_trace
 
 SQLITE_BACKENDS = ("sqlite-queue", "sqlite-stream", "sqlite-seed")
-KAFKA_BACKENDS = ("kafka-confluent", "kafka")
+KAFKA_BACKENDS = ("kafka-confluent", "kafka", "kafka-managed")
 DEFAULT_BACKENDS = (*SQLITE_BACKENDS, *KAFKA_BACKENDS)
 
 #: suite name -> (workload, seconds per run). About 10 min / 2 min on 2 cores, 5 backends.
@@ -43,6 +46,17 @@ SUITES: dict[str, list[tuple[str, float]]] = {
         ("steady-1kb", 5),
         ("max-rate-1kb", 9),
     ],
+    # The seed article's claim: 40-50 ms on (managed) Kafka, under 1 ms on one SQLite file.
+    "seed-claim": [("seed-clickstream", 30)],
+}
+#: suites that come with their own backends (``--backends`` still overrides them)
+SUITE_BACKENDS: dict[str, tuple[str, ...]] = {
+    "seed-claim": (
+        "sqlite-queue",
+        "sqlite-stream",
+        "kafka-managed@cross-az",
+        "kafka-managed@cross-region",
+    ),
 }
 SELFCHECK_FACTOR = 5.0
 SELFCHECK_SECONDS = 5.0
@@ -127,42 +141,15 @@ def selfcheck(duration: float | None = None, progress: bool = False) -> SelfChec
     return SelfCheck(target, achieved, p99, peak, ok)
 
 
-# --- Kafka -----------------------------------------------------------------------------
-
-
-def start_kafka(printer: Printer = _print) -> Any | None:
-    """Start Kafka via KafkaBroker.auto(); return it, or None after printing how to add it."""
-    from sqlitequeue.bench.errors import KafkaError
-    from sqlitequeue.bench.kafka.broker import KafkaBroker
-
-    printer("starting Kafka (KafkaBroker.auto: KAFKA_BOOTSTRAP_SERVERS, else a local broker)…")
-    started = time.monotonic()
-    try:
-        broker = KafkaBroker.auto()
-        broker.start()
-    except (KafkaError, OSError) as exc:
-        printer(
-            "NOTE: Kafka is not available, so this comparison runs the SQLite backends only.\n"
-            f"  why: {exc}\n"
-            "  to add Kafka: `make setup` (or `python -m sqlitequeue kafka install`) to fetch "
-            "its jars for a local broker (needs Java 17+), or point at a cluster with "
-            "KAFKA_BOOTSTRAP_SERVERS=host:port, then run the comparison again."
-        )
-        return None
-    printer(
-        f"Kafka {broker.version or ''} ready at {broker.bootstrap_servers} "
-        f"({time.monotonic() - started:.0f} s)"
-    )
-    return broker
-
-
 # --- the main job ----------------------------------------------------------------------
 
 
 def _suite(
-    quick: bool, workloads: Sequence[str] | None, duration: float | None, p99: float | None
+    name: str, workloads: Sequence[str] | None, duration: float | None, p99: float | None
 ) -> list[Workload]:
-    suite = dict(SUITES["quick" if quick else "default"])
+    if name not in SUITES:
+        raise BenchError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    suite = dict(SUITES[name])
     chosen: list[tuple[str, float | None]] = (
         [(w, suite.get(w)) for w in workloads] if workloads else list(suite.items())
     )
@@ -178,12 +165,17 @@ def _suite(
     return out
 
 
-def _backends(backends: Sequence[str] | None) -> list[str]:
+def _backends(backends: Sequence[str] | None, suite: str) -> list[str]:
+    """The backend labels to run (``NAME`` or ``NAME@NETWORK``); BenchError for unknown ones."""
     from sqlitequeue.bench.runner import check_registry
 
-    names = list(backends or DEFAULT_BACKENDS)
-    check_registry(names)
-    return names
+    labels = list(backends or SUITE_BACKENDS.get(suite, DEFAULT_BACKENDS))
+    check_registry([split_label(label)[0] for label in labels])
+    for label in labels:
+        network = split_label(label)[1]
+        if network is not None:
+            load_network(network)  # raises with the choices (and a "did you mean")
+    return labels
 
 
 def run_compare(
@@ -200,6 +192,8 @@ def run_compare(
     label: str | None = None,
     run_id: str | None = None,
     broker: Any | None = None,
+    network: NetworkProfile | None = None,
+    suite_name: str | None = None,
     printer: Printer = _print,
 ) -> Path:
     """Run the suite against the backends, write the report; return the results folder.
@@ -212,23 +206,27 @@ def run_compare(
     ``BACKEND=PROFILE`` entries; other backends use their default profile. A backend run
     that fails is recorded under ``failures`` in run.json and the comparison goes on.
     ``run_id`` names the results folder (default: time stamp + label). ``broker`` is an
-    already started KafkaBroker to use (left running); by default one is
-    started (and stopped) here when a Kafka backend is asked for.
+    already started single KafkaBroker to use (left running); by default the Kafka
+    deployments the backends need are started (and stopped) here. ``network`` is the
+    emulated network between Kafka's clients and brokers (default loopback; see
+    :mod:`sqlitequeue.bench.network`); a backend label ``NAME@NETWORK`` names its own.
+    ``suite_name`` picks a suite of :data:`SUITES` (default: ``quick`` or ``default``), with
+    its own backends when :data:`SUITE_BACKENDS` lists them.
     Raises BenchError for an unknown backend or workload, or when every run failed.
     """
     from sqlitequeue.bench.report import workloads as workload_report
-    from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
+    from sqlitequeue.bench.report.seed_claim import seed_claim_lines
+    from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, load, new_run_id
 
-    names = _backends(backends)
-    suite = _suite(quick, workloads, duration, p99_target_ms)
+    suite_name = suite_name or ("quick" if quick else "default")
+    names = _backends(backends, suite_name)
+    suite = _suite(suite_name, workloads, duration, p99_target_ms)
     chosen_profiles = _profiles(names, profiles)
-    notes: list[str] = []
-    own_broker = broker is None
-    if broker is None and any(b in KAFKA_BACKENDS for b in names):
-        broker = start_kafka(printer)
-        if broker is None:
-            notes.append("Kafka was not available; its backends were skipped")
-            names = [b for b in names if b not in KAFKA_BACKENDS]
+    kafka = KafkaDeployments(
+        network or load_network(None), printer, given={"single": broker} if broker else {}
+    )
+    notes = kafka.start_for(names)
+    names = [b for b in names if kafka.available(b)]
     if not names:
         raise BenchError("no backend left to run (Kafka unavailable); add a SQLite backend")
     try:
@@ -237,12 +235,12 @@ def run_compare(
             run_id or new_run_id(label or ("quick" if quick else "compare")),
         )
         with writer:
-            _record_setup(writer, suite, names, broker, notes)
+            _record_setup(writer, suite, names, kafka, notes, suite_name)
             if run_selfcheck:
                 check = selfcheck(progress=progress)
                 printer(check.describe())
                 writer.metadata(selfcheck=check.__dict__ | {"text": check.describe()})
-            runs = _Runs(writer, broker, chosen_profiles, progress, printer)
+            runs = _Runs(writer, kafka, chosen_profiles, progress, printer)
             runs.warm_up_kafka(names)
             failures = runs.run_all(suite, names)
             writer.metadata(load_average_at_end=list(os.getloadavg()))
@@ -251,21 +249,32 @@ def run_compare(
         index = workload_report.write_report(writer.dir)
         printer("")
         printer(workload_report.terminal_summary(writer.dir))
+        for line in seed_claim_lines(load(writer.dir)) if suite_name == "seed-claim" else []:
+            printer(f"seed claim: {line}")
         printer(f"\nreport: {index}")
         return writer.dir
     finally:
-        if broker is not None and own_broker:
-            broker.stop()
+        kafka.stop()
 
 
 def _record_setup(
-    writer: Any, suite: list[Workload], names: list[str], broker: Any, notes: list[str]
+    writer: Any,
+    suite: list[Workload],
+    names: list[str],
+    kafka: KafkaDeployments,
+    notes: list[str],
+    suite_name: str,
 ) -> None:
+    deployments = kafka.describe()
     writer.metadata(
         workloads={w.name: w.describe() for w in suite},
         backend_order=names,
         p99_target_ms=max(w.p99_target_ms for w in suite),
-        kafka=broker.describe() if broker is not None else None,
+        kafka=deployments.get("single"),
+        kafka_deployments=deployments,
+        network=kafka.network.to_dict(),
+        suite=suite_name,
+        placement={name: kafka.placement(name) for name in names},
         load_average_at_start=list(os.getloadavg()),
         setup_notes=notes,
         failures=[],
@@ -284,7 +293,7 @@ def _profiles(names: Sequence[str], given: Sequence[str]) -> dict[str, str]:
             chosen[backend] = profile
             continue
         loaded = load_profile(entry)
-        fits = [b for b in names if b in loaded.backends]
+        fits = [b for b in names if split_label(b)[0] in loaded.backends]
         if not fits:
             raise BenchError(
                 f"profile {entry!r} is for {', '.join(loaded.backends)}, none of which runs "
@@ -299,7 +308,7 @@ class _Runs:
     """Runs every (workload, backend) pair into one writer; failures are recorded."""
 
     writer: Any
-    broker: Any
+    kafka: KafkaDeployments
     profiles: dict[str, str]
     progress: bool
     printer: Printer
@@ -328,7 +337,7 @@ class _Runs:
             }
         )
         for name in names:
-            if name in KAFKA_BACKENDS and self.broker is not None:
+            if self.kafka.broker_for(name) is not None:
                 self.printer(f"  {name:>15} warming up the broker (not recorded)")
                 self.run_one(warm, name, record=False)
 
@@ -336,20 +345,21 @@ class _Runs:
         from sqlitequeue.bench.profiles import backend_spec
         from sqlitequeue.bench.runner import NotApplicable, run_workload, write_result
 
-        kafka = name in KAFKA_BACKENDS and self.broker is not None
+        broker = self.kafka.broker_for(name)
+        base = split_label(name)[0]
         started = time.monotonic()
         try:
             spec = backend_spec(
-                name,
-                self.profiles.get(name),
-                bootstrap_servers=self.broker.bootstrap_servers if kafka else None,
+                base,
+                self.profiles.get(name) or self.profiles.get(base),
+                bootstrap_servers=broker.bootstrap_servers if broker is not None else None,
             )
-            data_dir = getattr(self.broker, "data_dir", None) if kafka else None
+            data_dir = getattr(broker, "data_dir", None)
             result = run_workload(
                 workload,
                 spec,
                 progress=self.progress,
-                kafka_pid=self.broker.pid if kafka else None,
+                kafka_pid=broker.pid if broker is not None else None,
                 disk_paths=[data_dir] if data_dir else [],
             )
         except NotApplicable as exc:
@@ -360,6 +370,7 @@ class _Runs:
             return str(exc)
         if not record:
             return None
+        result.backend = name  # the label: NAME@NETWORK keeps two networks apart
         write_result(self.writer, result)
         self.printer(_one_line(result, time.monotonic() - started))
         return None

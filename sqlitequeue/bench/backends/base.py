@@ -171,6 +171,7 @@ BACKENDS: dict[str, str] = {
     "sqlite-seed": "sqlitequeue.bench.backends.sqlite_seed:SqliteSeedBackend",
     "kafka": "sqlitequeue.bench.backends.kafka_python:KafkaPythonBackend",
     "kafka-confluent": "sqlitequeue.bench.backends.kafka_confluent:KafkaConfluentBackend",
+    "kafka-managed": "sqlitequeue.bench.backends.kafka_confluent:KafkaManagedBackend",
 }
 
 

@@ -291,3 +291,16 @@ class ConfluentConsumer(Consumer):
             return
         self._closed = True
         self._client.close()
+
+
+class KafkaManagedBackend(KafkaConfluentBackend):
+    """``kafka-managed``: confluent-kafka against a managed-shaped cluster.
+
+    Three brokers, one per emulated availability zone, replication factor 3 with
+    ``min.insync.replicas=2`` (broker side) and ``acks=all``, reached over an emulated network
+    from clients in one zone (see :mod:`sqlitequeue.bench.network.topology`). Its profile uses
+    the client settings teams commonly run with (``kafka-managed``). The cluster itself is
+    started by the caller (``bench compare`` starts one per network profile).
+    """
+
+    name = "kafka-managed"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.bench.commands.arguments import add_network_arguments, name_list, network_from
 from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "run the suite against SQLite and Kafka, write charts + report (the main job)"
@@ -26,6 +26,12 @@ HELP = "run the suite against SQLite and Kafka, write charts + report (the main 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --quick, --backends, --workloads, --duration, --out, --p99-target, --profile."""
     parser.add_argument("--quick", action="store_true", help="the short suite (~2 minutes)")
+    parser.add_argument(
+        "--suite",
+        metavar="NAME",
+        help="default, quick, or seed-claim (the seed article's latency claim: SQLite against "
+        "kafka-managed over cross-az and cross-region)",
+    )
     parser.add_argument("--backends", type=name_list, metavar="A,B", help="backends to compare")
     parser.add_argument(
         "--workloads",
@@ -48,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-selfcheck", action="store_true", help="skip the harness check")
     parser.add_argument("--run-id", metavar="NAME", help="results folder name (default: time)")
 
+    add_network_arguments(parser)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison; return ExitCode.OK once the report is written."""
@@ -63,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         profiles=args.profile,
         run_selfcheck=not args.no_selfcheck,
         run_id=args.run_id,
+        network=network_from(args),
+        suite_name=args.suite,
     )
     return ExitCode.OK
 

@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Any
 
+from sqlitequeue.bench.commands.arguments import add_network_arguments, network_from
 from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "failure-recovery experiments: SIGKILLs, host loss + Litestream restore, full disk"
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", metavar="DIR", default="results", help="results root (default: results/)"
     )
+    add_network_arguments(parser)
 
 
 def run(args: Any) -> int:
@@ -70,6 +72,7 @@ def run(args: Any) -> int:
         repeats=args.repeats,
         out=args.out,
         progress=lambda line: print(line, flush=True),
+        network=network_from(args),
     )
     faults = load(folder).tables["faults"]
     summary = summarize(faults)

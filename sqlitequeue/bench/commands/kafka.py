@@ -2,7 +2,8 @@
 
   sqlitequeue kafka install              download Kafka's jars into the cache (idempotent, fast
                                          when cached; `make kafka` runs this)
-  sqlitequeue kafka start [--brokers 3]  start a local KRaft broker that keeps running after this
+  sqlitequeue kafka start [--brokers 3] [--network cross-az]
+                                         start a local KRaft broker that keeps running after this
                                          command exits; prints `export KAFKA_BOOTSTRAP_SERVERS=...`
   sqlitequeue kafka status               is the broker started by `kafka start` up? (exit 3: no)
   sqlitequeue kafka stop                 stop it and delete its data (exit 3: nothing to stop)
@@ -18,6 +19,7 @@ import argparse
 import sys
 import time
 
+from sqlitequeue.bench.commands.arguments import add_network_arguments, network_from
 from sqlitequeue.cli import WORKBENCH_COMMANDS
 from sqlitequeue.cli.command import Command, ExitCode
 
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--brokers", type=int, choices=(1, 3), default=1, help="1 (default) or 3")
     start.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
     start.add_argument("--heap", default=None, help="JVM heap per node, e.g. 1G (default)")
+    add_network_arguments(start)
     sub.add_parser("status", help="show the broker started by `kafka start`")
     sub.add_parser("stop", help="stop the broker started by `kafka start`; delete its data")
 
@@ -76,10 +79,12 @@ def _start(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK
     started = time.monotonic()
-    state = detached.start_detached(args.brokers, port=args.port, heap=args.heap)
+    network = network_from(args)
+    state = detached.start_detached(args.brokers, port=args.port, heap=args.heap, network=network)
     print(f"export KAFKA_BOOTSTRAP_SERVERS={state['bootstrap']}")
     print(
-        f"Kafka {state['version']} ready in {time.monotonic() - started:.1f} s "
+        f"Kafka {state['version']} ready in {time.monotonic() - started:.1f} s over the "
+        f"{network.name} network "
         f"(pids {state['pids']}, data and logs in {state['data_dir']}); "
         "stop it with `sqlitequeue kafka stop`",
         file=sys.stderr,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.bench.commands.arguments import add_network_arguments, name_list, network_from
 from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "replay a workload with Locust (one user per process); convert its CSVs"
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", metavar="NAME|PATH", help="backend settings profile")
     parser.add_argument("--out", metavar="DIR", default="results", help="results root")
     parser.add_argument("--web", action="store_true", help="start the web UI (one backend)")
+    add_network_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         return _web(args)
     run_id = new_run_id(f"locust-{Path(args.workload).stem}")
     failed = 0
+    network = network_from(args)
     with RunWriter(Path(args.out), run_id, kind="locust") as writer:
+        writer.metadata(network=network.to_dict())
         for backend in args.backend:
             prefix = writer.dir / "locust-csv" / backend
             print(f"{backend}: Locust for {args.run_time:g} s ...", flush=True)
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 csv_prefix=prefix,
                 max_rate=args.max_rate,
                 profile=args.profile,
+                network=network,
             )
             if done.returncode != 0:
                 failed += 1
@@ -94,7 +98,7 @@ def _web(args: argparse.Namespace) -> int:
         max_rate=args.max_rate,
         profile=args.profile,
     )
-    with locust_run.kafka_for(backend) as env:
+    with locust_run.kafka_for(backend, network_from(args)) as env:
         return subprocess.run(cmd, env=env, check=False).returncode
 
 

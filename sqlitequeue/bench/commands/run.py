@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from sqlitequeue.bench.commands.arguments import name_list
+from sqlitequeue.bench.commands.arguments import add_network_arguments, name_list, network_from
 from sqlitequeue.cli.command import Command, ExitCode
 
 HELP = "run one workload against one or more backends; write results + report"
@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backend settings profile (repeatable)",
     )
 
+    add_network_arguments(parser)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the workload; return ExitCode.OK once results and report are written."""
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         profiles=args.profile,
         run_selfcheck=False,
         label=name,
+        network=network_from(args),
     )
     return ExitCode.OK
 

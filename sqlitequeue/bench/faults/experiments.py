@@ -49,6 +49,7 @@ from sqlitequeue.bench.faults.lab import (
     Unavailable,
     unavailable_trial,
 )
+from sqlitequeue.bench.network.profiles import NetworkProfile
 from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
 from sqlitequeue.errors import QueueError
 
@@ -138,6 +139,7 @@ def run_faults(
     scale: Scale | None = None,
     lab: Lab | None = None,
     progress: Callable[[str], None] | None = None,
+    network: NetworkProfile | None = None,
 ) -> Path:
     """Run the fault experiments and return the results folder written.
 
@@ -147,7 +149,9 @@ def run_faults(
     the end). A case that cannot run here (e.g. storage faults without root) is written as
     a row whose notes say ``unavailable: <reason>``; a trial whose harness fails (a worker
     crashed, a broker did not come back) is written as a row whose notes say
-    ``failed: <error>`` and the run goes on. Raises BenchError for bad arguments.
+    ``failed: <error>`` and the run goes on. ``network`` is the emulated network between
+    Kafka's clients and brokers (default loopback; the 3-broker cluster spans zones over
+    cross-az at least). Raises BenchError for bad arguments.
     """
     say = progress or (lambda message: None)
     cases = select_cases(experiments)
@@ -159,7 +163,7 @@ def run_faults(
     run_id = new_run_id("faults-quick" if quick else "faults")
     scratch = Path(tempfile.mkdtemp(prefix="sqq-faults-"))
     own_lab = lab is None
-    the_lab = lab or Lab(scratch, chosen_scale, log=say)
+    the_lab = lab or Lab(scratch, chosen_scale, log=say, network=network)
     if not own_lab:
         the_lab.scale = chosen_scale
     writer = RunWriter(root, run_id, kind="faults")
@@ -168,6 +172,7 @@ def run_faults(
         repeats=n,
         scale=asdict(chosen_scale),
         quick=quick,
+        network=the_lab.network.to_dict(),
     )
     total = len(cases) * n
     done = 0

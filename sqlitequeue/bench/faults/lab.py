@@ -36,6 +36,7 @@ from sqlitequeue.bench.faults.ledger import (
     read_ledger,
 )
 from sqlitequeue.bench.faults.workers import ConsumerConfig, ProducerConfig, WorkerConfig
+from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
 
 #: Columns of faults.csv, in order (decide/cost code reads RTO/RPO from them).
 FAULT_COLUMNS = (
@@ -463,8 +464,10 @@ class Lab:
         kafka_broker: Any = None,
         kafka_cluster: Any = None,
         log: Callable[[str], None] | None = None,
+        network: NetworkProfile | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
+        self.network = network or load_network(None)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.scale = scale
         self._bootstrap = kafka_bootstrap
@@ -493,8 +496,9 @@ class Lab:
         if self._broker is None:
             from sqlitequeue.bench.kafka.broker import KafkaBroker, LocalKafka
 
-            self.log("starting a local Kafka broker ...")
-            broker = KafkaBroker.auto()
+            self.log(f"starting a local Kafka broker (network {self.network.name}) ...")
+            mode = "local" if self.network.emulated else None
+            broker = KafkaBroker.auto(mode, network=self.network)
             if not isinstance(broker, LocalKafka):
                 raise Unavailable(
                     f"needs a local broker it may kill (Kafka mode is {broker.mode!r})"
@@ -504,12 +508,18 @@ class Lab:
         return self._broker
 
     def cluster(self) -> Any:
-        """A started 3-broker cluster (RF=3, min.insync.replicas=2)."""
+        """A started managed-shaped cluster: 3 brokers across emulated zones, RF 3, min ISR 2.
+
+        Over the lab's network, or cross-az when it names none (see
+        :func:`sqlitequeue.bench.kafka.deployments.network_for`).
+        """
         if self._cluster is None:
             from sqlitequeue.bench.kafka.broker import KafkaCluster
+            from sqlitequeue.bench.kafka.deployments import network_for
 
-            self.log("starting a local 3-broker Kafka cluster ...")
-            self._cluster = self._own(KafkaCluster(brokers=3).start())
+            network = network_for("managed", self.network)
+            self.log(f"starting a local 3-broker Kafka cluster (network {network.name}) ...")
+            self._cluster = self._own(KafkaCluster(brokers=3, network=network).start())
             self.descriptions["kafka_cluster"] = self._cluster.describe()
         return self._cluster
 

@@ -611,10 +611,17 @@ def choose_broker(mode: str | None = None, brokers: int = 1, **options: Any) -> 
     if mode not in MODES:
         raise KafkaError(f"unknown Kafka mode {mode!r} (from {MODE_ENV}?): use one of {MODES}")
     connect_timeout = float(options.pop("connect_timeout", 10.0))  # external mode only
+    network = options.get("network")
     if mode == "external" or (mode == "auto" and os.environ.get(BOOTSTRAP_ENV, "").strip()):
+        if network is not None and network.emulated:
+            raise KafkaError(
+                f"the {network.name} network is emulated in front of a local broker, not an "
+                f"external cluster: unset {BOOTSTRAP_ENV} (or {MODE_ENV}=local), or use the "
+                "loopback network"
+            )
         return ExternalKafka(connect_timeout=connect_timeout)
-    if mode == "local":
-        return _local(brokers, **options)
+    if mode == "local" or (network is not None and network.emulated):
+        return _local(brokers, **options)  # an emulated network is built around local nodes
     if mode == "testcontainers":
         return _container_or_error(brokers)
     why_local = local_problem(options.get("version", distribution.KAFKA_VERSION))

@@ -19,6 +19,7 @@ from sqlitequeue.bench.errors import KafkaError
 from sqlitequeue.bench.kafka.broker import LocalKafka
 from sqlitequeue.bench.kafka.node import pid_alive, signal_group, terminate_pid
 from sqlitequeue.bench.kafka.readiness import wait_for_metadata
+from sqlitequeue.bench.network.profiles import NetworkProfile
 
 
 def state_path() -> Path:
@@ -39,24 +40,33 @@ def live_pids(state: dict[str, Any]) -> list[int]:
     """The recorded pids that still run a Kafka JVM of this broker (guards against pid reuse)."""
     live = []
     for pid in state.get("pids", []):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
+        cmdline = _cmdline(pid)
         if pid_alive(pid) and b"kafka.Kafka" in cmdline and state["data_dir"].encode() in cmdline:
             live.append(pid)
     return live
 
 
-def start_detached(brokers: int, *, port: int | None, heap: str | None) -> dict[str, Any]:
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def start_detached(
+    brokers: int, *, port: int | None, heap: str | None, network: NetworkProfile | None = None
+) -> dict[str, Any]:
     """Start a detached local broker (1 or 3 nodes), record it, and return its state.
 
-    Raises KafkaError (from :class:`LocalKafka`) when it cannot start.
+    With an emulated ``network`` its Toxiproxy server is detached too, recorded and stopped
+    with it. Raises KafkaError (from :class:`LocalKafka`) when it cannot start.
     """
-    broker = LocalKafka(brokers, port=port, heap=heap, detached=True)
+    broker = LocalKafka(brokers, port=port, heap=heap, detached=True, network=network)
     broker.start()
     state = {
         "pids": broker.pids,
+        "proxy_pid": broker.proxy.pid if broker.proxy is not None else None,
+        "network": broker.network.name,
         "bootstrap": broker.bootstrap_servers,
         "data_dir": str(broker.data_dir),
         "version": broker.version,
@@ -89,6 +99,9 @@ def stop_detached(state: dict[str, Any]) -> list[int]:
         signal_group(pid, signal.SIGTERM)
     for pid in live:
         terminate_pid(pid, timeout=30.0)
+    proxy = state.get("proxy_pid")
+    if proxy and pid_alive(proxy) and b"toxiproxy" in _cmdline(proxy):
+        terminate_pid(proxy, timeout=5.0)
     shutil.rmtree(state["data_dir"], ignore_errors=True)
     forget()
     return live

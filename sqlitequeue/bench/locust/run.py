@@ -20,9 +20,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.errors import BenchError, KafkaError
 from sqlitequeue.bench.workload import load_workload
+
+if TYPE_CHECKING:
+    from sqlitequeue.bench.network.profiles import NetworkProfile
 
 LOADTESTS = Path(__file__).resolve().parents[3] / "loadtests"
 LOCUSTFILE = LOADTESTS / "locustfile.py"
@@ -98,21 +102,31 @@ def locust_command(
 
 
 @contextlib.contextmanager
-def kafka_for(backend: str) -> Iterator[dict[str, str]]:
+def kafka_for(backend: str, network: NetworkProfile | None = None) -> Iterator[dict[str, str]]:
     """Yield the environment for the Locust processes, with a Kafka when ``backend`` needs one.
 
-    Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts one with
-    :meth:`KafkaBroker.auto` (stopped on exit). Raises KafkaError when none can start.
+    Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set (and no network is emulated), else starts the
+    backend's deployment (:mod:`sqlitequeue.bench.kafka.deployments`) over ``network``
+    (default loopback), stopped on exit. Raises KafkaError when it cannot start.
     """
+    from sqlitequeue.bench.kafka.deployments import DEPLOYMENT_OF, KafkaDeployments
+    from sqlitequeue.bench.network.profiles import load_network
+
     env = dict(os.environ)
-    if not backend.startswith("kafka") or env.get(BOOTSTRAP_ENV):
+    network = network or load_network(None)
+    if backend not in DEPLOYMENT_OF or (env.get(BOOTSTRAP_ENV) and not network.emulated):
         yield env
         return
-    from sqlitequeue.bench.kafka.broker import KafkaBroker
-
-    with KafkaBroker.auto() as broker:
+    kafka = KafkaDeployments(network, printer=lambda text: print(text, flush=True))
+    try:
+        if kafka.start_for([backend]):
+            raise KafkaError(f"no Kafka for {backend}: {kafka.unavailable}")
+        broker = kafka.broker_for(backend)
+        assert broker is not None
         env[BOOTSTRAP_ENV] = broker.bootstrap_servers
         yield env
+    finally:
+        kafka.stop()
 
 
 @dataclass
@@ -135,13 +149,14 @@ def run_locust(
     env: dict[str, str] | None = None,
     timeout: float | None = None,
     echo: bool = False,
+    network: NetworkProfile | None = None,
     **options: object,
 ) -> LocustRun:
     """Run Locust headless for ``run_time`` seconds, writing ``csv_prefix``_*.csv.
 
-    ``env`` (default: :func:`kafka_for`'s) must carry ``KAFKA_BOOTSTRAP_SERVERS`` for
-    Kafka backends. Returns the exit code rather than raising (1 = failures were
-    recorded or the run was refused; the output says why).
+    ``env`` (default: :func:`kafka_for`'s over ``network``) must carry
+    ``KAFKA_BOOTSTRAP_SERVERS`` for Kafka backends. Returns the exit code rather than raising
+    (1 = failures were recorded or the run was refused; the output says why).
     """
     prefix = Path(csv_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +164,7 @@ def run_locust(
     limit = timeout if timeout is not None else run_time + 120
     with contextlib.ExitStack() as stack:
         if env is None:
-            env = stack.enter_context(kafka_for(backend))
+            env = stack.enter_context(kafka_for(backend, network))
         proc = subprocess.run(
             cmd,
             env=env,

@@ -37,6 +37,7 @@ DEFAULT_PROFILES: dict[str, str] = {
     "sqlite-seed": "sqlite-normal",
     "kafka": "kafka-latency",
     "kafka-confluent": "kafka-latency",
+    "kafka-managed": "kafka-managed",
 }
 
 

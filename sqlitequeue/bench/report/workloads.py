@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlitequeue.bench.report.seed_claim import seed_claim_lines
 from sqlitequeue.bench.results import Results, load
 
 if TYPE_CHECKING:
@@ -521,9 +522,9 @@ def write_report(
         "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
         "img{max-width:100%}dt{font-weight:bold}</style></head><body>",
         f"<h1>SQLite vs Kafka: {html.escape(res.path.name)}</h1>",
-        "<h2>Reading</h2><ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in reading(res)),
-        "</ul>",
+        *_list_section("The seed article's latency claim", seed_claim_lines(res)),
+        *_list_section("Reading", reading(res)),
+        *_list_section("Where each system sits", _placement_lines(res)),
         f"<h2>Maximum sustainable rate (e2e p99 &le; {p99_target(res):g} ms)</h2>",
         _html_table(max_rate_table(res)),
         "<h2>Summary</h2>",
@@ -538,6 +539,20 @@ def write_report(
     index = out / "index.html"
     index.write_text("\n".join(parts))
     return index
+
+
+def _list_section(title: str, lines: list[str]) -> list[str]:
+    """An ``<h2>`` and a bulleted list; nothing when there are no lines."""
+    if not lines:
+        return []
+    items = (f"<li>{html.escape(line)}</li>" for line in lines)
+    return [f"<h2>{html.escape(title)}</h2><ul>", *items, "</ul>"]
+
+
+def _placement_lines(res: Results) -> list[str]:
+    """One line per backend: where its producers, consumers and storage sit."""
+    placement = res.meta.get("placement") or {}
+    return [f"{backend}: {where}" for backend, where in placement.items()]
 
 
 def _notes_html(res: Results) -> list[str]:

@@ -1,0 +1,62 @@
+"""The seed article's latency claim, checked against a results folder.
+
+The article: "40-50 ms (network hop to Kafka, replication, etc.) to under 1 ms". This
+module reads the seed workload's end-to-end latencies and says, in plain sentences, whether
+under 1 ms appears for SQLite and 40-50 ms for Kafka, under which network and settings, and
+what appears instead. It reads only the results folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEED_WORKLOAD = "seed-clickstream"
+SQLITE_CLAIM_MS = 1.0
+KAFKA_CLAIM_MS = (40.0, 50.0)
+
+
+def _fmt_ms(value: float) -> str:
+    return f"{value:,.2f} ms" if value < 10 else f"{value:,.1f} ms"
+
+
+def _latencies(res: Any) -> dict[str, tuple[float, float]]:
+    """backend label -> (e2e p50, e2e p99) on the seed workload."""
+    out = {}
+    for backend in res.meta.get("backend_order", []):
+        p50 = res.scalar(backend, "e2e_latency_ms.p50", SEED_WORKLOAD)
+        p99 = res.scalar(backend, "e2e_latency_ms.p99", SEED_WORKLOAD)
+        if p50 is not None and p99 is not None:
+            out[backend] = (p50, p99)
+    return out
+
+
+def seed_claim_lines(res: Any) -> list[str]:
+    """Plain sentences on the seed's claim (empty when the seed workload did not run)."""
+    latencies = _latencies(res)
+    if not latencies:
+        return []
+    placement = res.meta.get("placement") or {}
+    sqlite = {b: v for b, v in latencies.items() if b.startswith("sqlite")}
+    kafka = {b: v for b, v in latencies.items() if b.startswith("kafka")}
+    lines = []
+    if sqlite:
+        best = min(sqlite, key=lambda b: sqlite[b][0])
+        p50, p99 = sqlite[best]
+        holds = "holds" if p50 < SQLITE_CLAIM_MS else "does not hold"
+        lines.append(
+            f"SQLite under {SQLITE_CLAIM_MS:g} ms {holds} at the median: {best} e2e p50 "
+            f"{_fmt_ms(p50)}, p99 {_fmt_ms(p99)} ({placement.get(best, 'this host')})."
+        )
+    low, high = KAFKA_CLAIM_MS
+    for backend, (p50, p99) in kafka.items():
+        where = placement.get(backend, "")
+        if low <= p50 <= high:
+            verdict = f"the seed's {low:g}-{high:g} ms appears at the median"
+        elif low <= p99 <= high:
+            verdict = f"the seed's {low:g}-{high:g} ms appears only in the tail (p99)"
+        elif p50 < low:
+            verdict = f"below the seed's {low:g}-{high:g} ms"
+        else:
+            verdict = f"above the seed's {low:g}-{high:g} ms"
+        lines.append(f"{backend}: e2e p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}: {verdict} ({where}).")
+    return lines
