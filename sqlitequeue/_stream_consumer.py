@@ -3,8 +3,14 @@
 Membership lives in the database: each member has a row in ``stream_members`` whose
 ``expires_at`` is its lease, renewed by ``poll`` (the heartbeat). Partition ``p`` belongs
 to the ``p % n``-th live member ordered by id; a member takes a partition only when it is
-free (never owned, released, or its owner's lease expired) and releases the ones that
+free (never owned, released, or its owner's lease expired) and hands over the ones that
 belong to others at its next heartbeat, so a partition never has two live owners.
+
+A polling member also looks, at most every ``GROUP_CHECK_INTERVAL`` seconds, whether its
+group changed (a member joined, left or expired, or a partition it waits for was released)
+and then heartbeats at once: a new member's share moves within a poll or two of each member
+instead of a heartbeat period (``lease / 3``). Callbacks and their contract:
+:mod:`sqlitequeue._stream_assignment`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,17 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from enum import Enum
 
 from sqlitequeue import _stream_codec as codec
 from sqlitequeue import _stream_log as log
 from sqlitequeue._db import Database
+from sqlitequeue._stream_assignment import (
+    GROUP_CHECK_INTERVAL,
+    AssignmentCallback,
+    AssignmentListener,
+    group_changed,
+)
 from sqlitequeue._stream_types import (
     START_POSITIONS,
     Offset,
@@ -54,6 +67,15 @@ _COMMIT = (
     "UPDATE stream_offsets SET committed = ?, committed_at = ? WHERE grp = ? AND pid = ?"
     " AND owner = ?"
 )
+_RELEASE = "UPDATE stream_offsets SET owner = NULL WHERE grp = ? AND pid = ? AND owner = ?"
+
+
+class _Share(Enum):
+    """What a heartbeat found for one partition of this member's group."""
+
+    SETTLED = 0  # nothing to do: owned and ours, or neither
+    WAITING = 1  # ours, but its previous owner (alive) has not released it yet
+    HANDOVER = 2  # owned by this member, but now another member's share
 
 
 class Consumer:
@@ -62,10 +84,21 @@ class Consumer:
     Owns some of the topic's partitions (all of them when it is the group's only member),
     reads them from its position, and commits positions to the group. Not thread-safe:
     use one consumer per thread. ``resets`` lists the positions this consumer moved
-    because retention had deleted them (each also logged as a warning).
+    because retention had deleted them (each also logged as a warning). ``on_assign`` and
+    ``on_revoke`` are called as ``f(consumer, partitions)`` from inside ``poll`` (see
+    :mod:`sqlitequeue._stream_assignment` for when exactly).
     """
 
-    def __init__(self, topic: TopicHandle, group: str, *, start: str, lease: float) -> None:
+    def __init__(
+        self,
+        topic: TopicHandle,
+        group: str,
+        *,
+        start: str,
+        lease: float,
+        on_assign: AssignmentCallback[Consumer] | None = None,
+        on_revoke: AssignmentCallback[Consumer] | None = None,
+    ) -> None:
         self.group = check_group(group)
         if start not in START_POSITIONS:
             raise InvalidArgument(f"start must be 'earliest' or 'latest', not {start!r}")
@@ -86,6 +119,10 @@ class Consumer:
         self._committed: dict[int, int] = {}  # owned partition -> offset committed in the file
         self._rotation = 0
         self._next_heartbeat = 0.0
+        self._listener: AssignmentListener[Consumer] = AssignmentListener(on_assign, on_revoke)
+        self._members: tuple[str, ...] = ()  # the live members at the last heartbeat
+        self._waiting: set[int] = set()  # our share, still held by a live previous owner
+        self._next_check = 0.0  # time.monotonic() of the next look for a changed group
         self._db = Database(topic.path, durability=topic.durability)
         try:
             self._heartbeat()
@@ -95,15 +132,18 @@ class Consumer:
 
     # -- membership ----------------------------------------------------------------------
 
-    def _heartbeat(self) -> None:
-        """Renew this member's lease; take and release partitions to match the live members.
+    def _heartbeat(self) -> list[int]:
+        """Renew this member's lease, take the free partitions of its share, and return the
+        owned partitions that are now another member's share (release them with
+        :meth:`_hand_over`).
 
         Partition ``p`` belongs to the ``p % n``-th live member (by id). A member takes a
         partition only when it is free (never owned, released, or its owner's lease
         expired), so a partition never has two live owners.
         """
         now, wall = self._db.now(), time.time()  # leases on the file's clock
-        pending = False
+        handover: list[int] = []
+        self._waiting.clear()
         with self._db.write() as conn:
             key = (self._topic_id, self.group)
             conn.execute(_UPSERT_MEMBER, (*key, self.member, now + self.lease, wall))
@@ -121,9 +161,48 @@ class Consumer:
             ]
             live = set(members)
             for row in conn.execute(_ASSIGNMENT_STATE, (self.group, self._topic_id)).fetchall():
-                pending |= self._reconcile(conn, members, live, wall, *row)
-        interval = self.lease / (10 if pending else 3)
+                share = self._reconcile(conn, members, live, wall, *row)
+                if share is _Share.WAITING:
+                    self._waiting.add(row[1])
+                elif share is _Share.HANDOVER:
+                    handover.append(row[0])
+        self._members = tuple(members)
+        interval = self.lease / (10 if self._waiting else 3)
         self._next_heartbeat = time.monotonic() + interval
+        return handover
+
+    def _hand_over(self, partitions: list[int]) -> None:
+        """Release owned ``partitions`` to the group (their new owner takes them)."""
+        args = [(self.group, self._pids[p], self.member) for p in partitions]
+        with self._db.write() as conn:
+            conn.executemany(_RELEASE, args)
+        for partition in partitions:
+            self._drop(partition, "was handed over to another member")
+
+    def _rebalance(self) -> None:
+        """Heartbeat, and tell the callbacks: on_revoke before a handover, then what was
+        lost and gained. A handover happens even if on_revoke raises."""
+        handover = self._heartbeat()
+        try:
+            if handover:
+                self._listener.revoking(self, handover)
+        finally:
+            if handover:
+                self._hand_over(handover)
+        self._listener.catch_up(self, self._positions.keys())
+
+    def _group_changed(self) -> bool:
+        """A cheap look, at most every GROUP_CHECK_INTERVAL: did the group change since the
+        last heartbeat (so that this member should heartbeat now)?"""
+        tick = time.monotonic()
+        if tick < self._next_check:
+            return False
+        self._next_check = tick + GROUP_CHECK_INTERVAL
+        now = self._db.now()
+        with self._db.read() as conn:
+            return group_changed(
+                conn, self._topic_id, self.group, now, self._members, self._waiting
+            )
 
     def _reconcile(
         self,
@@ -137,24 +216,19 @@ class Consumer:
         end: int,
         committed: int | None,
         owner: str | None,
-    ) -> bool:
-        """Take, keep or release one partition; return True if it is ours but not yet free."""
+    ) -> _Share:
+        """Take or keep one partition, or say that it must be handed over or waited for."""
         mine = members[partition % len(members)] == self.member
         if owner != self.member and partition in self._positions:
             self._drop(partition, f"was taken over by {owner or 'nobody'}")
         if owner == self.member and not mine:
-            conn.execute(
-                "UPDATE stream_offsets SET owner = NULL WHERE grp = ? AND pid = ?",
-                (self.group, pid),
-            )
-            self._drop(partition, "was handed over to another member")
-            return False
+            return _Share.HANDOVER
         if not mine:
-            return False
+            return _Share.SETTLED
         if owner is not None and owner != self.member and owner in live:
-            return True  # the previous owner releases it at its next heartbeat
+            return _Share.WAITING  # the previous owner releases it at its next heartbeat
         if owner == self.member and partition in self._positions:
-            return False
+            return _Share.SETTLED
         if committed is None:
             committed = start if self.start == "earliest" else end
             conn.execute(
@@ -180,7 +254,7 @@ class Consumer:
         self._positions[partition] = committed
         if committed < start:
             self._reset(partition, committed, start)
-        return False
+        return _Share.SETTLED
 
     def _drop(self, partition: int, why: str) -> None:
         position = self._positions.pop(partition, None)
@@ -214,16 +288,17 @@ class Consumer:
 
         Blocks until at least one record is available or ``timeout`` seconds pass (None
         waits forever; 0 never waits), then returns an empty list. Also heartbeats: renews
-        this member's lease and takes part in rebalancing. Wakes within a few ms of an
-        append by another process.
+        this member's lease and takes part in rebalancing, noticing a changed group within
+        a poll or two, and runs ``on_assign``/``on_revoke``. Wakes within a few ms of an
+        append by another process. Raises StreamError if called from a callback.
         """
         codec.check_int(max_records, "max_records", minimum=1)
         codec.check_seconds(timeout, "timeout")
         self._check_open()
+        self._check_not_in_callback("poll")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if time.monotonic() >= self._next_heartbeat:
-                self._heartbeat()
+            self._keep_up()
             records = self._fetch(max_records)
             if records:
                 return records
@@ -234,10 +309,49 @@ class Consumer:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return []
-            wait = self._next_heartbeat - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            self._wait_for_change(version, wait)
+            self._wait_for_change(version, self._wait_time(now, deadline))
+
+    def wait_for_assignment(self, timeout: float | None = None) -> list[int]:
+        """Block until this member owns its whole share of the partitions, at least one,
+        or ``timeout`` seconds pass (None waits forever); return :meth:`assignment`.
+
+        The result is empty after a timeout without any partition (e.g. when the group
+        has more members than the topic has partitions). Heartbeats and rebalances as
+        ``poll`` does (the callbacks run here too), but reads no record. Raises
+        InvalidArgument for a bad timeout, StreamError if called from a callback.
+        """
+        codec.check_seconds(timeout, "timeout")
+        self._check_open()
+        self._check_not_in_callback("wait_for_assignment")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._keep_up()
+            if self._positions and not self._waiting:
+                return self.assignment()
+            version = self._db.data_version()
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return self.assignment()
+            self._wait_for_change(version, self._wait_time(now, deadline))
+
+    def _keep_up(self) -> None:
+        """Heartbeat when due or when the group changed; tell the callbacks of changes."""
+        if time.monotonic() >= self._next_heartbeat or self._group_changed():
+            self._rebalance()
+        elif self._listener.announced != self._positions.keys():
+            self._listener.catch_up(self, self._positions.keys())
+
+    def _wait_time(self, now: float, deadline: float | None) -> float:
+        """How long a poll may sleep: until the next heartbeat or look at the group."""
+        wait = min(self._next_heartbeat, self._next_check) - now
+        return wait if deadline is None else min(wait, deadline - now)
+
+    def _check_not_in_callback(self, what: str) -> None:
+        if self._listener.in_callback:
+            raise StreamError(
+                f"{what}() was called from inside on_assign/on_revoke of consumer "
+                f"{self.member}; commit or seek there, and poll after the callback returns"
+            )
 
     def _wait_for_change(self, version: int, timeout: float) -> None:
         """Sleep until the file changes after ``version`` was read, or ``timeout`` passes."""
@@ -321,8 +435,12 @@ class Consumer:
             self._next_heartbeat = 0.0
             raise
         self._committed.update(updates)
-        if time.monotonic() >= self._next_heartbeat:
-            self._heartbeat()  # committing is a good moment to hand partitions over
+        if time.monotonic() >= self._next_heartbeat and not self._listener.in_callback:
+            handover = self._heartbeat()  # committing is a good moment to hand over
+            if handover and self._listener.on_revoke is None:
+                self._hand_over(handover)
+            elif handover:
+                self._next_heartbeat = 0.0  # at the next poll, after on_revoke
 
     def _check_offsets(self, offsets: object) -> dict[int, int]:
         pairs: Iterable[tuple[object, object]]
@@ -461,14 +579,22 @@ class Consumer:
             )
 
     def close(self) -> None:
-        """Leave the group without committing: release the partitions at once (the other
-        members take them at their next poll) and close the connection. Safe to call twice.
+        """Leave the group without committing: call ``on_revoke`` with the partitions still
+        owned (it may commit), release them at once (the other members take them at their
+        next poll) and close the connection. Safe to call twice.
         """
         if self._db.closed:
             return
         if os.getpid() != self._pid:  # a fork's copy: the member lives on in its process
             self._db.close()
             return
+        try:
+            if not self._listener.in_callback:
+                self._listener.revoking(self, list(self._positions))
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
         try:
             with self._db.write() as conn:
                 conn.execute(

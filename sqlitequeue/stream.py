@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlitequeue import _stream_codec as codec
 from sqlitequeue import _stream_log as log
 from sqlitequeue._db import Database
+from sqlitequeue._stream_assignment import AssignmentCallback
 from sqlitequeue._stream_consumer import DEFAULT_LEASE, Consumer
 from sqlitequeue._stream_types import (
     START_POSITIONS,
@@ -480,18 +481,28 @@ class Stream:
     # -- groups --------------------------------------------------------------------------
 
     def consumer(
-        self, group: str, *, start: str = "earliest", lease: float = DEFAULT_LEASE
+        self,
+        group: str,
+        *,
+        start: str = "earliest",
+        lease: float = DEFAULT_LEASE,
+        on_assign: AssignmentCallback[Consumer] | None = None,
+        on_revoke: AssignmentCallback[Consumer] | None = None,
     ) -> Consumer:
         """Join consumer group ``group`` and return a new member.
 
         ``start`` ("earliest" or "latest") is where the group begins in a partition for which
         it has no committed offset yet; that starting offset is stored at once. ``lease`` is
-        how long (seconds) the member keeps its partitions without polling.
+        how long (seconds) the member keeps its partitions without polling. ``on_assign`` and
+        ``on_revoke`` are called as ``f(consumer, partitions)`` from inside ``poll`` when
+        partitions are gained, or are about to be handed over (see docs/stream.md).
         """
         handle = TopicHandle(
             self.path, self.durability, self.topic, self._row.id, self._pids, self._bases
         )
-        consumer = Consumer(handle, group, start=start, lease=lease)
+        consumer = Consumer(
+            handle, group, start=start, lease=lease, on_assign=on_assign, on_revoke=on_revoke
+        )
         self._consumers.add(consumer)
         return consumer
 
