@@ -15,7 +15,8 @@ What the loop guarantees:
   ``max_attempts``), exactly as for :meth:`Queue.get`.
 * **A stop never cuts a message short.** Once ``stop`` is set, or a signal of
   ``stop_signals`` arrives, the loop lets the current block run to its end, settles the
-  message, claims nothing more and ends; an idle loop ends within ``STOP_LATENCY`` seconds.
+  message, claims nothing more and ends. An idle loop looks at the flag every
+  ``STOP_LATENCY`` seconds while it waits (a message claimed in that window is handled).
   The signal handlers are installed while the loop runs and removed when it ends; the first
   signal also restores the previous handler, so a second one acts as before (a second
   Ctrl-C raises ``KeyboardInterrupt`` in the block, which nacks the message).
