@@ -124,3 +124,27 @@ def test_bad_usage_exits_2(db_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["get", str(db_path), "--timeout", "soon"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "{db}", "-n", "0"],
+        ["get", "{db}", "--timeout", "-1"],
+        ["get", "{db}", "--timeout", "nan"],
+        ["get", "{db}", "--lease", "0"],
+        ["put", "{db}", "x", "--delay", "-5"],
+        ["peek", "{db}", "-n", "0"],
+        ["dead", "{db}", "-n", "-3"],
+    ],
+)
+def test_bad_values_are_bad_usage_and_change_nothing(
+    argv: list[str], db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["put", str(db_path), "keep"]) == 0
+    before = db_path.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        main([arg.format(db=db_path) for arg in argv])
+    assert exc.value.code == 2
+    assert "must be" in capsys.readouterr().err
+    assert db_path.read_bytes() == before
