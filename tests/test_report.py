@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
+import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from sqlitequeue.bench.metrics import Histogram
 from sqlitequeue.bench.report import workloads as workload_report
+from sqlitequeue.bench.report.page import CAPTIONS
 from sqlitequeue.bench.results import RunWriter, load
 from sqlitequeue.cli import main
 
@@ -20,6 +27,7 @@ def make_results(root: Path, run_id: str = "fixture") -> Path:
     """Write a small, made-up but well-formed results folder (two backends, two workloads)."""
     with RunWriter(root, run_id) as w:
         w.metadata(p99_target_ms=50.0, kafka={"mode": "local", "version": "4.1.1"})
+        w.metadata(load_average_at_start=[0.27001953125, 0.6083984375, 0.4345703125])
         for backend, base_ms in BACKENDS.items():
             w.metadata(backends={backend: {"backend": backend, "settings": {}}})
             for workload, rate in (("steady-1kb", 1000.0), ("max-rate-1kb", 0.0)):
@@ -113,11 +121,12 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_report_writes_every_chart_and_the_html(written: Path) -> None:
     index = written / "report" / "index.html"
-    for name in workload_report.CHARTS:
-        png = written / "report" / f"{name}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"src='{name}.png'" in index.read_text()
     page = index.read_text()
+    for name in workload_report.CHARTS:
+        png = (written / "report" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64encode(png).decode() in page  # embedded, not linked
+        assert CAPTIONS[name] in html.unescape(page)  # what it shows, which way is better
     assert "Maximum sustainable rate" in page and "kafka-confluent" in page
     assert "4.1.1" in page  # the Kafka version recorded in run.json
 
@@ -167,3 +176,184 @@ def test_an_empty_folder_is_an_error_that_says_what_to_do(tmp_path: Path) -> Non
 
     with pytest.raises(BenchError, match="not a results folder"):
         workload_report.write_report(tmp_path)
+
+
+# -- the page a reader opens: verdict first, self-contained, problems up front, clean numbers --
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class _Outline(HTMLParser):
+    """The page's tags in order, with each element's class and the text of each heading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _outline(page: str) -> _Outline:
+    parser = _Outline()
+    parser.feed(page)
+    return parser
+
+
+def _set_meta(folder: Path, **fields: object) -> None:
+    run = folder / "run.json"
+    run.write_text(json.dumps(json.loads(run.read_text()) | fields))
+
+
+def test_the_first_section_is_the_verdict_before_any_chart(written: Path) -> None:
+    tags = _outline((written / "report" / "index.html").read_text()).tags
+    names = [t for t, _ in tags]
+    first = next(i for i, t in enumerate(names) if t in ("section", "h2"))
+    assert names.index("h1") < first < names.index("img")
+    assert "verdict-section" in (tags[first][1].get("class") or "")
+    page = (written / "report" / "index.html").read_text()
+    verdict = page[page.index("verdict-section") : page.index("</section>")]
+    assert re.search(r"Decision for profile <code>seed</code>: <strong class='verdict'>", verdict)
+    assert "Kafka, same runs" in verdict and "headroom" in verdict
+    assert "What would change it" in verdict
+
+
+def test_without_fault_results_the_verdict_names_the_unknowns_and_how_to_measure(
+    written: Path,
+) -> None:
+    page = (written / "report" / "index.html").read_text()
+    before_charts = page[: page.index("<img")]
+    assert "these criteria are unknown" in before_charts
+    assert "Write unavailability" in before_charts
+    assert "<code>sqlitequeue bench faults</code>" in before_charts
+
+
+def test_a_faults_run_beside_the_folder_feeds_the_verdict(tmp_path: Path) -> None:
+    folder = make_results(tmp_path)
+    shutil.copytree(REPO / "results" / "reference-faults", tmp_path / "lab")
+    page = workload_report.write_report(folder, team=REPO / "examples/profiles/big.yaml")
+    text = page.read_text()
+    assert "Decision for profile <code>big</code>" in text
+    assert f"Failure-lab figures from {tmp_path / 'lab'}" in text
+    assert "these criteria are unknown" not in text
+
+
+def test_the_page_makes_no_external_request(written: Path) -> None:
+    page = (written / "report" / "index.html").read_text()
+    for tag, attrs in _outline(page).tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed"), tag
+        for attr in ("src", "href", "data", "srcset"):
+            value = attrs.get(attr) or ""
+            assert not re.match(r"\s*(https?:)?//", value), (tag, attr, value[:80])
+        if tag == "img":
+            assert (attrs.get("src") or "").startswith("data:image/png;base64,")
+    assert "@import" not in page and "url(" not in page
+
+
+def test_failures_show_in_the_red_box_with_their_logs(tmp_path: Path) -> None:
+    folder = make_results(tmp_path)
+    log = folder / "logs" / "kafka-confluent.log"
+    log.parent.mkdir()
+    log.write_text("broker unreachable\n")
+    _set_meta(
+        folder,
+        failures=["kafka-confluent / steady-1kb: KafkaError: no broker at 127.0.0.1:9"],
+        logs={"kafka-confluent": "logs/kafka-confluent.log", "broker": "logs/broker.log"},
+        selfcheck={"ok": False, "text": "memory backend sustained 4,000 of 10,000 msg/s"},
+        suite="quick",
+    )
+    page = workload_report.write_report(folder).read_text()
+    box = page[page.index("<div class='problems'>") :]
+    box = box[: box.index("</div>")]
+    assert page.index("verdict-section") < page.index("class='problems'") < page.index("<img")
+    assert "kafka-confluent / steady-1kb: KafkaError: no broker at 127.0.0.1:9" in box
+    assert f"log: <code>{log}</code>" in box and "broker.log" not in box
+    assert "self-check not met" in box and "4,000 of 10,000" in box
+    assert "quick mode" in box and "indicative" in box
+    text = workload_report.terminal_summary(folder)
+    assert text.startswith("PROBLEM failed run: kafka-confluent / steady-1kb")
+    assert f"log: {log}" in text
+
+
+def test_a_run_with_no_problems_has_no_red_box(written: Path) -> None:
+    assert "class='problems'" not in (written / "report" / "index.html").read_text()
+
+
+RAW = [
+    re.compile(r"\[\d+\.\d+,"),  # a list repr: [2.5703125, ...]
+    re.compile(r"\d\.\d{5,}"),  # an unrounded float: 6930.833333
+    re.compile(r"\bnan\b", re.IGNORECASE),  # NaN
+    re.compile(r"\blost \d+\.0\b"),  # lost 0.0
+]
+
+
+def _reader_text(page: str) -> str:
+    """What a reader sees: the page's text without tags, styles or embedded images."""
+    outline = _outline(re.sub(r"<style>.*?</style>", "", page, flags=re.S))
+    return " ".join(outline.text)
+
+
+def test_numbers_are_rounded_with_units_and_no_raw_values(tmp_path: Path) -> None:
+    folder = make_results(tmp_path)
+    metrics = folder / "metrics.csv"  # an unrounded rate and a missing figure
+    metrics.write_text(
+        metrics.read_text().replace(",publish_rate_mean,,1000.0", ",publish_rate_mean,,1000.833333")
+    )
+    page = workload_report.write_report(folder).read_text()
+    text = _reader_text(page)
+    terminal = workload_report.terminal_summary(folder, with_verdict=True)
+    for shown in (text, terminal):
+        for pattern in RAW:
+            assert not pattern.search(shown), (pattern.pattern, pattern.search(shown))
+    assert "1,001" in text  # 1000.833333 msg/s, rounded
+    assert "0.27 / 0.61 / 0.43" in text  # the load average, not its list
+    assert re.search(r"\d[\d,.]* msg/s", text) and re.search(r"\d[\d.]* ms\b", text)
+    assert "verdict for team profile seed:" in terminal
+
+
+def test_format_number_rounds_and_shows_missing_as_a_dash() -> None:
+    import math
+
+    import pandas as pd
+
+    fmt = workload_report.format_number
+    assert fmt(6930.833333) == "6,931"
+    assert fmt(2.5703125) == "2.57"
+    assert fmt(0.0) == "0"
+    assert fmt(math.nan) == "-" and fmt(None) == "-" and fmt(pd.NA) == "-"
+
+
+@pytest.mark.parametrize(
+    ("call", "wrong", "suggestion"),
+    [
+        ("workload", "steady-1k", "'steady-1kb'"),
+        ("backend", "sqlite-queu", "'sqlite-queue'"),
+        ("settings profile", "kafka-latncy", "'kafka-latency'"),
+        ("network", "same-zone", "'same-az'"),
+        ("team profile", "examples/profiles/sed.yaml", "seed.yaml"),
+        ("team field", "peak_rat", "'peak_rate'"),
+    ],
+)
+def test_unknown_names_get_a_did_you_mean(call: str, wrong: str, suggestion: str) -> None:
+    from sqlitequeue.bench import profiles, workload
+    from sqlitequeue.bench.decide import load_profile
+    from sqlitequeue.bench.errors import BenchError
+    from sqlitequeue.bench.network.profiles import load_network
+    from sqlitequeue.bench.runner.result import check_registry
+
+    seed = {"peak_rate": 1}
+    calls = {
+        "workload": lambda: workload.resolve(wrong),
+        "backend": lambda: check_registry([wrong]),
+        "settings profile": lambda: profiles.load_profile(wrong),
+        "network": lambda: load_network(wrong),
+        "team profile": lambda: load_profile(REPO / wrong),
+        "team field": lambda: load_profile({**seed, wrong: 1}),
+    }
+    with pytest.raises(BenchError) as caught:
+        calls[call]()
+    assert "did you mean" in str(caught.value) and suggestion in str(caught.value)

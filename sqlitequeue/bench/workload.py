@@ -369,8 +369,12 @@ def resolve(name_or_path: str) -> Path:
         return bundled
     if path.exists():
         return path
+    import difflib
+
+    close = difflib.get_close_matches(name_or_path, bundled_names(), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise WorkloadError(
-        f"no workload named {name_or_path!r}: not a file, and not one of the bundled "
+        f"no workload named {name_or_path!r}: {hint}not a file, and not one of the bundled "
         f"workloads ({', '.join(bundled_names())}); see `sqlitequeue bench list`"
     )
 

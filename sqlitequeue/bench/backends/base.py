@@ -185,8 +185,12 @@ def open_backend(spec: BackendSpec) -> Backend:
     """
     target = BACKENDS.get(spec.name)
     if target is None:
+        import difflib
+
+        close = difflib.get_close_matches(spec.name, sorted(BACKENDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise BackendError(
-            f"unknown backend {spec.name!r}; choose one of: {', '.join(sorted(BACKENDS))}"
+            f"unknown backend {spec.name!r}; {hint}choose one of: {', '.join(sorted(BACKENDS))}"
         )
     module_name, _, class_name = target.partition(":")
     try:

@@ -1,11 +1,15 @@
-"""Write charts (PNG) and an HTML report from a results folder, and print the summary.
+"""Write the HTML report of a results folder, verdict first, and print the summary.
 
-Reads only the results files (run.json, metrics.csv, latency_hist.csv, rate_steps.csv);
-with no folder given, uses the newest run under results/.
+The report is one self-contained file (report/index.html: CSS inline, charts embedded)
+that opens with the verdict for a team profile (--team, default the seed article's team),
+judged on this run and the newest failure-lab run beside it; then problems (failed runs
+and their logs, a self-check not met, quick mode), then charts and tables. Reads only the
+results files; with no folder given, uses the newest run under results/.
 
 Example:
   sqlitequeue bench report                          # newest run under results/
   sqlitequeue bench report results/20261128-101500-compare --out /tmp/report
+  sqlitequeue bench report results/reference --team examples/profiles/big.yaml
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ HELP = "charts + HTML report + summary table from a results folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the optional results folder, --root and --out."""
+    """Add the optional results folder, --root, --out and --team."""
     parser.add_argument("results", nargs="?", metavar="DIR", help="results folder")
     parser.add_argument("--root", default="results", help="where to look for the newest run")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: DIR/report)")
+    parser.add_argument(
+        "--team",
+        metavar="PROFILE",
+        help="team profile YAML the verdict is for (default: examples/profiles/seed.yaml)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from sqlitequeue.bench.results import latest_run
 
     folder = args.results or latest_run(args.root, kind="bench")
-    index = workload_report.write_report(folder, args.out)
-    print(workload_report.terminal_summary(folder))
+    index = workload_report.write_report(folder, args.out, team=args.team)
+    print(workload_report.terminal_summary(folder, with_verdict=True, team=args.team))
     print(f"\nreport: {index}")
     return ExitCode.OK
 

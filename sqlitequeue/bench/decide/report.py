@@ -204,7 +204,7 @@ def render_verdict_html(decision: Decision) -> str:
     p = decision.profile
     rows = "".join(
         f"<tr class='{c.status}'><td>{e(c.title)}</td><td>{'hard' if c.hard else 'soft'}</td>"
-        f"<td>{_status_html(c.status)}</td><td>{e(c.evidence)}</td>"
+        f"<td>{_status_html(c.status)}: {e(c.evidence)}</td>"
         f"<td>{_status_html(c.kafka_status)}{': ' if c.kafka_status else ''}"
         f"{e(c.kafka_evidence)}</td><td>{e(c.headroom)}</td></tr>"
         for c in decision.criteria
@@ -215,8 +215,8 @@ def render_verdict_html(decision: Decision) -> str:
         f"<h2>Decision for profile <code>{e(p.name)}</code>: "
         f"<strong class='verdict'>{e(decision.verdict)}</strong></h2><p>{e(p.description)}</p>"
         f"<p>{e(summary_text(decision))}</p>"
-        "<table><thead><tr><th>criterion</th><th>kind</th><th>SQLite</th><th>SQLite's figure"
-        "</th><th>Kafka, same runs</th><th>headroom</th></tr></thead>"
+        "<table><thead><tr><th>criterion</th><th>kind</th><th>SQLite, measured</th>"
+        "<th>Kafka, same runs</th><th>SQLite's headroom</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         f"<h3>What would change it</h3><ul>{changes}</ul></section>\n"
     )

@@ -169,7 +169,10 @@ def load_profile(source: Mapping[str, Any] | str | os.PathLike[str]) -> Profile:
         path = Path(source)
         where, name = str(path), path.stem
         if not path.is_file():
-            raise ProfileError(f"profile {path} does not exist; see examples/profiles/")
+            near = [p.name for p in path.parent.glob("*.y*ml")] if path.parent.is_dir() else []
+            close = difflib.get_close_matches(path.name, near, n=1)
+            hint = f"did you mean {str(path.with_name(close[0]))!r}? " if close else ""
+            raise ProfileError(f"profile {path} does not exist; {hint}see examples/profiles/")
         import yaml
 
         try:

@@ -80,8 +80,12 @@ def profiles_for(backend: str) -> list[str]:
 def default_profile(backend: str) -> str:
     """Return the name of ``backend``'s default profile; BackendError if it is unknown."""
     if backend not in DEFAULT_PROFILES:
+        import difflib
+
+        close = difflib.get_close_matches(backend, sorted(BACKENDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise BackendError(
-            f"unknown backend {backend!r}; choose one of: {', '.join(sorted(BACKENDS))}"
+            f"unknown backend {backend!r}; {hint}choose one of: {', '.join(sorted(BACKENDS))}"
         )
     return DEFAULT_PROFILES[backend]
 
@@ -146,8 +150,12 @@ def _resolve(name_or_path: str | Path) -> Path:
     else:
         path = PROFILE_DIR / f"{text}.yaml"
     if not path.is_file():
+        import difflib
+
+        close = difflib.get_close_matches(Path(text).stem, list_profiles(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise BackendError(
-            f"no profile {text!r} (looked for {path}); bundled profiles: "
+            f"no profile {text!r} (looked for {path}); {hint}bundled profiles: "
             f"{', '.join(list_profiles())}, or give a path to a YAML file"
         )
     return path

@@ -19,6 +19,11 @@ def _fmt_ms(value: float) -> str:
     return f"{value:,.2f} ms" if value < 10 else f"{value:,.1f} ms"
 
 
+def _where(placement: Any) -> str:
+    """ " (where it sits)", or "" when run.json does not say."""
+    return f" ({placement})" if placement else ""
+
+
 def _latencies(res: Any) -> dict[str, tuple[float, float]]:
     """backend label -> (e2e p50, e2e p99) on the seed workload."""
     out = {}
@@ -45,11 +50,10 @@ def seed_claim_lines(res: Any) -> list[str]:
         holds = "holds" if p50 < SQLITE_CLAIM_MS else "does not hold"
         lines.append(
             f"SQLite under {SQLITE_CLAIM_MS:g} ms {holds} at the median: {best} e2e p50 "
-            f"{_fmt_ms(p50)}, p99 {_fmt_ms(p99)} ({placement.get(best, 'this host')})."
+            f"{_fmt_ms(p50)}, p99 {_fmt_ms(p99)}{_where(placement.get(best))}."
         )
     low, high = KAFKA_CLAIM_MS
     for backend, (p50, p99) in kafka.items():
-        where = placement.get(backend, "")
         if low <= p50 <= high:
             verdict = f"the seed's {low:g}-{high:g} ms appears at the median"
         elif low <= p99 <= high:
@@ -58,5 +62,6 @@ def seed_claim_lines(res: Any) -> list[str]:
             verdict = f"below the seed's {low:g}-{high:g} ms"
         else:
             verdict = f"above the seed's {low:g}-{high:g} ms"
-        lines.append(f"{backend}: e2e p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}: {verdict} ({where}).")
+        where = _where(placement.get(backend))
+        lines.append(f"{backend}: e2e p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}: {verdict}{where}.")
     return lines

@@ -8,18 +8,17 @@ Reads what :class:`~sqlitequeue.bench.results.RunWriter` wrote (``run.json``,
 * :func:`max_rate_table`  per backend: the maximum sustainable rate at the p99 target
   (from a ``producerRate: 0`` search) and the highest suite rate met within the target.
 * :func:`reading`  plain-language sentences computed from the numbers.
-* :func:`write_charts` / :func:`write_report`  PNG charts and ``report/index.html``.
+* :func:`write_charts`  the PNG charts; :func:`write_report` the whole page, verdict first
+  (:mod:`~sqlitequeue.bench.report.page`).
 """
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlitequeue.bench.report.seed_claim import seed_claim_lines
 from sqlitequeue.bench.results import Results, load
 
 if TYPE_CHECKING:
@@ -158,10 +157,15 @@ def format_table(df: pd.DataFrame) -> str:
     return str(shown.to_string(index=False))
 
 
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def format_number(value: Any) -> str:
+    """A number rounded for reading: "6,931", "12.3", "2.57"; "-" when missing or NaN."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):  # None, pandas.NA, text
+        return "-" if value is None or str(value) == "<NA>" else str(value)
+    if math.isnan(value):
         return "-"
-    if float(value).is_integer() and abs(value) < 1e15:
+    if value.is_integer() and abs(value) < 1e15:
         return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
@@ -170,10 +174,26 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def terminal_summary(path: str | os.PathLike[str]) -> str:
-    """Return the summary and max-sustainable-rate tables of a results folder as text."""
+_fmt = format_number
+
+
+def terminal_summary(
+    path: str | os.PathLike[str], *, with_verdict: bool = False, team: Any = None
+) -> str:
+    """Return the summary and max-sustainable-rate tables of a results folder as text.
+
+    Problems (failed runs with their logs, a self-check not met, quick mode) come first;
+    ``with_verdict`` adds the verdict line for ``team`` (see :func:`write_report`).
+    """
+    from sqlitequeue.bench.report.problems import problems, problems_text
+
     res = load(path)
-    parts = [
+    parts = problems_text(problems(res))
+    if with_verdict:
+        from sqlitequeue.bench.report.verdict import team_verdict, verdict_line
+
+        parts.append(verdict_line(team_verdict(res, team)))
+    parts += [
         f"results: {res.path}",
         format_table(summary_table(res)),
         "",
@@ -310,7 +330,7 @@ def _series_chart(res: Results, metrics: list[tuple[str, str]], ylabel: str, pat
     for ax in list(axes.flat)[len(order["workloads"]) :]:
         ax.set_visible(False)
     _legend(fig, axes)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -329,8 +349,15 @@ def _legend(fig: Any, axes: Any) -> None:
             if label not in labels:
                 handles.append(h)
                 labels.append(label)
-    if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
+    if handles:  # one row above the panels, so it never covers a line
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncol=min(len(labels), 6),
+            fontsize=9,
+            frameon=False,
+        )
 
 
 def _latency_vs_rate(res: Results, path: Path) -> None:
@@ -338,7 +365,7 @@ def _latency_vs_rate(res: Results, path: Path) -> None:
 
     order = _run_order(res)
     colors = _colors(order["backends"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     scalars = res.scalars().reset_index()
     steps = res.tables.get("rate_steps")
     for backend in order["backends"]:
@@ -371,7 +398,7 @@ def _latency_vs_rate(res: Results, path: Path) -> None:
     ax.set_xlabel("achieved rate (msg/s)")
     ax.set_ylabel("end-to-end p99 (ms)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -407,7 +434,7 @@ def _latency_cdf(res: Results, path: Path) -> None:
     for ax in list(axes.flat)[len(order["workloads"]) :]:
         ax.set_visible(False)
     _legend(fig, axes)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -462,108 +489,13 @@ def write_charts(res: Results, out_dir: str | os.PathLike[str]) -> dict[str, Pat
 # --- HTML ------------------------------------------------------------------------------
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    shown = df.copy()
-    for col in shown.columns:
-        if shown[col].dtype.kind == "f":
-            shown[col] = shown[col].map(_fmt)
-    return str(shown.to_html(index=False, border=0, classes="t", escape=True))
-
-
-def _facts(res: Results) -> list[tuple[str, str]]:
-    m = res.meta
-    versions = m.get("versions", {})
-    host = m.get("host", {})
-    kafka = m.get("kafka") or {}
-    facts = [
-        ("run", str(m.get("run_id", res.path.name))),
-        ("created", str(m.get("created", ""))),
-        ("command", " ".join(map(str, m.get("command", [])))),
-        ("git commit", str(m.get("git_commit"))),
-        (
-            "machine",
-            f"{host.get('os', '')}, {host.get('cpu_count', '?')} CPUs, "
-            f"{(host.get('memory_bytes') or 0) / 1024**3:.0f} GiB",
-        ),
-        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
-        ("Kafka", ", ".join(f"{k}: {v}" for k, v in kafka.items()) or "not used"),
-    ]
-    if m.get("load_average_at_start") is not None:
-        start, end = m.get("load_average_at_start"), m.get("load_average_at_end")
-        facts.append(
-            (
-                "load average (1/5/15 min)",
-                f"at start {start}, at end {end} "
-                f"(more than the CPU count means other work shared the machine)",
-            )
-        )
-    selfcheck = m.get("selfcheck") or {}
-    if selfcheck.get("text"):
-        facts.append(("harness self-check", str(selfcheck["text"])))
-    return facts
-
-
 def write_report(
-    path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    team: Any = None,
 ) -> Path:
-    """Write charts and ``index.html`` for the results folder ``path``; return the HTML path.
+    """Write the report of ``path``; see :func:`sqlitequeue.bench.report.page.write_report`."""
+    from sqlitequeue.bench.report.page import write_report as write_page
 
-    ``out_dir`` defaults to ``<path>/report``. Raises BenchError if ``path`` is not a
-    results folder.
-    """
-    res = load(path)
-    out = Path(out_dir) if out_dir is not None else res.path / "report"
-    charts = write_charts(res, out)
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>sqlitequeue bench: {html.escape(res.path.name)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-        "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th"
-        "{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-        "img{max-width:100%}dt{font-weight:bold}</style></head><body>",
-        f"<h1>SQLite vs Kafka: {html.escape(res.path.name)}</h1>",
-        *_list_section("The seed article's latency claim", seed_claim_lines(res)),
-        *_list_section("Reading", reading(res)),
-        *_list_section("Where each system sits", _placement_lines(res)),
-        f"<h2>Maximum sustainable rate (e2e p99 &le; {p99_target(res):g} ms)</h2>",
-        _html_table(max_rate_table(res)),
-        "<h2>Summary</h2>",
-        _html_table(summary_table(res)),
-    ]
-    for name, title in CHARTS.items():
-        parts.append(f"<h2>{html.escape(title)}</h2><img src='{charts[name].name}' alt='{name}'>")
-    parts += _notes_html(res)
-    parts.append("<h2>What ran where</h2><dl>")
-    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in _facts(res)]
-    parts.append("</dl></body></html>")
-    index = out / "index.html"
-    index.write_text("\n".join(parts))
-    return index
-
-
-def _list_section(title: str, lines: list[str]) -> list[str]:
-    """An ``<h2>`` and a bulleted list; nothing when there are no lines."""
-    if not lines:
-        return []
-    items = (f"<li>{html.escape(line)}</li>" for line in lines)
-    return [f"<h2>{html.escape(title)}</h2><ul>", *items, "</ul>"]
-
-
-def _placement_lines(res: Results) -> list[str]:
-    """One line per backend: where its producers, consumers and storage sit."""
-    placement = res.meta.get("placement") or {}
-    return [f"{backend}: {where}" for backend, where in placement.items()]
-
-
-def _notes_html(res: Results) -> list[str]:
-    notes = dict(res.meta.get("notes") or {})
-    for failure in res.meta.get("failures") or []:
-        notes.setdefault("failures", []).append(str(failure))
-    if not notes:
-        return []
-    out = ["<h2>Notes</h2><ul>"]
-    for where, items in notes.items():
-        for item in items if isinstance(items, list) else [items]:
-            out.append(f"<li><b>{html.escape(str(where))}</b>: {html.escape(str(item))}</li>")
-    out.append("</ul>")
-    return out
+    return write_page(path, out_dir, team=team)

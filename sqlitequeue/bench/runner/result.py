@@ -149,6 +149,10 @@ def check_registry(names: Iterable[str]) -> None:
     """Raise BenchError naming the unknown backends among ``names``."""
     unknown = [n for n in names if n not in base.BACKENDS]
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0].split("@")[0], list(base.BACKENDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise BenchError(
-            f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(base.BACKENDS)}"
+            f"unknown backend(s) {', '.join(unknown)}; {hint}choose from {', '.join(base.BACKENDS)}"
         )
