@@ -63,8 +63,13 @@ lint: venv
 pytest: venv
 	$(VENV)/bin/pytest -q
 
+# JupyterLab on notebooks/, for any user: root needs --allow-root, and a Linux machine without
+# a display gets no browser (open the URL it prints).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root) \
+	$(if $(filter Linux,$(shell uname -s)),$(if $(DISPLAY)$(WAYLAND_DISPLAY),,--no-browser))
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

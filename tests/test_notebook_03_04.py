@@ -35,7 +35,7 @@ def test_cost_projection_notebook(tmp_path: Path) -> None:
     assert images == 2  # breakdown, cost vs throughput
     assert "the cheapest option is" in text
     assert "measured SQLite capacity (20,000 msg/s)" in text
-    assert "Under $5/month holds only on an existing VM" in text
+    assert "Under $5/month (the seed article's figure) holds only on an existing VM" in text
 
 
 def test_decision_notebook(tmp_path: Path) -> None:
@@ -46,5 +46,5 @@ def test_decision_notebook(tmp_path: Path) -> None:
         cwd=NOTEBOOKS,
     )
     text, images = _outputs(seed)
-    assert "**SQLite fits.**" in text and images == 2
+    assert "**SQLite fits**" in text and images == 2
     assert (tmp_path / "bench-fixture" / "decision-seed.md").exists()

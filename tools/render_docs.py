@@ -184,6 +184,116 @@ def _locust_rows(stats_csv: Path) -> list[dict[str, str]]:
         return [row for row in csv.DictReader(fh) if row["Name"] != "Aggregated"]
 
 
+# -- README.md's first screen: the reference answer and the path -----------------------------
+
+
+#: the seed article's Kafka bill, "$1,500+/month" (its claim, not a result)
+SEED_KAFKA_BILL_USD = 1500
+
+
+def _best_seed_latency(res: Results, family: str) -> tuple[str, float, float] | None:
+    """(backend, e2e p50, e2e p99): the family's lowest p50 on the seed workload, or None."""
+    from sqlitequeue.bench.report.seed_claim import SEED_WORKLOAD
+
+    found = []
+    for backend in res.meta.get("backend_order", []):
+        p50 = res.scalar(backend, "e2e_latency_ms.p50", SEED_WORKLOAD)
+        p99 = res.scalar(backend, "e2e_latency_ms.p99", SEED_WORKLOAD)
+        if backend.startswith(family) and p50 is not None and p99 is not None:
+            found.append((backend, p50, p99))
+    return min(found, key=lambda row: row[1], default=None)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def reference_answer(root: Path = RESULTS) -> str:
+    """Three lines: latency, capacity and cost of the reference runs, and the seed's claims."""
+    from sqlitequeue.bench import cost, decide
+    from sqlitequeue.bench.decide import evidence as ev
+    from sqlitequeue.bench.report.seed_claim import KAFKA_CLAIM_MS, SQLITE_CLAIM_MS
+
+    bench, faults = root / "reference", root / "reference-faults"
+    res = _load(bench)
+    sqlite, kafka = _best_seed_latency(res, "sqlite"), _best_seed_latency(res, "kafka")
+    assert sqlite and kafka, "the reference run lacks the seed workload"
+    low, high = KAFKA_CLAIM_MS
+    kafka_claim = (
+        "appears" if low <= kafka[1] <= high else f"does not appear on one host ({_ms(kafka[1])})"
+    )
+    latency = (
+        f"- **Latency** on the article's own workload: SQLite e2e p50 {_ms(sqlite[1])} / p99 "
+        f"{_ms(sqlite[2])} ({sqlite[0]}), Kafka p50 {_ms(kafka[1])} / p99 {_ms(kafka[2])} "
+        f"({kafka[0]}). The article's *under {SQLITE_CLAIM_MS:g} ms* "
+        f"{'holds' if sqlite[1] < SQLITE_CLAIM_MS else 'fails'} at the median; its "
+        f"*{low:g}-{high:g} ms* for Kafka {kafka_claim}."
+    )
+    found = decide.gather_evidence([bench, faults])
+    profile = decide.load_profile(REPO / "examples" / "profiles" / "seed.yaml")
+    decision = decide.evaluate(profile, found)
+    caps = {name: ev.capacity(found, name) for name in (ev.SQLITE, ev.KAFKA)}
+    parts = []
+    for name, label in ((ev.SQLITE, "SQLite"), (ev.KAFKA, "Kafka")):
+        c = caps[name]
+        if c is not None:
+            bound = "at least " if c.lower_bound else ""
+            why = "; every step of the search passed" if c.lower_bound else ""
+            if name == ev.SQLITE:
+                peak = profile.peak_rate
+                why = f"; {c.rate / peak:,.0f}x the article's {peak:,.0f} msg/s peak"
+            parts.append(f"{label} {bound}{c.rate:,.0f} msg/s ({c.backend}{why})")
+    capacity = (
+        f"- **Capacity** at e2e p99 <= {res.meta.get('p99_target_ms', 50):g} ms: "
+        + ", ".join(parts)
+        + "."
+    )
+    bills = {p.architecture: p for p in decision.projections}
+    mine = next(p for p in decision.projections if p.architecture.startswith("sqlite-"))
+    kafka_bill = min(
+        (p for p in decision.projections if p.architecture in cost.KAFKA_ARCHITECTURES),
+        key=lambda p: p.total,
+    )
+    on_a_vm = cost.project(
+        profile.traffic(),
+        cost.load_parameters().override({"vm_exists": True}, origin="README"),
+        architectures=list(cost.SQLITE_ARCHITECTURES),
+    )
+    cheapest_on_vm = min(on_a_vm, key=lambda p: p.total)
+    msk = bills["msk"].total
+    bill = (
+        f"- **Cost** for the article's team ({profile.peak_rate:,.0f} msg/s peak): {mine.label} "
+        f"${mine.total:,.2f}/month vs the cheapest Kafka, {kafka_bill.label}, "
+        f"${kafka_bill.total:,.2f}, and MSK ${msk:,.2f}. The article's *under $5* needs a VM you "
+        f"already have ({cheapest_on_vm.label.replace('1 VM + SQLite + ', '')}: "
+        f"${cheapest_on_vm.total:,.2f}); its *${SEED_KAFKA_BILL_USD:,}+* is "
+        f"{SEED_KAFKA_BILL_USD / msk:.1f}x MSK sized for this traffic. Verdict for that team "
+        f"(`decide`): **{decision.verdict}**."
+    )
+    return "\n".join([latency, capacity, bill])
+
+
+def first_run(root: Path = RESULTS) -> str:
+    """The path from a fresh clone to a verdict, with the reference runs' own timings."""
+    bench = _load(root / "reference")
+    faults = _load(root / "reference-faults")
+    workloads = len(bench.meta.get("workloads", {}))
+    backends = len(bench.meta.get("backend_order", []))
+    cpus = bench.meta.get("host", {}).get("cpu_count", "?")
+    return "\n".join(
+        [
+            f"1. `make compare`: {_minutes(bench.meta)} of measuring in the reference run "
+            f"({workloads} workloads x {backends} backends, {cpus} CPUs), plus, the first time,",
+            "   installing the virtualenv, Kafka's jars and Litestream (downloads, not timed).",
+            "2. Open `results/<run-id>/report/index.html`: the answer, then the charts.",
+            "3. `.venv/bin/sqlitequeue decide examples/profiles/seed.yaml` (copy the profile for",
+            "   your team): seconds, as it reuses that run and the committed failure-lab run;",
+            "   `--measure` measures both afresh (the reference `bench faults` took "
+            f"{_minutes(faults.meta)}).",
+        ]
+    )
+
+
 # -- docs/backends.md: the harness self-check and the fairness check ---------------------------
 
 
@@ -447,6 +557,8 @@ def queue_bench_reading(root: Path = RESULTS) -> str:
 
 #: Block name -> the function that renders it from a results root.
 RENDERERS: dict[str, Callable[[Path], str]] = {
+    "answer": reference_answer,
+    "first-run": first_run,
     "results": results_section,
     "selfcheck": selfcheck,
     "fairness": fairness,
