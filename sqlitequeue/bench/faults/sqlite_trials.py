@@ -34,6 +34,7 @@ from sqlitequeue.bench.faults.lab import (
     account_sends,
     deploy,
     fault_events,
+    ids_in,
     mount_namespace_problem,
     on_read_only_directory,
     on_small_file_system,
@@ -42,6 +43,7 @@ from sqlitequeue.bench.faults.lab import (
     seconds_to_ack,
     throughput,
     trial_row,
+    wait_until,
 )
 from sqlitequeue.bench.faults.ledger import Accounting, first_time
 from sqlitequeue.bench.faults.workers import OnError, command, id_of
@@ -164,6 +166,8 @@ def host_loss(lab: Lab, case: Case, repeat: int, litestream_down: bool = False) 
     try:
         rep.wait_until_replicated()
         producer = Worker(producer_config(lab, d, target, "producer1"), d / "producer1.log")
+        # the clock starts at the first acknowledged write, however long the worker took to start
+        wait_until(lambda: bool(ids_in(producer.events(), "A")), 60, "the producer's first ack")
         if litestream_down:
             time.sleep(max(0.0, s.before_s - s.litestream_down_s))
             down_at = time.time()
