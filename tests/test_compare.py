@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from sqlitequeue.bench import compare
+from sqlitequeue.bench.backends import base
+from sqlitequeue.bench.backends.base import Producer
+from sqlitequeue.bench.backends.memory import MemoryBackend
+from sqlitequeue.bench.compare.repeats import combine, spread
 from sqlitequeue.bench.results import load
+from sqlitequeue.bench.runner import RunResult
 from sqlitequeue.cli import main
 
 ALL_BACKENDS = ["sqlite-queue", "sqlite-stream", "sqlite-seed", "kafka-confluent", "kafka"]
@@ -50,7 +55,7 @@ def test_compare_quick_runs_sqlite_and_kafka_and_writes_the_report(
     assert (folder / "report" / "index.html").exists()
 
 
-def test_without_kafka_a_note_says_how_to_add_it_and_sqlite_still_runs(
+def test_without_kafka_the_run_fails_loudly_saying_how_to_add_it_and_sqlite_still_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
@@ -60,12 +65,137 @@ def test_without_kafka_a_note_says_how_to_add_it_and_sqlite_still_runs(
          "--duration", "2", "--out", str(tmp_path), "--no-selfcheck"]
     )  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # a skipped backend is a failure the user must see
     assert "Kafka is not available" in out and "to add Kafka" in out
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert "PROBLEMS" in out and f"log: {folder / 'logs' / 'kafka.log'}" in out
     res = load(folder)
     assert set(res.metrics.backend) == {"sqlite-seed"}
     assert res.meta["setup_notes"]
+    assert res.meta["failures"][0].startswith("kafka / every workload: skipped")
+    assert res.meta["logs"]["kafka"] == "logs/kafka.log"
+    assert "to add Kafka" in (folder / "logs" / "kafka.log").read_text()
+
+
+@pytest.mark.slow
+def test_compare_exits_non_zero_with_the_log_path_when_kafka_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    code = main(
+        ["bench", "compare", "--quick", "--backends", "sqlite-stream,kafka-confluent",
+         "--workloads", "steady-1kb", "--duration", "2", "--out", str(tmp_path),
+         "--no-selfcheck"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    log = folder / "logs" / "kafka-confluent.log"
+    assert f"log: {log}" in captured.out
+    assert "127.0.0.1:9" in log.read_text()
+    assert "%3|" not in captured.out + captured.err  # librdkafka's lines stay out of sight
+    meta = load(folder).meta
+    assert meta["indicative"] is True and meta["repeats"] == 1
+    (detail,) = meta["failure_details"]
+    assert detail["backend"] == "kafka-confluent" and detail["log"] == "logs/kafka-confluent.log"
+
+
+class BrokenBackend(MemoryBackend):
+    """The memory backend whose producers cannot start (a test backend)."""
+
+    name = "test-broken"
+
+    def producer(self, topic: str) -> Producer:
+        raise RuntimeError("no producer today (test-broken)")
+
+
+@pytest.mark.slow
+def test_a_failed_run_exits_non_zero_keeps_its_traceback_in_its_log_and_repeats_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlitequeue.bench import profiles
+
+    spec_of = profiles.backend_spec
+    monkeypatch.setattr(  # the test backend has no settings profile
+        profiles,
+        "backend_spec",
+        lambda name, *a, **kw: (
+            base.BackendSpec(name) if name == "test-broken" else spec_of(name, *a, **kw)
+        ),
+    )
+    base.BACKENDS["test-broken"] = "tests.test_compare:BrokenBackend"
+    try:
+        code = main(
+            ["bench", "run", "--workload", "steady-1kb", "--backend", "memory,test-broken",
+             "--duration", "2", "--repeats", "2", "--out", str(tmp_path)]
+        )  # fmt: skip
+    finally:
+        del base.BACKENDS["test-broken"]
+    out = capsys.readouterr().out
+    assert code == 1
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    log = folder / "logs" / "test-broken.log"
+    assert f"log: {log}" in out and "PROBLEMS" in out
+    assert "RuntimeError: no producer today" in log.read_text()  # the child's traceback
+    res = load(folder)
+    assert [d["repeat"] for d in res.meta["failure_details"]] == [1, 2]
+    assert res.meta["repeats"] == 2 and res.meta["indicative"] is False
+    repeats = res.tables["repeats"]
+    sent = repeats[(repeats.backend == "memory") & (repeats.metric == "sent")]
+    assert sorted(sent.repeat) == [1, 2]
+    assert res.scalar("memory", "sent") == sent.value.median()
+    (row,) = res.spread("sent").itertuples()
+    assert (row.backend, row.n, row.min, row.max) == (
+        "memory",
+        2,
+        sent.value.min(),
+        sent.value.max(),
+    )
+    assert "median [min-max] over 2 repeats:" in out
+
+
+def _result(p99: float, lost: float, note: str) -> RunResult:
+    scalars = {"e2e_latency_ms.p99": p99, "lost": lost, "sent": 100 * p99}
+    return RunResult("b", "w", 1.0, {}, scalars=scalars, notes=[note])
+
+
+def test_repeats_combine_into_medians_keep_the_worst_loss_and_every_note() -> None:
+    results = [(1, _result(9.0, 0, "a")), (2, _result(1.0, 5, "b")), (3, _result(4.0, 0, "c"))]
+    repeat, combined = combine(results)
+    assert repeat == 3  # the median repeat's series and histograms are the ones kept
+    assert combined.scalars["e2e_latency_ms.p99"] == 4.0
+    assert combined.scalars["sent"] == 400.0
+    assert combined.scalars["lost"] == 5  # a loss in any repeat is never hidden
+    assert combined.notes == ["repeat 1: a", "repeat 2: b", "repeat 3: c"]
+    assert spread([3.0, 1.0, 2.0]) == {
+        "median": 2.0, "min": 1.0, "max": 3.0, "q1": 1.5, "q3": 2.5, "n": 3.0
+    }  # fmt: skip
+
+
+def test_librdkafka_logs_to_the_run_log_not_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from sqlitequeue.bench.backends.base import BackendSpec
+    from sqlitequeue.bench.backends.kafka_confluent import KafkaConfluentBackend
+    from sqlitequeue.bench.errors import KafkaError
+
+    log = tmp_path / "kafka-confluent.log"
+    settings = {"log.file": str(log), "connect.timeout.s": 1.5}
+    backend = KafkaConfluentBackend(
+        BackendSpec("kafka-confluent", settings, bootstrap_servers="127.0.0.1:9")
+    )
+    assert "log.file" not in backend.describe()["settings"]
+    with pytest.raises(KafkaError):
+        backend.producer("t")
+    captured = capfd.readouterr()
+    assert "%3|" not in captured.err and "%3|" not in captured.out
+
+
+def test_quick_suite_durations_keep_a_warm_up_and_full_ones_ten_measured_seconds() -> None:
+    for w in compare._suite("default", None, None, None):
+        assert w.warmup_seconds >= 5 and w.duration_seconds - w.warmup_seconds >= 10
+    for w in compare._suite("quick", None, None, None):
+        assert w.warmup_seconds >= 1
 
 
 def test_an_omb_workload_file_runs_unchanged_with_a_shorter_duration(

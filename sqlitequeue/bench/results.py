@@ -20,9 +20,27 @@ Measurement code writes; charts, reports, notebooks and verdicts read. A folder 
       ``publish_latency_ms.<p50|p95|p99|p999|max|mean>``,
       ``e2e_latency_ms.<p50|p95|p99|p999|max|mean>``, ``disk_bytes_final``,
       ``max_sustainable_rate`` (msg/s meeting the p99 target; see report).
+    When a workload ran several times (``bench compare`` repeats), each scalar here is the
+    median over the repeats, except ``lost``, ``errors`` and ``duplicates`` (the worst
+    repeat's); time series, histograms and rate steps are the median repeat's.
+``repeats.csv``
+    every repeat's scalars (``bench compare``, ``bench run``):
+    ``run_id, backend, workload, repeat, metric, value`` (``repeat`` from 1; failed repeats
+    have no rows). :meth:`Results.spread` gives median, min, max and quartiles per figure.
+``logs/``
+    each backend's log (``logs/<backend>.log``: client-library lines, failed runs' errors
+    and tracebacks) and the local brokers' logs (``logs/broker-<deployment>/``).
 ``<table>.csv``
     any other tidy table, e.g. ``latency_hist.csv`` (``run_id, backend, workload, kind,
     upper_ms, count``), ``faults.csv``, ``locust_stats.csv``.
+
+run.json keys a comparison adds: ``suite``, ``repeats`` (runs per workload),
+``indicative`` (true in quick mode: one short run, figures not a basis for a decision),
+``representative_repeat`` (``"BACKEND / WORKLOAD"`` -> the repeat whose series are kept),
+``failures`` (``"BACKEND / WORKLOAD: first line of the error"``), ``failure_details``
+(``backend, workload, repeat, error, how, log``), ``logs`` (name -> path relative to the
+folder: the backend label, or ``broker-<deployment>/<file>``), ``selfcheck`` and ``team``
+(the team profile the report's verdict is for, when one was named).
 
 Writers use only the standard library; :func:`load` returns pandas DataFrames.
 """
@@ -258,6 +276,36 @@ class Results:
         return df.pivot_table(
             index=["backend", "workload"], columns="metric", values="value", aggfunc="first"
         )
+
+    def spread(self, metric: str) -> pd.DataFrame:
+        """Return ``metric`` over the repeats: one row per (backend, workload), columns
+        ``backend, workload, median, min, max, q1, q3, n``.
+
+        From ``repeats.csv``; a folder without one (a single run) gives its metrics.csv
+        scalar with ``n`` 1. Empty when the metric was not recorded.
+        """
+        import pandas as pd
+
+        table = self.tables.get("repeats")
+        if table is None or table.empty:
+            table = self.metrics[self.metrics.t.isna()].assign(repeat=1)
+        rows = table[table.metric == metric]
+        columns = ["backend", "workload", "median", "min", "max", "q1", "q3", "n"]
+        if rows.empty:
+            return pd.DataFrame(columns=columns)
+        values = pd.to_numeric(rows.value, errors="coerce")
+        grouped = values.groupby([rows.backend, rows.workload], sort=False)
+        out = pd.DataFrame(
+            {
+                "median": grouped.median(),
+                "min": grouped.min(),
+                "max": grouped.max(),
+                "q1": grouped.quantile(0.25),
+                "q3": grouped.quantile(0.75),
+                "n": grouped.count(),
+            }
+        ).reset_index()
+        return out[columns]
 
     def series(self, metric: str) -> pd.DataFrame:
         """Return the time series of ``metric`` (columns: backend, workload, t, value)."""

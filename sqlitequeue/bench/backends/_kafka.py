@@ -1,14 +1,17 @@
 """Settings shared by the two Kafka backends (Java client names; each backend translates).
 
 Settings are flat keys: ``producer.<java name>``, ``consumer.<java name>``,
-``topic.<topic config>``, plus ``replication.factor`` and ``connect.timeout.s``. The names
+``topic.<topic config>``, plus ``replication.factor``, ``connect.timeout.s`` and ``log.file``
+(where the client library logs; set by the harness, see :func:`client_logger`). The names
 are the Java client's, so a profile reads like Kafka's documentation and the same values
 can be handed to Kafka's own ProducerPerformance (see ``sqlitequeue bench fairness``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlitequeue.bench.errors import BackendError
@@ -37,7 +40,9 @@ RESERVED = {
     "consumer.group.id",
     "consumer.enable.auto.commit",
 }
-_TOP_LEVEL = {"replication.factor", "connect.timeout.s"}
+_TOP_LEVEL = {"replication.factor", "connect.timeout.s", "log.file"}
+#: marks the handlers :func:`client_logger` installs, so a later call replaces them
+_HANDLER_MARK = "_sqlitequeue_log_file"
 _SECTIONS = ("producer.", "consumer.", "topic.")
 
 
@@ -45,7 +50,7 @@ def kafka_settings(backend: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """Return the defaults updated with ``given``; raise BackendError for a bad key.
 
     Any ``producer.``/``consumer.``/``topic.`` key is accepted here (the client checks
-    it); other keys must be ``replication.factor`` or ``connect.timeout.s``.
+    it); other keys must be ``replication.factor``, ``connect.timeout.s`` or ``log.file``.
     """
     bad = sorted(
         key
@@ -99,3 +104,30 @@ def unreachable_message(servers: str, timeout: float, detail: str) -> str:
         f"cannot reach Kafka at {servers} within {timeout:g} s ({detail}); start one with "
         "`sqlitequeue kafka start`, or set KAFKA_BOOTSTRAP_SERVERS to a running cluster"
     )
+
+
+def client_logger(name: str, log_file: str | None) -> logging.Logger | None:
+    """Return the logger ``name`` writing to ``log_file`` only (None when no file is given).
+
+    The client library's log lines (librdkafka's ``%3|...|FAIL|...``, kafka-python's
+    logging) then go to that file instead of the terminal: the logger does not propagate,
+    and a handler this function installed before (an earlier run in this process) is
+    replaced. The file is opened on the first line logged.
+    """
+    if not log_file:
+        return None
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+        if getattr(handler, _HANDLER_MARK, None) is not None:
+            logger.removeHandler(handler)
+            handler.close()
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, delay=True)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    )
+    setattr(handler, _HANDLER_MARK, log_file)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger

@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from sqlitequeue.bench.backends._common import base_description, bootstrap_servers
 from sqlitequeue.bench.backends._kafka import (
+    client_logger,
     headline_settings,
     kafka_settings,
     section,
@@ -70,14 +71,20 @@ class KafkaConfluentBackend(Backend):
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
         self.settings = kafka_settings(self.name, spec.settings)
+        #: librdkafka logs to stderr unless given a logger: the harness names a file
+        self.logger = client_logger("confluent_kafka", self.settings.pop("log.file", None))
         self.servers = bootstrap_servers(self.name, spec.bootstrap_servers)
         self.timeout = float(self.settings["connect.timeout.s"])
         self._admin: AdminClient | None = None
 
+    def _logging(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` with the ``logger`` librdkafka's log lines go to (when a file is set)."""
+        return config if self.logger is None else {**config, "logger": self.logger}
+
     def admin(self) -> AdminClient:
         """Return an admin client that reached the broker; raise KafkaError otherwise."""
         if self._admin is None:
-            admin = AdminClient({"bootstrap.servers": self.servers})
+            admin = AdminClient(self._logging({"bootstrap.servers": self.servers}))
             try:
                 admin.list_topics(timeout=self.timeout)
             except KafkaException as exc:
@@ -108,7 +115,7 @@ class KafkaConfluentBackend(Backend):
         config = client_config(section(self.settings, "producer"))
         config["bootstrap.servers"] = self.servers
         try:
-            client = ClientProducer(config)
+            client = ClientProducer(self._logging(config))
         except KafkaException as exc:
             raise BackendError(f"confluent-kafka could not create a producer: {exc}") from exc
         return ConfluentProducer(client, topic)
@@ -121,7 +128,7 @@ class KafkaConfluentBackend(Backend):
             {"bootstrap.servers": self.servers, "group.id": group, "enable.auto.commit": False}
         )
         try:
-            client = ClientConsumer(config)
+            client = ClientConsumer(self._logging(config))
             consumer = ConfluentConsumer(client)
             client.subscribe([topic], **consumer.rebalance_callbacks())
         except KafkaException as exc:

@@ -32,6 +32,7 @@ from kafka.errors import KafkaError as ClientError
 
 from sqlitequeue.bench.backends._common import base_description, bootstrap_servers
 from sqlitequeue.bench.backends._kafka import (
+    client_logger,
     headline_settings,
     kafka_settings,
     section,
@@ -75,6 +76,8 @@ class KafkaPythonBackend(Backend):
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
         self.settings = kafka_settings(self.name, spec.settings)
+        # kafka-python logs through `logging` ("kafka.*"): to the harness's file, when named
+        client_logger("kafka", self.settings.pop("log.file", None))
         self.servers = bootstrap_servers(self.name, spec.bootstrap_servers)
         self.timeout = float(self.settings["connect.timeout.s"])
         self._admin: KafkaAdminClient | None = None

@@ -2,15 +2,22 @@
 
 Runs a harness self-check (the `memory` backend at 5x the suite's peak rate), then every
 workload of the suite against every backend: sqlite-queue, sqlite-stream, sqlite-seed (the
-seed article's table), kafka-confluent and kafka (kafka-python). Kafka is started
-automatically (KAFKA_BOOTSTRAP_SERVERS, else a local broker from the cached jars); when it
-cannot be, a note says how to add it and the SQLite backends still run. Ends with
-results/<run-id>/report/index.html written and the summary printed.
+seed article's table), kafka-confluent and kafka (kafka-python). The full suite runs each
+workload 3 times (--repeats) and shows median and spread; --quick runs once, and its
+figures are indicative. Kafka is started automatically (KAFKA_BOOTSTRAP_SERVERS, else a
+local broker from the cached jars); when it cannot be, a note says how to add it and the
+SQLite backends still run. Ends with results/<run-id>/report/index.html written (the
+verdict for --team first) and the summary printed. Each backend's and each broker's log is
+kept under results/<run-id>/logs/.
+
+Exit status: 0 when every backend x workload ran; 1 when any failed or was skipped
+(Kafka unavailable), after the report and a list of the problems with their logs.
 
 Example:
   sqlitequeue bench compare                 # about 10 minutes on 2 cores
   sqlitequeue bench compare --quick         # about 2 minutes
   sqlitequeue bench compare --backends sqlite-queue,kafka-confluent --workloads steady-1kb
+  sqlitequeue bench compare --team examples/profiles/big.yaml --repeats 5
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ HELP = "run the suite against SQLite and Kafka, write charts + report (the main 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --quick, --backends, --workloads, --duration, --out, --p99-target, --profile."""
+    """Add --quick, --suite, --backends, --workloads, --duration, --repeats, --out,
+    --p99-target, --profile, --team, --no-selfcheck, --run-id and the network options."""
     parser.add_argument("--quick", action="store_true", help="the short suite (~2 minutes)")
     parser.add_argument(
         "--suite",
@@ -42,7 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, metavar="SECONDS", help="override every workload's duration"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="run each workload N times; the summary shows median and spread "
+        "(default: 3, or 1 with --quick)",
+    )
     parser.add_argument("--out", metavar="DIR", default="results", help="results root")
+    parser.add_argument(
+        "--team",
+        metavar="PROFILE.yaml",
+        help="the team profile the report's verdict is for "
+        "(default: examples/profiles/seed.yaml, the seed article's team)",
+    )
     parser.add_argument("--p99-target", type=float, metavar="MS", help="latency target")
     parser.add_argument(
         "--profile",
@@ -58,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the comparison; return ExitCode.OK once the report is written."""
-    from sqlitequeue.bench.compare import run_compare
+    """Run the comparison; return ExitCode.OK once the report is written, ExitCode.ERROR
+    when any backend x workload failed (the problems are printed with their logs)."""
+    from sqlitequeue.bench.compare import failed_runs, run_compare
 
-    run_compare(
+    folder = run_compare(
         quick=args.quick,
         backends=args.backends,
         workloads=args.workloads,
@@ -73,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         network=network_from(args),
         suite_name=args.suite,
+        repeats=args.repeats,
+        team=args.team,
     )
-    return ExitCode.OK
+    return ExitCode.ERROR if failed_runs(folder) else ExitCode.OK
 
 
 COMMAND = Command("compare", HELP, add_arguments, run, description=__doc__)
