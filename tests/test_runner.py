@@ -1,25 +1,37 @@
-"""The runner: open-loop accounting, counts, fan-out, backlogs, max-rate search, results."""
+"""The runner: open-loop accounting, counts, fan-out, backlogs, max-rate search, results,
+the harness's ceiling."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.backends.base import BackendSpec, DeliveryCallback, Producer
 from sqlitequeue.bench.backends.memory import MemoryBackend
+from sqlitequeue.bench.metrics import WindowedHistograms
 from sqlitequeue.bench.results import RunWriter, load
 from sqlitequeue.bench.runner import (
     NotApplicable,
+    RateSearch,
     RateStep,
     RunResult,
+    SearchEnd,
+    SearchPhase,
     max_sustainable_rate,
     run_workload,
+    search_ceiling,
+    verify_ceiling,
     write_result,
 )
+from sqlitequeue.bench.runner.latency import LatencyRecorder
+from sqlitequeue.bench.runner.result import search_note, search_scalars
 from sqlitequeue.bench.workload import Workload, parse_workload
 
 pytestmark = pytest.mark.slow
@@ -137,21 +149,139 @@ def test_a_backlog_is_built_then_drained(tmp_path: Path) -> None:
     assert s["e2e_latency_ms.max"] >= 800
 
 
-def test_the_max_rate_search_records_its_steps(tmp_path: Path) -> None:
+def test_a_max_rate_search_that_passes_its_top_says_the_harness_was_the_limit(
+    tmp_path: Path,
+) -> None:
     result = run(
         "memory",
         tmp_path,
         producerRate=0,
         producerStartRate=100,
-        producerMaxRate=800,
+        producerMaxRate=400,
         rampStepSeconds=1,
-        testDurationSeconds=4,
+        testDurationSeconds=30,
         warmupDurationSeconds=1,
-        p99TargetMs=1000,
+        p99TargetMs=200,
+        producersPerTopic=2,
     )
-    assert [round(s.target_rate) for s in result.steps][:1] == [100]
-    assert result.steps[0].ok
-    assert result.scalars["max_sustainable_rate"] >= 90
+    assert [(s.target_rate, s.ok, s.phase) for s in result.steps] == [
+        (100, True, SearchPhase.RAMP),
+        (200, True, SearchPhase.RAMP),
+        (400, True, SearchPhase.RAMP),
+    ]
+    assert [s.start_s for s in result.steps] == sorted(s.start_s for s in result.steps)
+    assert all(s.achieved_rate == pytest.approx(s.target_rate, rel=0.05) for s in result.steps)
+    s = result.scalars
+    assert s["max_sustainable_rate"] == 400
+    assert s["max_rate_harness_limited"] == 1
+    assert s["lost"] == 0
+    assert any("harness, not the backend, was the limit" in n for n in result.notes)
+
+
+def bounds(search: RateSearch) -> tuple[float, float]:
+    """The search's highest passing and lowest failing rate (it must have found one)."""
+    assert search.failing is not None
+    return search.passing, search.failing
+
+
+def judged(capacity: float, search: RateSearch, stall_at: float | None = None) -> list[RateStep]:
+    """Run ``search`` against a fake backend that meets its target up to ``capacity`` msg/s
+    (and stalls once, at ``stall_at``); return the steps as the runner records them."""
+    steps: list[RateStep] = []
+    while (chosen := search.next_rate()) is not None:
+        rate, phase = chosen
+        ok = rate <= capacity and not (rate == stall_at and phase is SearchPhase.RAMP)
+        steps.append(RateStep(len(steps), rate, rate if ok else capacity, 1.0, 9.0, ok, phase))
+        search.record(rate, ok)
+        assert len(steps) < 60, "the search does not end"
+    return steps
+
+
+def test_the_search_ramps_then_bisects_to_its_resolution() -> None:
+    search = RateSearch(1000, 100_000, resolution=0.1)
+    steps = judged(7000, search)
+    assert search.ended is SearchEnd.CONVERGED
+    passing, failing = bounds(search)
+    assert passing <= 7000 < failing
+    assert search.gap is not None and search.gap <= 0.1
+    assert [s.target_rate for s in steps[:5]] == [1000, 2000, 4000, 8000, 8000]
+    assert [s.phase for s in steps[3:5]] == [SearchPhase.RAMP, SearchPhase.CONFIRM]
+    assert {s.phase for s in steps[5:]} <= {SearchPhase.BISECT, SearchPhase.CONFIRM}
+    assert max_sustainable_rate(steps) == search.passing
+    scalars = search_scalars(search)
+    assert scalars["max_sustainable_rate"] == search.passing
+    assert scalars["max_rate_failed"] == search.failing
+    assert scalars["max_rate_harness_limited"] == 0
+    assert "missed it twice in a row" in search_note(search, steps)
+
+
+def test_one_miss_is_a_stall_two_in_a_row_fail_the_rate() -> None:
+    search = RateSearch(1000, 100_000)
+    steps = judged(7000, search, stall_at=2000)
+    assert [(s.target_rate, s.ok) for s in steps[:4]] == [
+        (1000, True),
+        (2000, False),
+        (2000, True),  # tried again: the first miss was a stall
+        (4000, True),
+    ]
+    passing, failing = bounds(search)
+    assert passing <= 7000 < failing
+    assert max_sustainable_rate(steps) == passing
+
+
+def test_a_search_that_passes_its_top_ends_there() -> None:
+    search = RateSearch(1000, 100_000)
+    steps = judged(math.inf, search)
+    assert [s.target_rate for s in steps] == [1000 * 2**k for k in range(7)] + [100_000]
+    assert search.ended is SearchEnd.CEILING and search.passing == 100_000
+    assert search_scalars(search)["max_rate_harness_limited"] == 1
+    assert "the harness, not the backend, was the limit" in search_note(search, steps)
+
+
+def test_a_search_that_fails_at_its_start_rate_goes_down() -> None:
+    search = RateSearch(1000, 100_000)
+    steps = judged(300, search)
+    passing, failing = bounds(search)
+    assert passing <= 300 < failing
+    assert steps[2].target_rate == 500
+    hopeless = RateSearch(1000, 100_000)
+    judged(10, hopeless)
+    assert hopeless.ended is SearchEnd.FLOOR and hopeless.passing == 0
+    assert "missed at every rate tried" in search_note(hopeless, [])
+
+
+def test_a_search_stopped_early_says_what_it_knows() -> None:
+    search = RateSearch(1000, 100_000)
+    search.record(1000, True)
+    search.stop(SearchEnd.BUDGET)
+    assert search.next_rate() is None
+    note = search_note(search, [])
+    assert "time budget" in note and "at least 1,000 msg/s" in note
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.floats(min_value=70, max_value=99_000),
+    resolution=st.floats(min_value=0.01, max_value=0.1),
+)
+def test_bisection_brackets_any_capacity_within_the_resolution(
+    capacity: float, resolution: float
+) -> None:
+    search = RateSearch(1000, 100_000, resolution=resolution)
+    steps = judged(capacity, search)
+    assert search.ended is SearchEnd.CONVERGED
+    passing, failing = bounds(search)
+    assert passing <= capacity < failing <= passing * (1 + resolution)
+    assert max_sustainable_rate(steps) == passing
+
+
+def test_the_harness_ceiling_is_checked_on_the_memory_backend(tmp_path: Path) -> None:
+    w = workload(producerRate=0, producerMaxRate=500, producersPerTopic=2)
+    assert search_ceiling(w) == 500
+    check = verify_ceiling(w, seconds=2, warmup=0.5, data_dir=tmp_path)
+    assert check.ok and check.verified == 500
+    assert check.lost == 0 and check.producers == 2
+    assert "OK" in check.describe()
 
 
 def test_results_round_trip(fanned_out: RunResult, tmp_path: Path) -> None:
@@ -182,13 +312,34 @@ def test_a_failing_backend_raises_and_leaves_no_process(tmp_path: Path) -> None:
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("sqq-")]
 
 
-def test_one_failed_step_is_a_stall_two_in_a_row_end_the_search() -> None:
-    def steps(*oks: bool) -> list[RateStep]:
-        return [RateStep(k, 100.0 * 2**k, 100.0 * 2**k, 1.0, 2.0, ok) for k, ok in enumerate(oks)]
+def test_the_max_sustainable_rate_is_the_best_pass_below_a_rate_missed_twice() -> None:
+    def steps(*runs: tuple[float, bool]) -> list[RateStep]:
+        return [RateStep(k, r, r, 1.0, 2.0, ok) for k, (r, ok) in enumerate(runs)]
 
-    assert max_sustainable_rate(steps(True, False, True, True, False, False)) == 800
-    assert max_sustainable_rate(steps(False, False, True)) == 0
-    assert max_sustainable_rate(steps(True, True)) == 200
+    assert max_sustainable_rate(steps((100, True), (200, False), (200, True))) == 200
+    assert max_sustainable_rate(steps((100, True), (200, False), (200, False))) == 100
+    assert max_sustainable_rate(steps((100, False), (100, False))) == 0
+    assert max_sustainable_rate(steps((100, True), (200, True))) == 200
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=30), st.floats(min_value=-1, max_value=5)),
+        max_size=200,
+    )
+)
+def test_latencies_recorded_a_poll_at_a_time_match_the_parents_histograms(
+    arrivals: list[tuple[float, float]],
+) -> None:
+    start = 1_700_000_000.0
+    fast, reference = LatencyRecorder(start), WindowedHistograms()
+    for at, delay in arrivals:
+        scheduled, now = start + at, start + at + delay
+        fast.record_arrivals([scheduled, scheduled], now)
+        for _ in range(2):  # as the children recorded each message before
+            reference.record(scheduled - start, int((now - scheduled) * 1e6))
+    assert fast.take() == reference.take()
 
 
 def test_fan_out_on_a_backend_without_groups_is_not_applicable(tmp_path: Path) -> None:

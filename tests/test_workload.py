@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,15 @@ from hypothesis import strategies as st
 from sqlitequeue.bench.errors import WorkloadError
 from sqlitequeue.bench.metrics import Histogram
 from sqlitequeue.bench.workload import (
+    HARNESS_CEILING,
     HEADER_SIZE,
+    MIN_STEP_SECONDS,
     bundled_names,
     load_workload,
     parse_workload,
-    ramp_rates,
     schedule,
+    send_keys,
+    step_schedule,
 )
 
 #: OpenMessaging Benchmark's workloads/1-topic-1-partition-1kb.yaml, field for field.
@@ -93,6 +97,8 @@ def test_an_omb_workload_file_loads_unchanged(tmp_path: Path) -> None:
         ("name: x\nrateShape: {type: bursts}\n", "rateShape.burstRate"),
         ("name: x\ntrace: {file: nowhere.jsonl}\n", "trace.file"),
         ("name: x\ntestDurationMinutes: yes\n", "testDurationMinutes"),
+        ("name: x\nsearchResolution: 0\n", "searchResolution"),
+        ("name: x\nsearchResolution: 10\n", "searchResolution"),
         ("topics: 1\n", "name"),
     ],
 )
@@ -156,22 +162,34 @@ def test_producers_share_the_rate() -> None:
     assert max(counts) - min(counts) <= 1
 
 
-def test_max_rate_search_ramps_geometrically_after_the_warm_up() -> None:
-    w = parse_workload(
-        steady(
-            producerRate=0,
-            producerStartRate=100,
-            producerMaxRate=1600,
-            rampStepSeconds=2,
-            warmupDurationSeconds=2,
-            testDurationSeconds=12,
-        )
-    )
-    rates = ramp_rates(w)
-    assert rates == pytest.approx([100, 200, 400, 800, 1600])
-    times = [s.at for s in schedule(w)]
-    assert sum(1 for t in times if t < 2) == pytest.approx(200, abs=2)  # warm-up at the start rate
-    assert sum(1 for t in times if 10 <= t < 12) == pytest.approx(3200, abs=2)
+def test_a_search_step_is_shared_by_the_producers_at_its_rate() -> None:
+    w = parse_workload(steady(producerRate=0, producersPerTopic=2))
+    shares = [list(step_schedule(w, 1000, 2.0, 4.0, i, 2)) for i in range(2)]
+    assert [len(share) for share in shares] == [1000, 1000]
+    times = sorted(s.at for share in shares for s in share)
+    assert times[0] == pytest.approx(2.0) and times[-1] < 4.0
+    gaps = [b - a for a, b in pairwise(times)]
+    assert min(gaps) == pytest.approx(0.001) and max(gaps) == pytest.approx(0.001)
+
+
+def test_keys_continue_across_search_steps() -> None:
+    w = parse_workload(steady(producerRate=0, keyDistributor="KEY_ROUND_ROBIN"))
+    keys = send_keys(w, 0)
+    first = [s.key for s in step_schedule(w, 10, 0.0, 1.0, keys=keys)]
+    second = [s.key for s in step_schedule(w, 10, 5.0, 6.0, keys=keys)]
+    assert first + second == [b"key-%d" % n for n in range(20)]
+
+
+def test_a_max_rate_search_tops_out_at_the_harness_ceiling_by_default() -> None:
+    w = parse_workload(steady(producerRate=0, producerStartRate=1000))
+    assert w.finds_max_rate
+    assert w.producer_max_rate == HARNESS_CEILING
+    assert w.search_resolution == pytest.approx(0.1)
+    # scheduled on its own (no search driving it), it runs at its start rate
+    assert len(list(schedule(w))) == pytest.approx(10 * 1000, abs=2)
+    # shortened, it keeps meaningful steps; the duration is then the search's time budget
+    assert w.with_duration(6).ramp_step_seconds == MIN_STEP_SECONDS
+    assert w.with_duration(60).ramp_step_seconds == w.ramp_step_seconds
 
 
 def test_backlog_in_gb_becomes_messages(tmp_path: Path) -> None:

@@ -21,7 +21,12 @@ Extensions
     ``testDurationSeconds`` / ``warmupDurationSeconds`` (finer than minutes),
     ``consumerBacklogMessages`` (backlog size as a message count),
     ``p99TargetMs`` (latency target for the max-rate search and the report),
-    ``producerMaxRate`` and ``rampStepSeconds`` (the max-rate search's range and step).
+    ``producerMaxRate`` (the search's top; default :data:`HARNESS_CEILING`),
+    ``rampStepSeconds`` (each step's length) and ``searchResolution`` (the search stops once
+    the lowest failing rate is within this fraction of the highest passing one; default 0.1).
+
+A max-rate search (``producerRate: 0``) decides each step's rate as it runs
+(:mod:`sqlitequeue.bench.runner.ramp`); its ``testDuration`` is the search's time budget.
 
 Every message carries a 20-byte header (scheduled send time, sequence number, producer
 index) in its first bytes, so ``messageSize`` must be at least :data:`HEADER_SIZE`.
@@ -52,6 +57,12 @@ MAX_MESSAGE_SIZE = 1024 * 1024
 KEY_DISTRIBUTORS = ("NO_KEY", "KEY_ROUND_ROBIN", "RANDOM_NANO")
 SHAPES = ("steady", "poisson", "bursts", "daily")
 BUNDLED = "sqlitequeue.bench.workloads"
+#: msg/s: the top of a max-rate search unless ``producerMaxRate`` says otherwise. The
+#: harness is built to sustain it with the ``memory`` backend (1 KiB messages, 2 cores), and
+#: :func:`sqlitequeue.bench.runner.verify_ceiling` checks that it does on this machine.
+HARNESS_CEILING = 100_000.0
+#: a max-rate step shortened by :meth:`Workload.with_duration` lasts at least this (s)
+MIN_STEP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -101,8 +112,9 @@ class Workload:
     producers_per_topic: int = 1
     producer_rate: float = 100.0
     producer_start_rate: float = 50.0
-    producer_max_rate: float = 20000.0
+    producer_max_rate: float = HARNESS_CEILING
     ramp_step_seconds: float = 3.0
+    search_resolution: float = 0.1
     consumer_backlog_messages: int = 0
     duration_seconds: float = 60.0
     warmup_seconds: float = 0.0
@@ -133,8 +145,10 @@ class Workload:
     def with_duration(self, seconds: float, warmup: float | None = None) -> Workload:
         """Return a copy lasting ``seconds`` (warm-up scaled down to fit, or ``warmup``).
 
-        A daily curve keeps one whole "day"; a backlog and the max-rate steps shrink in
-        proportion, so the shortened run keeps the workload's shape.
+        A daily curve keeps one whole "day"; a backlog shrinks in proportion, so the
+        shortened run keeps the workload's shape. A max-rate search keeps its step length
+        when at least six steps fit, else steps shrink to fit six (never below
+        MIN_STEP_SECONDS); ``seconds`` is then the search's time budget.
         """
         if seconds <= 0:
             raise WorkloadError(f"duration must be positive, got {seconds}")
@@ -143,7 +157,7 @@ class Workload:
         shape = self.shape
         if shape.type == "daily" and shape.period_seconds > seconds:
             shape = replace(shape, period_seconds=seconds)  # still one whole "day"
-        step = min(self.ramp_step_seconds, max(1.0, (seconds - warmup) / 6))
+        step = min(self.ramp_step_seconds, max(MIN_STEP_SECONDS, (seconds - warmup) / 6))
         backlog = self.consumer_backlog_messages
         if backlog:  # the backlog keeps its share of the run
             backlog = max(1, round(backlog * seconds / self.duration_seconds))
@@ -184,6 +198,7 @@ _FIELDS: dict[str, tuple[str, tuple[type, ...], str]] = {
     "producerStartRate": ("producer_start_rate", _NUM, ">0"),
     "producerMaxRate": ("producer_max_rate", _NUM, ">0"),
     "rampStepSeconds": ("ramp_step_seconds", _NUM, ">0"),
+    "searchResolution": ("search_resolution", _NUM, "fraction"),
     "consumerBacklogMessages": ("consumer_backlog_messages", _INT, ">=0"),
     "keyDistributor": ("key_distributor", (str,), "key"),
     "seed": ("seed", _INT, "any"),
@@ -250,6 +265,8 @@ def _check(where: str, name: str, value: Any, rule: str) -> None:
             f"must be between {HEADER_SIZE} and {MAX_MESSAGE_SIZE} bytes "
             f"(the runner stamps a {HEADER_SIZE}-byte header), got {value!r}",
         )
+    if rule == "fraction" and not 0 < value < 1:
+        raise _bad(where, name, f"must be a fraction between 0 and 1 (0.1 = 10 %), got {value!r}")
     if rule == "key" and value not in KEY_DISTRIBUTORS:
         raise _bad(where, name, f"must be one of {', '.join(KEY_DISTRIBUTORS)}, got {value!r}")
 
@@ -428,36 +445,14 @@ def _rate_at(workload: Workload, t: float, base: float, scale: float) -> float:
     return base
 
 
-def ramp_rates(workload: Workload) -> list[float]:
-    """Return the whole-workload rate of each step of a max-rate search (geometric).
-
-    The warm-up runs at the first rate; then each step lasts ``rampStepSeconds``.
-    """
-    ramp = workload.duration_seconds - workload.warmup_seconds
-    steps = max(2, int(ramp // workload.ramp_step_seconds))
-    lo, hi = workload.producer_start_rate, max(workload.producer_max_rate, 1.0)
-    growth = (hi / lo) ** (1 / (steps - 1)) if hi > lo else 1.0
-    return [lo * growth**k for k in range(steps)]
-
-
 def _arrival_times(workload: Workload, index: int, producers: int) -> Iterator[float]:
     rng = random.Random(workload.seed * 1_000_003 + index)
     end = workload.duration_seconds
     scale = 1 / max(1, producers)
-    if workload.finds_max_rate:
-        rates = ramp_rates(workload)
-        step = workload.ramp_step_seconds
+    base = producer_rate(workload, producers)
 
-        warmup = workload.warmup_seconds
-
-        def rate_of(t: float) -> float:
-            k = int(max(0.0, t - warmup) // step)
-            return rates[min(k, len(rates) - 1)] * scale
-    else:
-        base = producer_rate(workload, producers)
-
-        def rate_of(t: float) -> float:
-            return _rate_at(workload, t, base, scale)
+    def rate_of(t: float) -> float:
+        return _rate_at(workload, t, base, scale)
 
     poisson = workload.shape.type == "poisson" or workload.shape.poisson
     t = index / max(1, producers) / max(rate_of(0.0), 1e-9) if not poisson else 0.0
@@ -472,7 +467,8 @@ def _arrival_times(workload: Workload, index: int, producers: int) -> Iterator[f
         yield t
 
 
-def _keys(workload: Workload, index: int) -> Iterator[bytes | None]:
+def send_keys(workload: Workload, index: int) -> Iterator[bytes | None]:
+    """Yield producer ``index``'s record keys, one per send, as ``keyDistributor`` says."""
     rng = random.Random(workload.seed * 7919 + index)
     n = 0
     while True:
@@ -485,17 +481,56 @@ def _keys(workload: Workload, index: int) -> Iterator[bytes | None]:
         n += 1
 
 
+def step_schedule(
+    workload: Workload,
+    rate: float,
+    start: float,
+    end: float,
+    index: int = 0,
+    producers: int = 1,
+    keys: Iterator[bytes | None] | None = None,
+) -> Iterator[Send]:
+    """Yield producer ``index``'s share of ``rate`` msg/s from ``start`` to ``end`` seconds.
+
+    One step of a max-rate search: evenly spaced and staggered across the ``producers``
+    (exponential gaps for a poisson shape, seeded by the workload, index and ``start``).
+    ``keys`` continues a producer's :func:`send_keys` across steps.
+    """
+    if rate <= 0 or end <= start:
+        return
+    keys = send_keys(workload, index) if keys is None else keys
+    share = rate / max(1, producers)
+    if workload.shape.type == "poisson" or workload.shape.poisson:
+        rng = random.Random(f"{workload.seed}/{index}/{start:.6f}")
+        t = start + rng.expovariate(share)
+        while t < end:
+            yield Send(t, workload.message_size, next(keys))
+            t += rng.expovariate(share)
+        return
+    first = start + index / rate  # the producers take turns
+    n = 0
+    while (t := first + n / share) < end:
+        yield Send(t, workload.message_size, next(keys))
+        n += 1
+
+
 def schedule(workload: Workload, index: int = 0, producers: int = 1) -> Iterator[Send]:
     """Yield producer ``index``'s sends (of ``producers`` sharing the workload), in order.
 
     Deterministic: the same workload, seed, index and producer count yield the same
     schedule. Times are seconds from the run's start and stop before its duration.
-    For a trace, producers take every ``producers``-th record.
+    For a trace, producers take every ``producers``-th record. A max-rate search's rates
+    are decided as it runs (:func:`step_schedule` per step); on its own, its schedule is
+    ``producerStartRate`` throughout.
     """
     if workload.trace is not None:
         yield from _trace_schedule(workload, index, producers)
         return
-    keys = _keys(workload, index)
+    if workload.finds_max_rate:
+        rate = workload.producer_start_rate
+        yield from step_schedule(workload, rate, 0.0, workload.duration_seconds, index, producers)
+        return
+    keys = send_keys(workload, index)
     for at in _arrival_times(workload, index, producers):
         yield Send(at, workload.message_size, next(keys))
 

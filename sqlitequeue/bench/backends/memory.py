@@ -7,7 +7,10 @@ How it works: each consumer binds a Linux abstract Unix stream socket and regist
 small file ``<data_dir>/memory/<topic>/<group>/<member>.addr``. A producer discovers the
 members of every group of its topic (re-scanning at most every ``rescan_ms``), connects to
 them, and writes each record, length-framed, to one member per group (chosen by key hash,
-round-robin without a key). The delivery callback fires once the record is in the socket.
+round-robin without a key). ``send`` only buffers; a writer thread writes what has
+accumulated with one ``sendall`` per member, so the cost per record is a list append, not a
+system call and a consumer wake-up. The delivery callback fires (on the writer thread) once
+the record is in the socket. Consumers parse the frames straight from what they receive.
 
 Honest limits (see docs/backends.md): nothing is stored, so records sent while a group has
 no live member are dropped for that group, records buffered in a consumer that dies or
@@ -23,9 +26,11 @@ import os
 import selectors
 import socket
 import struct
+import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,13 @@ DEFAULTS: dict[str, Any] = {
 
 _HEADER = struct.Struct("!iI")  # key length (-1: no key), payload length
 _RECV_BYTES = 1 << 20
+#: records a producer buffers before ``send`` blocks (the writer is stuck on a full socket)
+MAX_BUFFERED = 50_000
+#: bytes per write: large enough to need few system calls, small enough to reuse memory
+WRITE_BYTES = 64 * 1024
+
+#: a buffered record: key, payload, delivery callback
+_Pending = tuple[bytes | None, bytes, DeliveryCallback | None]
 
 
 class MemoryBackend(Backend):
@@ -89,7 +101,13 @@ class MemoryBackend(Backend):
 
 
 class MemoryProducer(Producer):
-    """Writes length-framed records straight into the members' sockets."""
+    """Buffers records; a writer thread writes each batch with one ``sendall`` per member.
+
+    ``send`` only appends to a list and wakes the writer when the list was empty, so a
+    record costs no system call and no thread switch of its own: what accumulates while the
+    writer is busy (or waits for the GIL) goes out together. The writer reports delivery,
+    with one :class:`Delivery` per batch, once the batch is in the sockets.
+    """
 
     def __init__(self, topic_dir: Path, settings: dict[str, Any]) -> None:
         self._topic_dir = topic_dir
@@ -99,48 +117,170 @@ class MemoryProducer(Producer):
         self._members: dict[str, dict[str, socket.socket]] = {}  # group -> addr file -> sock
         self._order: dict[str, list[str]] = {}
         self._round_robin = 0
+        self._lock = threading.Lock()
+        self._pending: list[_Pending] = []
+        self._in_flight = 0  # records the writer has taken and not yet reported
+        self._wake = threading.Event()
         self._closed = False
+        self._stopping = False
+        self._failure: str | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="memory-writer", daemon=True)
+        self._writer.start()
 
     def send(
         self, key: bytes | None, payload: bytes, on_delivery: DeliveryCallback | None = None
     ) -> None:
-        """Write the record to one live member of every group; report delivery at once."""
+        """Buffer the record for the writer thread; block while MAX_BUFFERED records wait.
+
+        The writer sends it to one live member of every group and reports delivery
+        (``ok=False`` when no group has a live member).
+        """
         if self._closed:
             raise BackendError("send() after the producer was closed")
+        with self._lock:
+            pending = self._pending
+            pending.append((key, payload, on_delivery))
+            waiting = len(pending)
+        if waiting == 1:
+            if self._failure is not None:
+                raise BackendError(f"the memory producer's writer failed: {self._failure}")
+            self._wake.set()
+        elif waiting >= MAX_BUFFERED:
+            self._wait_until(lambda: len(self._pending) < MAX_BUFFERED, 30.0, "send")
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every record sent so far is in a socket (or reported undeliverable)."""
+        self._wait_until(lambda: not (self._pending or self._in_flight), timeout, "flush")
+
+    def _wait_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if done():
+                    return
+            if self._failure is not None:
+                raise BackendError(f"the memory producer's writer failed: {self._failure}")
+            if time.monotonic() >= deadline:
+                raise BackendError(
+                    f"{what} timed out after {timeout} s with "
+                    f"{len(self._pending) + self._in_flight} record(s) not yet in a socket"
+                )
+            time.sleep(0.0005)
+
+    def close(self) -> None:
+        """Flush, stop the writer and close every connection; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self._stopping = True
+            self._wake.set()
+            self._writer.join(30.0)
+            for members in self._members.values():
+                for sock in members.values():
+                    sock.close()
+            self._members.clear()
+            self._order.clear()
+
+    # the writer thread
+    def _write_loop(self) -> None:
+        try:
+            while not self._stopping:
+                self._wake.wait()
+                self._wake.clear()
+                while True:
+                    with self._lock:
+                        batch, self._pending = self._pending, []
+                        self._in_flight = len(batch)
+                    if not batch:
+                        break
+                    self._write(batch)
+                    with self._lock:
+                        self._in_flight = 0
+        except BaseException as exc:  # reported by the next send/flush
+            self._failure = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` to every group; report each record's delivery."""
         now = time.monotonic()
         if now >= self._next_scan:
             self._rescan()
             self._next_scan = now + self._rescan_s
-        frame = b"".join(
-            (_HEADER.pack(-1 if key is None else len(key), len(payload)), key or b"", payload)
-        )
-        self._round_robin += 1
-        delivered = 0
+        heads = [_frame_head(key, payload) for key, payload, _ in batch]
+        first = self._round_robin
+        self._round_robin += len(batch)
+        undelivered: set[int] | None = None
         for group in list(self._order):
-            delivered += self._send_to_group(group, key, frame)
-        if on_delivery is not None:
-            if delivered:
-                on_delivery(Delivery(ok=True, published_at=time.time()))
-            else:
-                on_delivery(
-                    Delivery(
-                        ok=False,
-                        published_at=time.time(),
-                        error=f"no live consumer subscribed under {self._topic_dir}",
-                    )
-                )
+            missed = self._write_group(group, batch, heads, first)
+            undelivered = missed if undelivered is None else undelivered & missed
+        published = time.time()
+        ok = Delivery(ok=True, published_at=published)
+        if undelivered is None or undelivered:
+            failed = Delivery(
+                ok=False,
+                published_at=published,
+                error=f"no live consumer subscribed under {self._topic_dir}",
+            )
+            for i, (_, _, callback) in enumerate(batch):
+                if callback is not None:
+                    callback(failed if undelivered is None or i in undelivered else ok)
+            return
+        for _, _, callback in batch:
+            if callback is not None:
+                callback(ok)
 
-    def _send_to_group(self, group: str, key: bytes | None, frame: bytes) -> int:
-        while self._order.get(group):
-            order = self._order[group]
-            pick = zlib.crc32(key) if key is not None else self._round_robin
-            member = order[pick % len(order)]
+    def _write_group(
+        self, group: str, batch: list[_Pending], heads: list[bytes], first: int
+    ) -> set[int]:
+        """Write each record to one live member of ``group`` (by key hash, else round-robin);
+        return the indices written to none (the group has no live member left)."""
+        todo = list(range(len(batch)))
+        while todo:
+            order = self._order.get(group)
+            if not order:
+                return set(todo)
+            chunks: dict[str, list[int]] = {}
+            if len(order) == 1:
+                chunks[order[0]] = todo
+            else:
+                for i in todo:
+                    key = batch[i][0]
+                    pick = zlib.crc32(key) if key is not None else first + i
+                    chunks.setdefault(order[pick % len(order)], []).append(i)
+            todo = []
+            for member, indices in chunks.items():
+                written = self._write_member(self._members[group][member], batch, heads, indices)
+                if written < len(indices):  # the member died: the next live one gets the rest
+                    self._drop(group, member)
+                    todo += indices[written:]
+        return set()
+
+    @staticmethod
+    def _write_member(
+        sock: socket.socket, batch: list[_Pending], heads: list[bytes], indices: list[int]
+    ) -> int:
+        """Write the records ``indices`` of ``batch`` in writes of about WRITE_BYTES; return
+        how many were written before the connection failed (all of them when it did not)."""
+        done = 0
+        while done < len(indices):
+            parts: list[bytes] = []
+            size = 0
+            end = done
+            while end < len(indices) and size < WRITE_BYTES:
+                i = indices[end]
+                payload = batch[i][1]
+                parts += (heads[i], payload)
+                size += len(payload)
+                end += 1
             try:
-                self._members[group][member].sendall(frame, socket.MSG_NOSIGNAL)
-                return 1
+                sock.sendall(b"".join(parts), socket.MSG_NOSIGNAL)
             except OSError:
-                self._drop(group, member)
-        return 0
+                return done
+            done = end
+        return done
 
     def _rescan(self) -> None:
         if not self._topic_dir.is_dir():
@@ -177,17 +317,12 @@ class MemoryProducer(Producer):
         sock.close()
         self._order[group] = sorted(self._members[group])
 
-    def flush(self, timeout: float = 30.0) -> None:
-        """Nothing to wait for: every send is in a socket when ``send`` returns."""
 
-    def close(self) -> None:
-        """Close every connection; safe to call twice."""
-        self._closed = True
-        for members in self._members.values():
-            for sock in members.values():
-                sock.close()
-        self._members.clear()
-        self._order.clear()
+def _frame_head(key: bytes | None, payload: bytes) -> bytes:
+    """What precedes a payload on the wire: key length (-1: none), payload length, key."""
+    if key is None:
+        return _HEADER.pack(-1, len(payload))
+    return _HEADER.pack(len(key), len(payload)) + key
 
 
 class MemoryConsumer(Consumer):
@@ -203,7 +338,8 @@ class MemoryConsumer(Consumer):
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
-        self._buffers: dict[socket.socket, bytearray] = {}
+        #: per connection: the bytes received and not yet parsed, and where parsing stands
+        self._buffers: dict[socket.socket, _Unparsed] = {}
         self._addr_file = group_dir / f"{name}.addr"
         tmp = group_dir / f".{name}.tmp"
         tmp.write_text(name)
@@ -237,7 +373,7 @@ class MemoryConsumer(Consumer):
                     conn, _ = self._listener.accept()
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._buffer_bytes)
                     conn.setblocking(False)
-                    self._buffers[conn] = bytearray()
+                    self._buffers[conn] = _Unparsed()
                     self._selector.register(conn, selectors.EVENT_READ, None)
             return
         try:
@@ -247,7 +383,7 @@ class MemoryConsumer(Consumer):
         except OSError:
             data = b""
         if data:
-            self._buffers[sock] += data
+            self._buffers[sock].add(data)
         else:  # the producer closed: keep its buffer until parsed
             self._selector.unregister(sock)
             sock.close()
@@ -255,23 +391,10 @@ class MemoryConsumer(Consumer):
     def _parse(self, max_records: int) -> list[Received]:
         records: list[Received] = []
         for buffer in self._buffers.values():
-            pos = 0
-            size = len(buffer)
-            while len(records) < max_records and size - pos >= _HEADER.size:
-                key_len, payload_len = _HEADER.unpack_from(buffer, pos)
-                start = pos + _HEADER.size
-                key_end = start + max(key_len, 0)
-                end = key_end + payload_len
-                if end > size:
-                    break
-                key = bytes(buffer[start:key_end]) if key_len >= 0 else None
-                records.append(Received(key=key, payload=bytes(buffer[key_end:end])))
-                pos = end
-            if pos:
-                del buffer[:pos]
             if len(records) >= max_records:
                 break
-        for sock in [s for s, b in self._buffers.items() if not b and s.fileno() == -1]:
+            buffer.parse(records, max_records - len(records))
+        for sock in [s for s, b in self._buffers.items() if b.empty() and s.fileno() == -1]:
             del self._buffers[sock]
         return records
 
@@ -292,3 +415,49 @@ class MemoryConsumer(Consumer):
         self._buffers.clear()
         self._selector.close()
         self._listener.close()
+
+
+class _Unparsed:
+    """Bytes received on one connection and not yet parsed into records.
+
+    Kept as ``bytes`` with a read position, so each payload is one slice (one copy) and a
+    partial frame at the end is the only thing copied when more data arrives.
+    """
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.pos = 0
+
+    def empty(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def add(self, more: bytes) -> None:
+        if self.pos >= len(self.data):
+            self.data = more
+        else:
+            self.data = self.data[self.pos :] + more
+        self.pos = 0
+
+    def parse(self, records: list[Received], limit: int) -> None:
+        """Append up to ``limit`` complete records to ``records``."""
+        data, pos, size = self.data, self.pos, len(self.data)
+        unpack, head = _HEADER.unpack_from, _HEADER.size
+        append = records.append
+        while limit and size - pos >= head:
+            key_len, payload_len = unpack(data, pos)
+            start = pos + head
+            if key_len < 0:
+                end = start + payload_len
+                if end > size:
+                    break
+                append(Received(None, data[start:end]))
+            else:
+                end = start + key_len + payload_len
+                if end > size:
+                    break
+                append(Received(data[start : start + key_len], data[start + key_len : end]))
+            pos = end
+            limit -= 1
+        self.pos = pos

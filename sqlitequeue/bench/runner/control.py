@@ -1,7 +1,8 @@
 """What the runner's parent and children share: timings, signals, and the process context.
 
-The parent steers its children only through a :class:`Control` (events and one shared
-value), and they answer only through a queue of :mod:`~sqlitequeue.bench.runner.messages`.
+The parent steers its children only through a :class:`Control` (events and shared values),
+and they answer only through a queue of :mod:`~sqlitequeue.bench.runner.messages`. In a
+max-rate search the parent also publishes each step to the producers as a :class:`Segment`.
 Children run under the ``forkserver`` start method, with the child modules preloaded, so
 each starts from a clean interpreter without re-importing the workbench.
 """
@@ -23,10 +24,18 @@ from sqlitequeue.bench.runner.messages import Failed, Message, Role
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
-    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
     from multiprocessing.synchronize import Event
 
 REPORT_EVERY = 0.25  # seconds between children's stats messages
+#: a producer that is ahead of its schedule sleeps at least this long (s): it then sends
+#: what fell due meanwhile in one go. Latency still counts from each message's schedule.
+SEND_TICK = 0.0005
+#: while behind its schedule, a producer reads the clock (and checks the stop signal and its
+#: report timer) every this many sends
+CLOCK_EVERY = 64
+#: seconds between a producer's looks for the next step of a max-rate search
+SEGMENT_POLL = 0.002
 POLL_RECORDS = 1000
 READY_TIMEOUT = 90.0
 PRIME_TIMEOUT = 30.0
@@ -37,6 +46,17 @@ PRIME = 0xFFFFFFFF
 CHILD_MODULES = ["sqlitequeue.bench.runner.producer", "sqlitequeue.bench.runner.consumer"]
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a max-rate search's schedule: ``rate`` msg/s (as ``producerRate``) from
+    ``start`` to ``end`` seconds after the run's start. Numbers rise by one per segment."""
+
+    number: int
+    rate: float
+    start: float
+    end: float
+
+
 @dataclass
 class Control:
     """Events and values shared by the parent and its children.
@@ -44,7 +64,8 @@ class Control:
     The parent sets ``prime`` (producers send one priming message), then ``start_at``
     (wall-clock time the schedule starts) and ``go`` (producers start);
     ``consume_go`` lets consumers start counting (late when a backlog is built first);
-    ``stop`` ends the producers' schedule and ``consumers_stop`` ends consuming.
+    ``stop`` ends the producers' schedule and ``consumers_stop`` ends consuming;
+    ``segment`` holds the latest :class:`Segment` of a max-rate search.
     """
 
     go: Event
@@ -53,11 +74,26 @@ class Control:
     consumers_stop: Event
     start_at: Synchronized[float]
     prime: Event
+    segment: SynchronizedArray[float]
 
     @classmethod
     def create(cls, ctx: BaseContext) -> Control:
         e = ctx.Event
-        return cls(e(), e(), e(), e(), ctx.Value(ctypes.c_double, 0.0), e())
+        segment = ctx.Array(ctypes.c_double, [-1.0, 0.0, 0.0, 0.0])
+        return cls(e(), e(), e(), e(), ctx.Value(ctypes.c_double, 0.0), e(), segment)
+
+    def publish(self, segment: Segment) -> None:
+        """Make ``segment`` the producers' next stretch of schedule (parent only)."""
+        with self.segment.get_lock():
+            self.segment[:] = [segment.number, segment.rate, segment.start, segment.end]
+
+    def segment_after(self, number: int) -> Segment | None:
+        """The latest segment if it comes after segment ``number``; None until then."""
+        with self.segment.get_lock():
+            latest, rate, start, end = self.segment[:]
+        if latest <= number:
+            return None
+        return Segment(int(latest), rate, start, end)
 
 
 def context() -> ForkServerContext:

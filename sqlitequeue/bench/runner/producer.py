@@ -1,32 +1,41 @@
 """A producer process: send the workload's schedule, open loop, and report what happened.
 
-Every message has a scheduled send time (from :func:`workload.schedule`); the producer
-stamps that time, a sequence number and its index into the payload's first bytes
-(:data:`workload.HEADER`) and sends when the time comes. When it falls behind, it sends at
-once and records how late it was (``lag_ms``); publish latency counts from the scheduled
-time, so the delay shows instead of hiding.
+Every message has a scheduled send time (from :func:`workload.schedule`, or step by step
+from :func:`ramp.search_sends` in a max-rate search); the producer stamps that time, a
+sequence number and its index into the payload's first bytes (:data:`workload.HEADER`) and
+sends when the time comes. When it falls behind, it sends at once and records how late it
+was (``lag_ms``); publish latency counts from the scheduled time, so the delay shows
+instead of hiding.
+
+The send loop works in ticks, to keep the harness's own cost per message low: it sends
+everything that is due, then sleeps until the next send is due (at least ``SEND_TICK``),
+reading the clock once per tick. Delivery callbacks only append to a list; the loop counts
+and times them while it would otherwise sleep.
 """
 
 from __future__ import annotations
 
+import gc
 import os
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.backends.base import BackendSpec, Delivery, DeliveryCallback
 from sqlitequeue.bench.errors import BackendError
-from sqlitequeue.bench.metrics import WindowedHistograms
 from sqlitequeue.bench.runner.control import (
+    CLOCK_EVERY,
     PRIME,
     PRIME_TIMEOUT,
     REPORT_EVERY,
+    SEGMENT_POLL,
+    SEND_TICK,
     Control,
     open_child_backend,
     reporting_failure,
 )
+from sqlitequeue.bench.runner.latency import LatencyRecorder
 from sqlitequeue.bench.runner.messages import (
     Message,
     ProducerDone,
@@ -34,6 +43,7 @@ from sqlitequeue.bench.runner.messages import (
     ProducerStats,
     Ready,
 )
+from sqlitequeue.bench.runner.ramp import search_sends
 from sqlitequeue.bench.workload import HEADER, HEADER_SIZE, Send, Workload, payload_pool, schedule
 
 if TYPE_CHECKING:
@@ -56,6 +66,7 @@ def producer_main(
         backend = open_child_backend(spec, registry)
         producer = backend.producer(topic)
         out.put(Ready(role, os.getpid()))
+        gc.freeze()  # what exists now lives as long as the process: keep it out of every GC
         ctl.prime.wait()
         producer.send(None, HEADER.pack(time.time(), 0, PRIME) + bytes(workload.message_size))
         producer.flush(PRIME_TIMEOUT)
@@ -66,46 +77,68 @@ def producer_main(
 
 
 class _Tally:
-    """A producer's counts since the last report; delivery callbacks add from other threads."""
+    """A producer's counts since the last report.
+
+    Delivery callbacks (on the backend's threads) only append ``(scheduled, delivery)`` to a
+    list; the producer's own thread absorbs them (:meth:`absorb`) while it waits for the
+    next send, a whole backend batch (one :class:`Delivery`) per histogram call.
+    """
 
     def __init__(self, role: ProducerRole, start: float) -> None:
-        self.lock = threading.Lock()
         self.role = role
-        self.start = start
         self.sent = self.acked = self.errors = 0
-        self.lag_ms = 0.0
         self.last_error: str | None = None
-        self.hist = WindowedHistograms()
+        self.publish = LatencyRecorder(start)
+        self.delivered: list[tuple[float, Delivery]] = []
 
     def callback(self, scheduled: float) -> DeliveryCallback:
+        append = self.delivered.append
+
         def on_delivery(d: Delivery) -> None:
-            with self.lock:
-                if d.ok:
-                    self.acked += 1
-                    self.hist.record(
-                        scheduled - self.start, int((d.published_at - scheduled) * 1e6)
-                    )
-                else:
-                    self.errors += 1
-                    self.last_error = d.error
+            append((scheduled, d))
 
         return on_delivery
 
-    def take(self) -> ProducerStats:
-        """The counts since the last call, as a message; start counting afresh."""
-        with self.lock:
-            out = ProducerStats(
-                self.role,
-                sent=self.sent,
-                acked=self.acked,
-                errors=self.errors,
-                lag_ms=self.lag_ms,
-                last_error=self.last_error,
-                publish=self.hist.take(),
-            )
-            self.sent = self.acked = self.errors = 0
-            self.lag_ms = 0.0
-            return out
+    def absorb(self) -> None:
+        """Count and time the deliveries reported so far."""
+        count = len(self.delivered)
+        if not count:
+            return
+        delivered = self.delivered[:count]
+        del self.delivered[:count]  # callbacks only ever append: this removes what was read
+        times: list[float] = []
+        current = delivered[0][1]
+        for scheduled, d in delivered:
+            if d is not current:
+                self._count(times, current)
+                times, current = [], d
+            times.append(scheduled)
+        self._count(times, current)
+
+    def _count(self, times: list[float], d: Delivery) -> None:
+        if d.ok:
+            self.acked += len(times)
+            self.publish.record_arrivals(times, d.published_at)
+        else:
+            self.errors += len(times)
+            self.last_error = d.error
+
+    def take(self, sent: int, lag_ms: float) -> ProducerStats:
+        """The counts since the last call, as a message, given ``sent`` in all so far and the
+        worst lag since the last call; start counting afresh."""
+        self.absorb()
+        out = ProducerStats(
+            self.role,
+            sent=sent - self.sent,
+            acked=self.acked,
+            errors=self.errors,
+            lag_ms=lag_ms,
+            last_error=self.last_error,
+            publish=self.publish.take(),
+        )
+        self.sent = sent
+        self.acked = self.errors = 0
+        return out
 
 
 class _Payloads:
@@ -131,30 +164,54 @@ def _produce(
     ctl: Control,
     out: Queue[Message],
 ) -> None:
+    """Send the schedule in ticks: everything due, then sleep until the next send is due
+    (at least SEND_TICK). The clock is read once per tick (and every CLOCK_EVERY sends while
+    behind), as are the stop signal and the report timer."""
     start = ctl.start_at.value
     tally = _Tally(role, start)
     payloads = _Payloads(workload, role.index)
-    next_report = time.monotonic() + REPORT_EVERY
-    sends = schedule(workload, role.index, producers)
-    unsent = 0
-    for seq, send in enumerate(sends):
-        scheduled = start + send.at
-        delay = scheduled - time.time()
-        if (delay > 0 or seq % 64 == 0) and ctl.stop.is_set():
-            unsent = 1 + sum(1 for _ in sends)  # scheduled, but the run ended first
-            break
-        if delay > 0:
-            time.sleep(delay)
-        elif -delay * 1000 > tally.lag_ms:
-            tally.lag_ms = -delay * 1000
-        producer.send(send.key, payloads.build(send, scheduled, seq), tally.callback(scheduled))
-        tally.sent += 1
-        if time.monotonic() >= next_report:
-            out.put(tally.take())
-            next_report = time.monotonic() + REPORT_EVERY
+    sends: Iterator[Send | None] = (
+        search_sends(workload, ctl, role.index, producers)
+        if workload.finds_max_rate
+        else schedule(workload, role.index, producers)
+    )
+    send, build, callback, clock = producer.send, payloads.build, tally.callback, time.time
+    now = clock()
+    next_report = now + REPORT_EVERY
+    seq = unsent = behind = 0
+    lag = 0.0
+    for item in sends:
+        if item is None:  # between two steps of a max-rate search: wait for the next
+            tally.absorb()
+            if clock() >= next_report:
+                out.put(tally.take(seq, lag * 1000))
+                lag, next_report = 0.0, clock() + REPORT_EVERY
+            time.sleep(SEGMENT_POLL)
+            now = clock()
+            continue
+        scheduled = start + item.at
+        if scheduled > now or behind >= CLOCK_EVERY:
+            now, behind = clock(), 0
+            if now >= next_report:
+                out.put(tally.take(seq, lag * 1000))
+                lag, next_report = 0.0, now + REPORT_EVERY
+            if ctl.stop.is_set():  # what is left was scheduled, but the run ended first
+                unsent = 1 + sum(1 for s in sends if s is not None)
+                break
+            if scheduled > now:
+                tally.absorb()
+                now = clock()
+                if scheduled > now:
+                    time.sleep(max(scheduled - now, SEND_TICK))
+                    now = clock()
+        if now - scheduled > lag:
+            lag = now - scheduled
+        send(item.key, build(item, scheduled, seq), callback(scheduled))
+        seq += 1
+        behind += 1
     try:
         producer.flush(30.0)
     except BackendError as exc:
         tally.last_error = str(exc)
-    out.put(tally.take())
+    out.put(tally.take(seq, lag * 1000))
     out.put(ProducerDone(role, unsent))

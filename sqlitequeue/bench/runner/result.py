@@ -15,7 +15,7 @@ from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.metrics import Histogram
 from sqlitequeue.bench.runner.live import Live
-from sqlitequeue.bench.runner.ramp import RateSearch, RateStep, max_sustainable_rate
+from sqlitequeue.bench.runner.ramp import RateSearch, RateStep, SearchEnd
 from sqlitequeue.bench.workload import Workload
 
 #: one sampled value of a time series: (metric, seconds after the warm-up, value)
@@ -62,11 +62,12 @@ def measured_scalars(
     series: list[SeriesPoint],
     *,
     drain_seconds: float | None,
-    steps: list[RateStep],
+    search: RateSearch | None = None,
 ) -> dict[str, float]:
     """The run's scalars: counts from ``live``, rates and latencies from the measured
     ``publish`` and ``e2e`` histograms, the final disk size from ``series``; a drain's
-    length when one was measured, the max sustainable rate for a max-rate search."""
+    length when one was measured, and a max-rate ``search``'s outcome
+    (:func:`search_scalars`)."""
     window = max(w.duration_seconds - w.warmup_seconds, 1e-6)
     unique, lost = live.unique_and_lost()
     s: dict[str, float] = {
@@ -95,18 +96,40 @@ def measured_scalars(
     if drain_seconds is not None:
         s["drain_seconds"] = drain_seconds
         s["backlog_messages"] = w.consumer_backlog_messages
-    if w.finds_max_rate:
-        s["max_sustainable_rate"] = max_sustainable_rate(steps)
+    if search is not None:
+        s.update(search_scalars(search))
     return s
 
 
-def result_notes(live: Live, search: RateSearch) -> list[str]:
-    """Notes on what a reader of the numbers should know: an early end, unsent messages,
-    send errors."""
+def search_scalars(search: RateSearch) -> dict[str, float]:
+    """A max-rate search's outcome as scalars (msg/s unless named otherwise).
+
+    ``max_sustainable_rate``: the highest rate that passed (0 if none);
+    ``max_rate_failed``: the lowest that missed twice in a row (when one did);
+    ``max_rate_gap``: how far above the first the second is (0.1 = 10 %; the search's
+    resolution once it converged); ``max_rate_top``: the highest rate it would offer;
+    ``max_rate_harness_limited``: 1 when the top passed, so the harness, not the backend,
+    was the limit (the backend's own maximum is higher), else 0.
+    """
+    s = {
+        "max_sustainable_rate": search.passing,
+        "max_rate_top": search.top,
+        "max_rate_resolution": search.resolution,
+        "max_rate_harness_limited": float(search.ended is SearchEnd.CEILING),
+    }
+    if search.failing is not None:
+        s["max_rate_failed"] = search.failing
+    if search.gap is not None:
+        s["max_rate_gap"] = search.gap
+    return s
+
+
+def result_notes(live: Live, steps: list[RateStep], search: RateSearch | None) -> list[str]:
+    """Notes on what a reader of the numbers should know: how a max-rate search ended,
+    unsent messages, send errors."""
     notes = []
-    ended = search.ended_note()
-    if ended is not None:
-        notes.append(ended)
+    if search is not None:
+        notes.append(search_note(search, steps))
     elif live.unsent:
         notes.append(
             f"{live.unsent} scheduled message(s) were never sent: the producers fell "
@@ -115,6 +138,44 @@ def result_notes(live: Live, search: RateSearch) -> list[str]:
     if live.errors and live.last_error:
         notes.append(f"{live.errors} send error(s); last: {live.last_error}")
     return notes
+
+
+def search_note(search: RateSearch, steps: list[RateStep]) -> str:
+    """One sentence on how a max-rate search ended and what its figure means."""
+    lo, hi = search.passing, search.failing
+    missed = [s for s in steps if not s.ok and s.target_rate == hi]
+    why = ""
+    if missed:
+        last = missed[-1]
+        why = f" (p99 {last.p99_ms:,.1f} ms, {last.achieved_rate:,.0f} msg/s arrived)"
+    match search.ended:
+        case SearchEnd.CEILING:
+            return (
+                f"max-rate search: the target was met at the search's top, {search.top:,.0f} "
+                "msg/s, the harness's ceiling: the harness, not the backend, was the limit "
+                "(the backend's own maximum is higher)"
+            )
+        case SearchEnd.CONVERGED:
+            return (
+                f"max-rate search: {lo:,.0f} msg/s met the target, {hi:,.0f} msg/s missed it "
+                f"twice in a row{why}; the maximum lies between them "
+                f"({search.gap or 0:.0%} apart, resolution {search.resolution:.0%})"
+            )
+        case SearchEnd.FLOOR:
+            return (
+                f"max-rate search: the target was missed at every rate tried, down to "
+                f"{hi or 0:,.0f} msg/s{why}"
+            )
+    bounds = f"at least {lo:,.0f} msg/s" + (f" and below {hi:,.0f} msg/s" if hi else "")
+    cause = (
+        "its time budget (the workload's duration) ran out"
+        if search.ended is SearchEnd.BUDGET
+        else "a failed step's backlog did not drain"
+    )
+    return (
+        f"max-rate search stopped after {len(steps)} step(s) before reaching its resolution "
+        f"({search.resolution:.0%}): {cause}; the maximum is {bounds}"
+    )
 
 
 def write_result(writer: Any, result: RunResult) -> None:

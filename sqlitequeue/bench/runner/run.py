@@ -49,7 +49,7 @@ from sqlitequeue.bench.runner.messages import (
     Ready,
 )
 from sqlitequeue.bench.runner.producer import producer_main
-from sqlitequeue.bench.runner.ramp import RateSearch
+from sqlitequeue.bench.runner.ramp import SearchDriver
 from sqlitequeue.bench.runner.result import (
     RunResult,
     SeriesPoint,
@@ -61,6 +61,10 @@ from sqlitequeue.bench.workload import Workload
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
+
+
+#: seconds between the parent's looks at a max-rate search (to judge a step, start the next)
+SEARCH_POLL = 0.05
 
 
 class NotApplicable(BackendError):
@@ -101,7 +105,9 @@ class _Run:
         self.live = Live(workload.topics, workload.subscriptions_per_topic)
         self.series: list[SeriesPoint] = []
         self.notes: list[str] = []
-        self.search = RateSearch(workload)
+        self.driver: SearchDriver | None = None
+        if workload.finds_max_rate:
+            self.driver = SearchDriver(workload, self.ctl, self.live)
         self.drain_started: float | None = None
         self.drain_ended: float | None = None
         self.disk_baseline = 0
@@ -223,7 +229,8 @@ class _Run:
 
     def monitor(self, sampler: ResourceSampler, bar: Any) -> None:
         """Sample once a second until the producers have stopped and the consumers have
-        drained (or ``drain_timeout`` has passed); a note says when they did not drain."""
+        drained (or ``drain_timeout`` has passed); a note says when they did not drain.
+        A max-rate search is moved on every SEARCH_POLL seconds and ends the run early."""
         w = self.workload
         start = self.ctl.start_at.value
         measure_from = start + w.warmup_seconds
@@ -231,17 +238,17 @@ class _Run:
         last = _Mark(time.time(), 0, 0)
         next_tick = start + 1.0
         drain_deadline: float | None = None
+        poll = SEARCH_POLL if self.driver is not None else 0.25
         while True:
-            self.handle(min(0.25, max(0.0, next_tick - time.time())))
+            self.handle(min(poll, max(0.0, next_tick - time.time())))
             now = time.time()
             if now >= next_tick:
                 next_tick += 1.0
                 last = self._sample(now, last, measure_from, sampler, bar)
                 self._maybe_start_drain(now)
-                if w.finds_max_rate and self.search.judge(now - start, self.live.e2e):
-                    self.ctl.stop.set()
+            searched = self.driver is not None and self.driver.advance(now - start)
             if drain_deadline is None:
-                if now >= end or self.search.ended:
+                if now >= end or searched:
                     self.ctl.stop.set()
                     self.ctl.consume_go.set()
                     drain_deadline = now + self.drain_timeout
@@ -333,14 +340,10 @@ class _Run:
         drain_seconds = None
         if self.drain_started is not None:
             drain_seconds = (self.drain_ended or time.time()) - self.drain_started
+        search = None if self.driver is None else self.driver.search
+        steps = [] if self.driver is None else self.driver.steps
         scalars = measured_scalars(
-            w,
-            self.live,
-            publish,
-            e2e,
-            self.series,
-            drain_seconds=drain_seconds,
-            steps=self.search.steps,
+            w, self.live, publish, e2e, self.series, drain_seconds=drain_seconds, search=search
         )
         return RunResult(
             backend=self.spec.name,
@@ -351,8 +354,8 @@ class _Run:
             series=self.series,
             publish=publish,
             e2e=e2e,
-            steps=self.search.steps,
-            notes=[*self.notes, *result_notes(self.live, self.search)],
+            steps=steps,
+            notes=[*self.notes, *result_notes(self.live, steps, search)],
         )
 
 
@@ -410,6 +413,8 @@ def _execute(run: _Run) -> RunResult:
     sampler.sample()
     bar = _progress_bar(run) if run.progress else None
     run.ctl.start_at.value = time.time() + 0.2
+    if run.driver is not None:
+        run.driver.begin()
     run.ctl.go.set()
     if not run.workload.consumer_backlog_messages:
         run.ctl.consume_go.set()
