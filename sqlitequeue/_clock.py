@@ -1,6 +1,6 @@
 """The file's clock: lease and delay deadlines that no wall-clock step can move.
 
-Deadlines shared between processes (``queue_messages.available_at`` of delayed and leased
+Deadlines shared between processes (``queue_messages.rank`` of delayed and leased
 messages, ``stream_members.expires_at``) are stored on the *file clock*::
 
     file time = CLOCK_BOOTTIME + boot_offset
@@ -102,7 +102,8 @@ def adopt(conn: sqlite3.Connection) -> float:
         return float(offset)
     now = anchor_file + max(0.0, wall - anchor_wall)
     leases = conn.execute(
-        "UPDATE queue_messages SET available_at = ? WHERE state = 2", (now,)
+        "UPDATE queue_messages SET rank = ? WHERE state = 1",
+        (now,),  # leased (schema v3)
     ).rowcount
     members = conn.execute("DELETE FROM stream_members").rowcount
     conn.execute(_REBASE, (boot, now - up, now, wall))

@@ -126,6 +126,7 @@ class Database:
         self._local_commits = 0
         # The connection's current PRAGMA synchronous (see _set_sync).
         self._sync = DURABILITY[durability]
+        self._full = durability == "full"  # only then do commits switch synchronous
         self._clock_offset = 0.0  # file time - CLOCK_BOOTTIME (see now())
         _files.track(self)
         try:
@@ -242,6 +243,10 @@ class Database:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_BACKSTOP}")
             self._migrate()
             self._ensure_incremental_vacuum()
+            # After the VACUUM (which would copy the whole file into memory): a claim of
+            # several rows builds a small ephemeral table, and on the default temp store
+            # each one costs as much as the claim itself.
+            self.conn.execute("PRAGMA temp_store = MEMORY")
             self._clock_offset = self._sync_clock()
         except sqlite3.Error as exc:
             raise _translate_open_error(self.path, exc) from exc
@@ -385,8 +390,9 @@ class Database:
 
     def _committed(self) -> None:
         self._local_commits += 1
-        if self._checkpointer is not None:
-            self._checkpointer.note_commit()
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.note_commit()
 
     def _rollback(self) -> None:
         conn = self._conn
@@ -407,9 +413,10 @@ class Database:
         with self._lock:
             if self._closed:
                 self._check_open()
-            self._set_sync(durable)
+            if self._full:
+                self._set_sync(durable)
             try:
-                cursor = self.conn.execute(statement, parameters)
+                cursor = (self._conn or self.conn).execute(statement, parameters)
             except sqlite3.OperationalError:
                 cursor = self._retry(lambda: self.conn.execute(statement, parameters), "write")
             except sqlite3.DatabaseError as exc:
@@ -428,9 +435,10 @@ class Database:
         with self._lock:
             if self._closed:
                 self._check_open()
-            self._set_sync(durable)
+            if self._full:
+                self._set_sync(durable)
             try:
-                rows = self.conn.execute(statement, parameters).fetchall()
+                rows = (self._conn or self.conn).execute(statement, parameters).fetchall()
             except sqlite3.OperationalError:
                 self._rollback()
                 rows = self._retry(

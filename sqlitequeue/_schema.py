@@ -10,7 +10,8 @@ from __future__ import annotations
 #: PRAGMA application_id of every sqlitequeue file ("SQQU").
 APPLICATION_ID = 0x53515155
 
-#: Tables of the work queue (sqlitequeue.queue). One row per message, in one of four states:
+#: Tables of the work queue as version 1 made them (version 3 rebuilds them: QUEUE_TABLE_V3).
+#: One row per message, in one of four states:
 #: 0 ready (claimable now), 1 delayed (claimable at available_at), 2 leased (claimed; claimable
 #: again when the lease expires at available_at), 3 dead (a dead letter; last_error says why).
 #: Each state has its own partial index, so a claim seeks straight to the best ready row and
@@ -127,7 +128,48 @@ CREATE TABLE sqlitequeue_clock (
 );
 """
 
-MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES, CLOCK_TABLE]
+#: Version 3: the queue's table rebuilt for a cheaper claim and ack (see
+#: :mod:`sqlitequeue._queue_sql`). One index, ``queue_order``, replaces the three per-state
+#: ones: its key is (queue, state DESC, rank, id), where ``rank`` orders rows within their
+#: state: ~priority for ready rows (higher priority first, then id), the file time they
+#: fall due for leased and delayed rows, 0 for dead letters and tombstones. The states are
+#: renumbered so that leased rows sort right before ready ones: a claim takes the first
+#: ready entry out and puts the lease in at the end of the leased range, usually on the
+#: same index page, so it writes one index page where it wrote two (ready and due). A
+#: leased row whose lease_token is NULL has been acked and waits to be deleted in bulk: an
+#: ack only rewrites its table row and writes no index page (see _queue_sql).
+QUEUE_TABLE_V3 = """
+CREATE TABLE queue_messages_v3 (
+    id          INTEGER PRIMARY KEY,  -- never reused: see queue_keep_top_id
+    queue       TEXT    NOT NULL,
+    state       INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 leased, 2 delayed, 3 dead, 4 tombstone
+    rank        NOT NULL DEFAULT 0,  -- ready: ~priority; leased, delayed: when due; else 0
+    priority    INTEGER NOT NULL DEFAULT 0,  -- higher first, then id (FIFO)
+    attempts    INTEGER NOT NULL DEFAULT 0,  -- deliveries so far
+    lease_token INTEGER,  -- random per claim; NULL on a leased row: acked, to be deleted
+    enqueued_at REAL    NOT NULL,
+    key         BLOB,  -- str or bytes, stored as given
+    last_error  TEXT,  -- reason of the last nack, bury or lease expiry
+    payload     BLOB    NOT NULL  -- last, so the other columns never need overflow pages
+);
+INSERT INTO queue_messages_v3 (id, queue, state, rank, priority, attempts, lease_token,
+    enqueued_at, key, last_error, payload)
+SELECT id, queue, CASE state WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE state END,
+    CASE WHEN state = 0 THEN ~priority WHEN state IN (1, 2) THEN available_at ELSE 0 END,
+    priority, attempts, lease_token, enqueued_at, key, last_error, payload
+FROM queue_messages;
+DROP TABLE queue_messages;
+ALTER TABLE queue_messages_v3 RENAME TO queue_messages;
+CREATE INDEX queue_order ON queue_messages (queue, state DESC, rank, id);
+CREATE INDEX queue_tombstones ON queue_messages (id) WHERE state = 4;
+CREATE TRIGGER queue_keep_top_id AFTER DELETE ON queue_messages
+WHEN old.id > coalesce((SELECT max(id) FROM queue_messages), 0)
+BEGIN
+    INSERT INTO queue_messages (id, queue, state, enqueued_at, payload)
+    VALUES (old.id, old.queue, 4, 0, x''); END;
+"""
+
+MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES, CLOCK_TABLE, QUEUE_TABLE_V3]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,9 +12,10 @@ list below is everything it depends on besides ``Queue``, ``Stream`` and the err
   so the raw loop waits the way the library does;
 * :func:`boottime` - the base of the file clock (``Database.now()`` is ``boottime()`` plus
   the file's offset), so the raw queue loop stores deadlines on the library's clock;
-* :data:`QUEUE_SQL`, :data:`QUEUE_SETTLE_INTERVAL` - the queue's statements and how often a
-  busy consumer settles due rows, so the micro-benchmark's raw queue loop issues exactly
-  what :class:`sqlitequeue.Queue` issues (never a copy that can drift);
+* :data:`QUEUE_SQL`, :data:`QUEUE_SETTLE_INTERVAL` - the queue's statements (from
+  :mod:`sqlitequeue._queue_sql`) and how often a busy consumer settles due rows, so the
+  micro-benchmark's raw queue loop issues exactly what :class:`sqlitequeue.Queue` issues
+  (never a copy that can drift);
 * :mod:`stream_log` - the log's SQL (offset layout, topic creation, append and range
   read), :data:`STREAM_ASSIGNMENT_STATE` (a group's offsets as a joining consumer reads
   them) and :data:`STREAM_COMMIT` (the consumer's owner-guarded offset update), so the raw
@@ -23,7 +24,7 @@ list below is everything it depends on besides ``Queue``, ``Stream`` and the err
 
 from typing import NamedTuple
 
-from sqlitequeue import _stream_consumer
+from sqlitequeue import _queue_sql, _stream_consumer
 from sqlitequeue import _stream_log as stream_log
 from sqlitequeue import queue as _queue
 from sqlitequeue._clock import boottime
@@ -31,23 +32,33 @@ from sqlitequeue._db import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 
 
 class QueueStatements(NamedTuple):
-    """The statements of :mod:`sqlitequeue.queue` that put, claim and ack a message."""
+    """The statements of :mod:`sqlitequeue._queue_sql` that put, claim and ack a message,
+    and those a claim runs first at most every ``QUEUE_SETTLE_INTERVAL`` (in this order:
+    forget_acked, drop_acked, promote, sweep_tombstones)."""
 
     insert: str
+    forget_acked: str
+    drop_acked: str
     promote: str
     sweep_tombstones: str
+    claim_one: str
     claim: str
     ack: str
+    ack_settled: str
     ack_many: str
 
 
 QUEUE_SQL = QueueStatements(
-    insert=_queue._INSERT,
-    promote=_queue._PROMOTE,
-    sweep_tombstones=_queue._SWEEP_TOMBSTONES,
-    claim=_queue._CLAIM,
-    ack=_queue._ACK,
-    ack_many=_queue._ACK_MANY,
+    insert=_queue_sql.INSERT,
+    forget_acked=_queue_sql.FORGET_ACKED,
+    drop_acked=_queue_sql.DROP_ACKED,
+    promote=_queue_sql.PROMOTE,
+    sweep_tombstones=_queue_sql.SWEEP_TOMBSTONES,
+    claim_one=_queue_sql.CLAIM_ONE,
+    claim=_queue_sql.CLAIM,
+    ack=_queue_sql.ACK,
+    ack_settled=_queue_sql.ACK_SETTLED,
+    ack_many=_queue_sql.ACK_MANY,
 )
 QUEUE_SETTLE_INTERVAL: float = _queue._SETTLE_INTERVAL
 STREAM_ASSIGNMENT_STATE: str = _stream_consumer._ASSIGNMENT_STATE

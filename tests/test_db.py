@@ -105,7 +105,7 @@ def test_wait_for_change_sees_other_connection(db_path: Path) -> None:
     with _db.Database(db_path) as a, _db.Database(db_path) as b:
         assert a.wait_for_change(0.01) is False
         insert = (
-            "INSERT INTO queue_messages (queue, payload, enqueued_at, available_at) "
+            "INSERT INTO queue_messages (queue, payload, enqueued_at, rank) "
             "VALUES ('q', x'00', 0, 0)"
         )
         timer = threading.Timer(0.05, lambda: b.run_write(insert))

@@ -180,7 +180,13 @@ def test_subjects_declare_what_the_plan_skips() -> None:
 
 # -- the raw loops issue the library's SQL, never a drifting copy -------------------------
 
-LIBRARY_MODULES = ("queue.py", "stream.py", "_stream_log.py", "_stream_consumer.py")
+LIBRARY_MODULES = (
+    "queue.py",
+    "_queue_sql.py",
+    "stream.py",
+    "_stream_log.py",
+    "_stream_consumer.py",
+)
 CONTROL = re.compile(r"(BEGIN|COMMIT|ROLLBACK|PRAGMA)\b")
 
 
@@ -249,14 +255,18 @@ def test_the_raw_loops_issue_only_the_librarys_own_statements(
 
 
 def test_the_raw_queue_loop_takes_the_queues_statements_themselves() -> None:
-    from sqlitequeue import queue
+    from sqlitequeue import _queue_sql, queue
 
     assert raw.QUEUE_SQL == (
-        queue._INSERT,
-        queue._PROMOTE,
-        queue._SWEEP_TOMBSTONES,
-        queue._CLAIM,
-        queue._ACK,
-        queue._ACK_MANY,
+        _queue_sql.INSERT,
+        _queue_sql.FORGET_ACKED,
+        _queue_sql.DROP_ACKED,
+        _queue_sql.PROMOTE,
+        _queue_sql.SWEEP_TOMBSTONES,
+        _queue_sql.CLAIM_ONE,
+        _queue_sql.CLAIM,
+        _queue_sql.ACK,
+        _queue_sql.ACK_SETTLED,
+        _queue_sql.ACK_MANY,
     )
     assert raw.QUEUE_SETTLE_INTERVAL == queue._SETTLE_INTERVAL

@@ -8,10 +8,11 @@ could reach. ``tests/test_queue_bench.py`` checks that every statement they issu
 the library's.
 
 * Queue: put, claim (``UPDATE ... RETURNING``) and ack are one autocommit statement each;
-  at most every ``QUEUE_SETTLE_INTERVAL`` a claim first promotes due rows and sweeps
-  tombstones in one ``BEGIN IMMEDIATE`` transaction; put_many and ack_many are one
-  ``BEGIN IMMEDIATE`` transaction each; at FULL, claims and acks commit at NORMAL like the
-  library's (see ``Database._set_sync``).
+  an ack marks the row acked and remembers its id; at most every ``QUEUE_SETTLE_INTERVAL`` a
+  claim first deletes the acked rows, promotes due rows and sweeps tombstones in one
+  ``BEGIN IMMEDIATE`` transaction; put_many and ack_many are one ``BEGIN IMMEDIATE``
+  transaction each; at FULL, claims and acks commit at NORMAL like the library's (see
+  ``Database._set_sync``).
 * Stream: append = ``BEGIN IMMEDIATE``, read the partition's tail, insert, ``COMMIT``; poll =
   one read transaction with the range fetch; commit = one autocommit owner-guarded offset
   update, as the library's consumer does for a single partition (no membership rows).
@@ -136,18 +137,16 @@ class _RawQueueWriter:
         self._topic = topic
 
     def put(self, payload: bytes) -> None:
-        due = boottime() + self._backend.clock_offset  # a deadline: on the file clock
-        row = (self._topic, 0, 0, due, time.time(), None, payload)
+        row = (self._topic, 0, 0, ~0, time.time(), None, payload)  # ready, rank ~priority
         conn = self._backend.conn
         self._backend.use_sync(True)
         retry_locked(lambda: conn.execute(QUEUE_SQL.insert, row))
 
     def put_many(self, payloads: list[bytes]) -> None:
-        due, now = boottime() + self._backend.clock_offset, time.time()
-        topic = self._topic
+        topic, now = self._topic, time.time()
         self._backend.use_sync(True)
         with immediate(self._backend.conn) as conn:
-            conn.executemany(QUEUE_SQL.insert, [(topic, 0, 0, due, now, None, p) for p in payloads])
+            conn.executemany(QUEUE_SQL.insert, [(topic, 0, 0, ~0, now, None, p) for p in payloads])
 
 
 class _RawQueueConsumer(Consumer):
@@ -156,26 +155,35 @@ class _RawQueueConsumer(Consumer):
         self._topic = topic
         self._next_settle = 0.0
         self._pending: list[tuple[int, list[int]]] = []  # (lease token, ids) per claim
+        self._acked: list[int] = []  # acked one at a time, rows not yet deleted
 
     def _claim(self, count: int) -> list[Received]:
         """Like Queue._claim: one autocommit UPDATE ... RETURNING; at most every
-        QUEUE_SETTLE_INTERVAL, promote due rows and sweep tombstones first, in one
-        transaction."""
+        QUEUE_SETTLE_INTERVAL, delete acked rows, promote due rows and sweep tombstones
+        first, in one transaction."""
         backend = self._backend
         now = boottime() + backend.clock_offset  # the file clock, as Database.now()
         token = random.getrandbits(62)
-        params = (self._topic, token, now + backend.LEASE, count)
+        params: tuple[object, ...]
+        if count == 1:
+            claim, params = QUEUE_SQL.claim_one, (self._topic, token, now + backend.LEASE)
+        else:
+            claim, params = QUEUE_SQL.claim, (self._topic, token, now + backend.LEASE, count)
         backend.use_sync(False)
         tick = time.monotonic()
         if tick >= self._next_settle:
             self._next_settle = tick + QUEUE_SETTLE_INTERVAL
             with immediate(backend.conn) as conn:
+                if self._acked:
+                    acked, self._acked = self._acked, []
+                    conn.execute(QUEUE_SQL.forget_acked, ("[" + ",".join(map(str, acked)) + "]",))
+                conn.execute(QUEUE_SQL.drop_acked, (self._topic, now))
                 conn.execute(QUEUE_SQL.promote, (self._topic, now, backend.MAX_ATTEMPTS))
                 conn.execute(QUEUE_SQL.sweep_tombstones)
-                rows = conn.execute(QUEUE_SQL.claim, params).fetchall()
+                rows = conn.execute(claim, params).fetchall()
         else:
             conn = backend.conn
-            rows = retry_locked(lambda: conn.execute(QUEUE_SQL.claim, params).fetchall())
+            rows = retry_locked(lambda: conn.execute(claim, params).fetchall())
         if rows:
             self._pending.append((token, [r[0] for r in rows]))
         return [Received(None, r[1], 0, r[0]) for r in rows]
@@ -202,7 +210,9 @@ class _RawQueueConsumer(Consumer):
         conn = self._backend.conn
         if len(pending) == 1 and len(pending[0][1]) == 1:
             args = (pending[0][1][0], pending[0][0])
-            if retry_locked(lambda: conn.execute(QUEUE_SQL.ack, args)).rowcount != 1:
+            if retry_locked(lambda: conn.execute(QUEUE_SQL.ack, args)).rowcount == 1:
+                self._acked.append(args[0])
+            elif retry_locked(lambda: conn.execute(QUEUE_SQL.ack_settled, args)).rowcount != 1:
                 self.lost_commits += 1
             return
         with immediate(conn):
