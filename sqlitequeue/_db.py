@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from sqlitequeue import _clock, _files, _schema
 from sqlitequeue._files import AUTOCHECKPOINT_BACKSTOP
+from sqlitequeue._group_commit import GroupCommit
 from sqlitequeue.errors import (
     Closed,
     CorruptDatabase,
@@ -127,6 +128,7 @@ class Database:
         # The connection's current PRAGMA synchronous (see _set_sync).
         self._sync = DURABILITY[durability]
         self._full = durability == "full"  # only then do commits switch synchronous
+        self._group = GroupCommit()
         self._clock_offset = 0.0  # file time - CLOCK_BOOTTIME (see now())
         _files.track(self)
         try:
@@ -449,6 +451,14 @@ class Database:
                 raise _translate_runtime_error(self.path, exc) from exc
             self._committed()
             return rows
+
+    def write_grouped(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(conn)`` in a durable write transaction, shared with the concurrent
+        ``write_grouped`` calls of other threads (group commit: one COMMIT, one fsync for
+        all of them; see :mod:`sqlitequeue._group_commit`). Returns ``work``'s result once
+        the transaction that holds it has committed. If any write of the shared transaction
+        fails, nothing of it is stored and every caller gets the error."""
+        return self._group.run(work, self.write)
 
     def run_write(self, statement: str, parameters: Parameters = ()) -> list[Any]:
         """Run one statement in its own write transaction and return all its rows."""

@@ -159,6 +159,8 @@ class Queue:
         key = _check_key(key)
         state, rank = self._schedule(delay, priority)
         row = (self.name, state, priority, rank, time.time(), key, payload)
+        if self._db.durability == "full":  # an fsync per commit: share it (group commit)
+            return self._db.write_grouped(lambda conn: _inserted(conn, row))
         cur = self._db.execute_write(sql.INSERT, row)
         return cur.lastrowid  # type: ignore[return-value]
 
@@ -192,11 +194,10 @@ class Queue:
         rows = [
             (name, state, priority, rank, now, k, p) for k, p in zip(key_list, items, strict=True)
         ]
+        if self._db.durability == "full":  # an fsync per commit: share it (group commit)
+            return self._db.write_grouped(lambda conn: _inserted_many(conn, rows))
         with self._db.write() as conn:
-            conn.executemany(sql.INSERT, rows)
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        # One transaction holds the write lock, so the new ids are consecutive.
-        return list(range(last - len(rows) + 1, last + 1))
+            return _inserted_many(conn, rows)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -609,6 +610,19 @@ class Queue:
             "nacked, buried or purged). The work may be done twice: keep handlers "
             "idempotent, use a longer lease, or call extend() while working."
         )
+
+
+def _inserted(conn: sqlite3.Connection, row: tuple[Any, ...]) -> int:
+    """Insert one message row; return its id."""
+    return conn.execute(sql.INSERT, row).lastrowid  # type: ignore[return-value]
+
+
+def _inserted_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Insert message rows (inside a write transaction); return their ids, in order."""
+    conn.executemany(sql.INSERT, rows)
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    # The transaction holds the write lock, so the new ids are consecutive.
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 _new_message = object.__new__

@@ -1,0 +1,149 @@
+"""Group commit (issue 15, "Faster"): under durability="full", puts from many threads share
+one transaction and one fsync, and each put still returns only after the commit that holds
+it. Behaviour only: the speed-up is measured by ``sqlitequeue bench queue``."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sqlitequeue import DatabaseError, Queue
+
+THREADS = 8
+
+
+class CommitLog:
+    """Wraps a queue's ``Database.write``: after each transaction commits, records the ids
+    it stored (read by an independent connection) and the synchronous setting it committed
+    at; can hold the next transaction open for a while, so that puts pile up behind it."""
+
+    def __init__(self, queue: Queue, path: Path) -> None:
+        self.committed: set[int] = set()
+        self.batches: list[int] = []  # puts per transaction
+        self.sync_at_commit: set[int] = set()
+        self.opened = 0  # transactions begun (committed or not)
+        self.hold_next = 0.0
+        self.lock = threading.Lock()
+        self._reader = sqlite3.connect(path, check_same_thread=False)
+        self._queue = queue
+        self._write = queue._db.write
+        queue._db.write = self.write  # type: ignore[method-assign]
+
+    @contextmanager
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        hold, self.hold_next = self.hold_next, 0.0
+        self.opened += 1
+        with self._write(durable=durable) as conn:
+            self.sync_at_commit.add(conn.execute("PRAGMA synchronous").fetchone()[0])
+            before = conn.total_changes
+            time.sleep(hold)
+            yield conn
+            inserted = conn.total_changes - before
+        with self.lock:  # the COMMIT has returned: what does another connection see?
+            ids = {r[0] for r in self._reader.execute("SELECT id FROM queue_messages")}
+            self.committed |= ids
+            self.batches.append(inserted)
+
+    def close(self) -> None:
+        """Stop logging: the queue writes through its own Database.write again."""
+        self._queue._db.write = self._write  # type: ignore[method-assign]
+        self._reader.close()
+
+
+def test_puts_from_many_threads_all_land_in_order_and_each_returns_after_its_commit(
+    db_path: Path,
+) -> None:
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        returned: dict[int, list[int]] = {n: [] for n in range(THREADS)}
+        not_yet_committed: list[int] = []
+
+        def producer(n: int) -> None:
+            for i in range(40):
+                message_id = q.put(f"{n}:{i}".encode())
+                with log.lock:
+                    if message_id not in log.committed:
+                        not_yet_committed.append(message_id)
+                returned[n].append(message_id)
+
+        threads = [threading.Thread(target=producer, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        log.close()
+        assert not_yet_committed == []  # every put returned after the commit that held it
+        assert log.sync_at_commit == {2}  # FULL: each of those commits was fsynced
+        assert max(log.batches) > 1  # and some of them carried several puts
+        all_ids = [i for ids in returned.values() for i in ids]
+        assert len(set(all_ids)) == THREADS * 40
+        for ids in returned.values():  # a thread's own puts keep their order
+            assert ids == sorted(ids)
+        stored = [m.payload for m in iter(lambda: q.get(timeout=0), None)]
+        assert sorted(stored) == sorted(
+            f"{n}:{i}".encode() for n in range(THREADS) for i in range(40)
+        )
+
+
+def test_a_failing_batch_fails_every_put_in_it_and_stores_nothing(db_path: Path) -> None:
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        q._db.conn.execute(  # one bad payload makes its INSERT (and so its batch) fail
+            "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON main.queue_messages "
+            "WHEN new.payload = x'626164' BEGIN SELECT RAISE(ABORT, 'bad payload'); END"
+        )
+        outcomes: dict[bytes, object] = {}
+
+        def put(payload: bytes) -> None:
+            try:
+                outcomes[payload] = q.put(payload)
+            except DatabaseError as exc:
+                outcomes[payload] = exc
+
+        log.hold_next = 0.3  # the first put leads and holds its transaction open ...
+        first = threading.Thread(target=put, args=(b"first",))
+        first.start()
+        time.sleep(0.05)
+        others = [b"ok1", b"ok2", b"bad", b"ok3"]  # ... while these wait: the next batch
+        threads = [threading.Thread(target=put, args=(p,)) for p in others]
+        for t in threads:
+            t.start()
+        for t in [first, *threads]:
+            t.join()
+        log.close()
+        assert isinstance(outcomes[b"first"], int)
+        assert log.opened == 2 and log.batches == [1]  # the second batch was rolled back whole
+        for payload in others:
+            assert isinstance(outcomes[payload], DatabaseError), outcomes
+            assert "bad payload" in str(outcomes[payload])
+        assert [m.payload for m in iter(lambda: q.get(timeout=0), None)] == [b"first"]
+        q._db.conn.execute("DROP TRIGGER temp.refuse_bad")
+        assert q.put(b"after") > outcomes[b"first"]
+
+
+def test_puts_at_normal_durability_do_not_wait_for_each_other(db_path: Path) -> None:
+    """Group commit is for fsyncs: at "normal" a put is one autocommit statement."""
+    with Queue(db_path) as q:
+        log = CommitLog(q, db_path)
+        q.put(b"x")
+        log.close()
+        assert log.batches == []  # no write transaction was opened
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_lone_thread_is_never_held_back(db_path: Path, many: bool) -> None:
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        for i in range(20):
+            if many:
+                q.put_many([b"a", b"b"])
+            else:
+                q.put(str(i).encode())
+        log.close()
+        assert log.batches == [2 if many else 1] * 20
