@@ -114,6 +114,8 @@ class MemoryProducer(Producer):
         self._buffer_bytes = int(settings["socket_buffer_bytes"])
         self._rescan_s = float(settings["rescan_ms"]) / 1000.0
         self._next_scan = 0.0
+        self._stamps: dict[Path, int] = {}  # folder -> modification time at the last look
+        self._group_dirs: list[Path] = []
         self._members: dict[str, dict[str, socket.socket]] = {}  # group -> addr file -> sock
         self._order: dict[str, list[str]] = {}
         self._round_robin = 0
@@ -283,10 +285,19 @@ class MemoryProducer(Producer):
         return done
 
     def _rescan(self) -> None:
-        if not self._topic_dir.is_dir():
-            return
-        for group_dir in self._topic_dir.iterdir():
-            if not group_dir.is_dir():
+        """Connect to the members registered since the last look.
+
+        Only folders whose modification time moved (or moved within the last second, as
+        file times tick coarsely) are listed again, so a steady topic costs a few ``stat``
+        calls per look.
+        """
+        if self._changed(self._topic_dir) or not self._group_dirs:
+            try:
+                self._group_dirs = [d for d in self._topic_dir.iterdir() if d.is_dir()]
+            except OSError:  # the topic's folder is gone: no members to find
+                return
+        for group_dir in self._group_dirs:
+            if not self._changed(group_dir):
                 continue
             members = self._members.setdefault(group_dir.name, {})
             for addr_file in group_dir.glob("*.addr"):
@@ -295,6 +306,16 @@ class MemoryProducer(Producer):
                     if sock is not None:
                         members[addr_file.name] = sock
             self._order[group_dir.name] = sorted(members)
+
+    def _changed(self, folder: Path) -> bool:
+        """True when ``folder`` may hold entries not seen at the last look (or is gone)."""
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except OSError:
+            return True
+        seen = self._stamps.get(folder)
+        self._stamps[folder] = mtime
+        return seen != mtime or time.time_ns() - mtime < 1_000_000_000
 
     def _connect(self, addr_file: Path) -> socket.socket | None:
         try:

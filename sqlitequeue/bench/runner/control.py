@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
     from multiprocessing.synchronize import Event
 
-REPORT_EVERY = 0.25  # seconds between children's stats messages
+REPORT_EVERY = 0.1  # seconds between children's stats messages
 #: a producer that is ahead of its schedule sleeps at least this long (s): it then sends
 #: what fell due meanwhile in one go. Latency still counts from each message's schedule.
 SEND_TICK = 0.0005

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from itertools import repeat
 
 from sqlitequeue.bench.metrics import SUB_BITS
 from sqlitequeue.bench.runner.messages import HistogramStates
@@ -52,15 +53,19 @@ class LatencyRecorder:
 
     def record(self, scheduled: float, at: float) -> None:
         """Record one message scheduled at ``scheduled`` and timed at ``at`` (wall clock)."""
-        self.record_arrivals((scheduled,), at)
+        self.record_many(((scheduled, at),))
 
     def record_arrivals(self, scheduled: Iterable[float], at: float) -> None:
         """Record messages scheduled at ``scheduled`` that were all timed at ``at``."""
+        self.record_many(zip(scheduled, repeat(at)))
+
+    def record_many(self, timings: Iterable[tuple[float, float]]) -> None:
+        """Record ``(scheduled, timed at)`` pairs (wall clock)."""
         start, window, windows = self.start, self.window, self.windows
         floor = math.floor
         key = None
         win = _Window()
-        for s in scheduled:
+        for s, at in timings:
             us = int((at - s) * 1e6)
             if us < _EXACT:
                 if us < 0:

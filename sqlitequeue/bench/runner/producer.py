@@ -81,7 +81,7 @@ class _Tally:
 
     Delivery callbacks (on the backend's threads) only append ``(scheduled, delivery)`` to a
     list; the producer's own thread absorbs them (:meth:`absorb`) while it waits for the
-    next send, a whole backend batch (one :class:`Delivery`) per histogram call.
+    next send, all reported so far in one histogram call.
     """
 
     def __init__(self, role: ProducerRole, start: float) -> None:
@@ -106,22 +106,13 @@ class _Tally:
             return
         delivered = self.delivered[:count]
         del self.delivered[:count]  # callbacks only ever append: this removes what was read
-        times: list[float] = []
-        current = delivered[0][1]
-        for scheduled, d in delivered:
-            if d is not current:
-                self._count(times, current)
-                times, current = [], d
-            times.append(scheduled)
-        self._count(times, current)
-
-    def _count(self, times: list[float], d: Delivery) -> None:
-        if d.ok:
-            self.acked += len(times)
-            self.publish.record_arrivals(times, d.published_at)
-        else:
-            self.errors += len(times)
-            self.last_error = d.error
+        timings = [(scheduled, d.published_at) for scheduled, d in delivered if d.ok]
+        self.acked += len(timings)
+        self.publish.record_many(timings)
+        if len(timings) < count:
+            failed = [d for _, d in delivered if not d.ok]
+            self.errors += len(failed)
+            self.last_error = failed[-1].error
 
     def take(self, sent: int, lag_ms: float) -> ProducerStats:
         """The counts since the last call, as a message, given ``sent`` in all so far and the

@@ -264,7 +264,7 @@ class SearchDriver:
             RateStep(
                 step=len(self.steps),
                 target_rate=segment.rate,
-                achieved_rate=hist.total / length / streams,
+                achieved_rate=round(hist.total / length / streams, 1),
                 p50_ms=hist.percentile(50),
                 p99_ms=p99,
                 ok=ok,
