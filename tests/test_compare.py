@@ -12,6 +12,7 @@ from sqlitequeue.bench import compare
 from sqlitequeue.bench.backends import base
 from sqlitequeue.bench.backends.base import Producer
 from sqlitequeue.bench.backends.memory import MemoryBackend
+from sqlitequeue.bench.compare import harness
 from sqlitequeue.bench.compare.repeats import combine, spread
 from sqlitequeue.bench.results import load
 from sqlitequeue.bench.runner import RunResult
@@ -29,7 +30,8 @@ def test_compare_quick_runs_sqlite_and_kafka_and_writes_the_report(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)  # auto() picks it up
-    monkeypatch.setattr(compare, "SELFCHECK_SECONDS", 2.0)
+    monkeypatch.setattr(harness, "SELFCHECK_SECONDS", 2.0)
+    monkeypatch.setattr(harness, "CEILING_SECONDS", 3.0)
     monkeypatch.setattr(compare, "KAFKA_WARMUP_SECONDS", 1.5)
     folder = compare.run_compare(
         quick=True,
@@ -152,6 +154,31 @@ def test_a_failed_run_exits_non_zero_keeps_its_traceback_in_its_log_and_repeats_
         sent.value.max(),
     )
     assert "median [min-max] over 2 repeats:" in out
+
+
+@pytest.mark.slow
+def test_the_self_check_verifies_the_search_top_and_a_search_at_it_names_the_harness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(harness, "SELFCHECK_SECONDS", 2.0)
+    monkeypatch.setattr(harness, "CEILING_SECONDS", 3.0)
+    low_top = tmp_path / "low-top.yaml"
+    low_top.write_text(
+        "name: low-top\nmessageSize: 1024\nproducerRate: 0\nproducerStartRate: 1000\n"
+        "producerMaxRate: 2000\nrampStepSeconds: 2\np99TargetMs: 50\n"
+        "testDurationSeconds: 12\nwarmupDurationSeconds: 1\n"
+    )
+    folder = compare.run_compare(
+        backends=["memory"], workloads=[str(low_top)], out=tmp_path / "r", repeats=1
+    )
+    out = capsys.readouterr().out
+    meta = load(folder).meta
+    check = meta["selfcheck"]
+    assert check["ok"] and check["verified_ceiling"] == 2000
+    assert [c["rate"] for c in check["ceilings"]] == [2000]
+    assert "at the top of low-top's max-rate search, 2,000 msg/s" in out
+    assert meta["harness_limited"] == {"memory / low-top": {"top": 2000, "repeats": 1}}
+    assert "the harness, not the backend, was the limit" in out
 
 
 def _result(p99: float, lost: float, note: str) -> RunResult:
