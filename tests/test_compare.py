@@ -250,6 +250,10 @@ def test_unknown_names_are_errors_that_list_the_choices(capsys: pytest.CaptureFi
     assert "sqlite-queue" in capsys.readouterr().err
     assert main(["bench", "run", "--workload", "nope", "--backend", "memory"]) == 1
     assert "seed-clickstream" in capsys.readouterr().err
+    profiles = Path(__file__).resolve().parent.parent / "examples" / "profiles"
+    team = ["--team", str(profiles / "bigg.yaml")]  # checked before anything runs
+    assert main(["bench", "compare", "--backends", "memory", *team]) == 1
+    assert f"did you mean {str(profiles / 'big.yaml')!r}" in capsys.readouterr().err
 
 
 def test_list_shows_the_bundled_suite_and_the_fields(capsys: pytest.CaptureFixture[str]) -> None:

@@ -198,8 +198,8 @@ def run_compare(
     ``quick`` or ``default``), with its own backends when :data:`SUITE_BACKENDS` lists them.
     ``team`` is the team profile (YAML) the report's verdict is for (default: the report's,
     the seed article's team).
-    Raises BenchError for an unknown backend or workload, when no backend can run, or when
-    every run failed.
+    Raises BenchError for an unknown backend or workload, ProfileError for a bad ``team``
+    (both before anything runs), BenchError when no backend can run or every run failed.
     """
     from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
 
@@ -207,6 +207,10 @@ def run_compare(
     names = _backends(backends, suite_name)
     suite = _suite(suite_name, workloads, duration, p99_target_ms)
     chosen_profiles = _profiles(names, profiles)
+    if team is not None:  # a bad profile fails now, not after minutes of runs
+        from sqlitequeue.bench.decide.team_profile import load_profile
+
+        load_profile(team)
     repeats = repeats or (1 if suite_name == "quick" else DEFAULT_REPEATS)
     if repeats < 1:
         raise BenchError(f"repeats must be at least 1, not {repeats}")
