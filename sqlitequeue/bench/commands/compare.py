@@ -1,6 +1,7 @@
 """Run the workload suite against SQLite and Kafka, then write the report (the main job).
 
-Runs a harness self-check (the `memory` backend at 5x the suite's peak rate), then every
+Runs a harness self-check (the `memory` backend at 5x the suite's peak rate and at the top
+rate of each max-rate search), then every
 workload of the suite against every backend: sqlite-queue, sqlite-stream, sqlite-seed (the
 seed article's table), kafka-confluent and kafka (kafka-python). The full suite runs each
 workload 3 times (--repeats) and shows median and spread; --quick runs once, and its
@@ -14,8 +15,9 @@ Exit status: 0 when every backend x workload ran; 1 when any failed or was skipp
 (Kafka unavailable), after the report and a list of the problems with their logs.
 
 Example:
-  sqlitequeue bench compare                 # about 10 minutes on 2 cores
-  sqlitequeue bench compare --quick         # about 2 minutes
+  sqlitequeue bench compare                 # 6 backends x 3 repeats: under an hour on 2 cores
+  sqlitequeue bench compare --repeats 1     # one run each: about 20 minutes
+  sqlitequeue bench compare --quick         # a few minutes; figures indicative
   sqlitequeue bench compare --backends sqlite-queue,kafka-confluent --workloads steady-1kb
   sqlitequeue bench compare --team examples/profiles/big.yaml --repeats 5
 """
@@ -33,7 +35,11 @@ HELP = "run the suite against SQLite and Kafka, write charts + report (the main 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --quick, --suite, --backends, --workloads, --duration, --repeats, --out,
     --p99-target, --profile, --team, --no-selfcheck, --run-id and the network options."""
-    parser.add_argument("--quick", action="store_true", help="the short suite (~2 minutes)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the short suite, run once (a few minutes; figures indicative)",
+    )
     parser.add_argument(
         "--suite",
         metavar="NAME",

@@ -180,7 +180,7 @@ def run_compare(
 ) -> Path:
     """Run the suite against the backends, write the report; return the results folder.
 
-    ``quick`` picks the short suite (about 2 minutes, run once, figures indicative);
+    ``quick`` picks the short suite (a few minutes, run once, figures indicative);
     ``backends`` defaults to :data:`DEFAULT_BACKENDS`; ``workloads`` (bundled names or
     paths) replaces the suite; ``out`` is the results root (default ``results/``);
     ``duration`` (seconds) overrides every workload's duration (else: the suite's durations
