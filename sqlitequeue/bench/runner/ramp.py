@@ -11,8 +11,9 @@ stall: the same rate is tried again, and only two misses in a row make it a fail
    (``producerMaxRate``, by default the harness's ceiling); when the top passes, the search
    ends there and the harness, not the backend, was the limit;
 2. *bisect*: between the highest passing rate and the lowest failing one, try their
-   geometric mean, until the failing rate is within ``searchResolution`` (default 10 %) of
-   the passing one. The maximum sustainable rate is the highest passing rate.
+   geometric mean (to three significant digits), until the failing rate is within
+   ``searchResolution`` (default 10 %) of the passing one. The maximum sustainable rate is
+   the highest passing rate.
 
 When even the start rate fails, the search halves it until a rate passes, then bisects.
 
@@ -119,7 +120,11 @@ class RateSearch:
             return min(rate, self.top), SearchPhase.RAMP
         if not self.passing:
             return self.failing / self.growth, SearchPhase.RAMP
-        return math.sqrt(self.passing * self.failing), SearchPhase.BISECT
+        middle = math.sqrt(self.passing * self.failing)
+        rounded = float(f"{middle:.3g}")  # a rate a reader can repeat
+        if not self.passing < rounded < self.failing:
+            rounded = middle
+        return rounded, SearchPhase.BISECT
 
     def record(self, rate: float, ok: bool) -> None:
         """Take the outcome of a step that offered ``rate``; end the search when it is done."""
