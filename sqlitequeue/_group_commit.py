@@ -46,18 +46,18 @@ LINGER_MAX = 0.002
 
 class _Write(Generic[T]):
     """One thread's write: what to run, and (once its batch committed) what came of it.
-    ``wake`` is held until the write is done or its thread is handed the lead."""
+    A write that waits behind a leader gets ``wake``, a lock held until the write is done
+    or its thread is handed the lead."""
 
     __slots__ = ("done", "error", "result", "thread", "wake", "work")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], T]) -> None:
+    def __init__(self, work: Callable[[sqlite3.Connection], T], thread: int) -> None:
         self.work = work
-        self.thread = threading.get_ident()
+        self.thread = thread
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
-        self.wake = threading.Lock()
-        self.wake.acquire()
+        self.wake: threading.Lock | None = None
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -86,6 +86,7 @@ class GroupCommit:
         self._arrived = threading.Condition(self._lock)
         self._waiting: list[_Write[Any]] = []
         self._leading = False
+        self._expected = 0  # while a leader lingers: how many waiting writes it waits for
         self._last_threads: set[int] = set()
         self._recent_threads: set[int] = set()  # of the last two batches
         self._last_commit = 0.0  # seconds
@@ -97,14 +98,19 @@ class GroupCommit:
         (nothing of the batch is stored then)."""
         if self._pid != os.getpid():
             self._reset()  # forked: the parent's threads and batch are not here
-        write: _Write[T] = _Write(work)
+        write: _Write[T] = _Write(work, threading.get_ident())
         with self._lock:
             self._waiting.append(write)
-            self._arrived.notify()
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            write.wake.acquire()
+            if self._leading:
+                write.wake = wake = threading.Lock()
+                wake.acquire()
+                if self._expected and len(self._waiting) >= self._expected:
+                    self._arrived.notify()  # the lingering leader has all it waits for
+            else:
+                self._leading = True
+                wake = None
+        if wake is not None:
+            wake.acquire()
             if write.done:
                 return write.outcome()
         batch = self._take_batch()
@@ -120,12 +126,14 @@ class GroupCommit:
         expected = len(self._recent_threads)
         with self._lock:
             if len(self._waiting) < expected:
+                self._expected = expected
                 deadline = time.monotonic() + min(self._last_commit * LINGER_SHARE, LINGER_MAX)
                 while len(self._waiting) < expected:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._arrived.wait(left)
+                self._expected = 0
             batch, self._waiting = self._waiting, []
         return batch
 
@@ -140,9 +148,9 @@ class GroupCommit:
             following = self._waiting[0] if self._waiting else None
             self._leading = following is not None
         for write in batch:
-            if write is not leader:
+            if write.wake is not None:  # every write but the leader's
                 write.wake.release()
-        if following is not None:
+        if following is not None and following.wake is not None:
             following.wake.release()  # not done: it takes the lead
 
 

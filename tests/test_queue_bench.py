@@ -31,6 +31,7 @@ from sqlitequeue.cli import build_parser, main
 TINY = Sizes(
     puts=40,
     puts_full=10,
+    puts_threads=40,
     batch_rows=2_000,
     get_acks=40,
     get_acks_full=10,
@@ -59,10 +60,24 @@ def test_every_pattern_has_a_table_with_ours_the_raw_loop_and_the_peers(
     labels = {(m.pattern, m.impl) for m in report.measurements}
     for pattern in PATTERNS:
         assert (pattern.key, "ours") in labels
-        assert (pattern.key, "raw") in labels
+        reference = "1-thread" if pattern.key == "put_threads" else "raw"  # group commit: 8 vs 1
+        assert (pattern.key, reference) in labels
     assert ("put", "persist-queue") in labels
     assert ("get_ack", "litequeue") in labels
+    for key in ("put", "get_ack", "latency_1000"):  # the anchor and the new peers
+        assert {(key, "minimal"), (key, "honker")} <= labels
+    assert {("put", "huey"), ("get_ack", "huey")} <= labels
     assert "PASS" in text or "FAIL" in text
+
+
+def test_the_anchor_and_group_commit_carry_the_issue_15_targets(
+    report: microbench.Report,
+) -> None:
+    targets = {(c.pattern, c.what): c.target for c in report.checks}
+    assert targets[("put", "ours/minimal")] == ">= 0.8"
+    assert targets[("get_ack", "ours/minimal")] == ">= 0.8"
+    assert targets[("put_threads", "ours/1-thread")] == ">= 4"
+    assert not any(c.what in ("ours/honker", "ours/huey") for c in report.checks)
 
 
 def test_every_measured_row_has_a_sample_and_no_errors(report: microbench.Report) -> None:

@@ -1,11 +1,15 @@
-"""Benchmark Queue and Stream against a raw sqlite3 loop, persist-queue and litequeue.
+"""Benchmark Queue and Stream against a raw sqlite3 loop, a minimal design and the peer queues.
 
-Prints one side-by-side table per pattern (put, put_many, get+ack, get_many+ack_many,
-end-to-end latency at 1,000 and 5,000 msgs/s, 4 draining consumer processes, stream
-append / append_many / poll+commit / 2 groups / batched lifecycle) with the medians of
---repeats runs, the ratios ours/raw and ours/peer, and PASS/FAIL against the targets.
-Peers run at their shipped durability (persist-queue FULL, litequeue NORMAL) and are
-compared with ours and the raw loop at that same setting. Every implementation is driven
+Prints one side-by-side table per pattern (put, put_many, put from 8 threads at FULL
+(group commit), get+ack, get_many+ack_many, end-to-end latency at 1,000 and 5,000 msgs/s,
+4 draining consumer processes, stream append / append_many / poll+commit / 2 groups /
+batched lifecycle) with the medians of --repeats runs, the ratios ours/raw, ours/minimal
+design and ours/peer, and PASS/FAIL against the targets. The minimal design is the least
+a correct SQLite queue needs (status column, partial index, UPDATE ... RETURNING claim,
+DELETE ack), the anchor ours must stay within 0.8 of. Peers (persist-queue, litequeue,
+honker, huey's SqliteStorage) run at their shipped durability (persist-queue and huey
+FULL, litequeue and honker NORMAL) and are compared with ours and the raw loop at that
+same setting. Every implementation is driven
 through the workbench's one producer/consumer seam (send + flush, poll + commit), so each
 pays the same per-call overhead. Every measurement uses fresh temporary files. The full
 run takes about 4 minutes on 2 cores; --quick about 30 s.
@@ -25,11 +29,12 @@ from pathlib import Path
 
 from sqlitequeue.cli.command import Command, ExitCode
 
-HELP = "micro-benchmark Queue/Stream vs a raw sqlite3 loop and the Python peer queues"
+HELP = "micro-benchmark Queue/Stream vs a raw sqlite3 loop, a minimal design and peer queues"
 
 PATTERN_KEYS = (
     "put",
     "put_many",
+    "put_threads",
     "get_ack",
     "get_many",
     "latency_1000",

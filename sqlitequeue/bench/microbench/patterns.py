@@ -13,6 +13,7 @@ PUT_BATCH = 1000  # put_many / append_many batch
 CLAIM_BATCH = 100  # get_many / poll batch
 LIFECYCLE_POLL_BATCH = 1000  # poll batch of the batched append+poll+commit pattern
 DRAIN_CONSUMERS = 4
+PUT_THREADS = 8  # threads sharing one queue object in the group-commit pattern
 STREAM_GROUPS = 2
 LATENCY_RATES = (1000, 5000)
 LATENCY_WARMUP = 0.25  # seconds of messages a latency consumer discards at the start
@@ -31,6 +32,7 @@ class Sizes:
 
     puts: int  # put / append one at a time at NORMAL
     puts_full: int  # put one at a time at FULL (an fsync per commit)
+    puts_threads: int  # put at FULL from PUT_THREADS threads (and from one, for the ratio)
     batch_rows: int  # rows written by put_many(1000) / append_many(1000)
     get_acks: int  # get+ack one at a time at NORMAL (also the queue depth)
     get_acks_full: int  # get+ack one at a time at FULL
@@ -44,7 +46,7 @@ class Sizes:
 
     def cap(self, key: str, pattern: str = "") -> float:
         """The time budget of one measurement of implementation ``key``."""
-        if key not in ("ours", "raw"):
+        if key not in ("ours", "raw", "minimal"):
             return self.peer_cap_seconds
         return self.drain_cap_seconds if pattern == "drain" else self.cap_seconds
 
@@ -52,6 +54,7 @@ class Sizes:
 FULL_SIZES = Sizes(
     puts=20_000,
     puts_full=1_000,
+    puts_threads=4_000,
     batch_rows=100_000,
     get_acks=10_000,
     get_acks_full=1_000,
@@ -66,6 +69,7 @@ FULL_SIZES = Sizes(
 QUICK_SIZES = Sizes(
     puts=3_000,
     puts_full=300,
+    puts_threads=800,
     batch_rows=20_000,
     get_acks=10_000,
     get_acks_full=300,
@@ -109,6 +113,9 @@ class Pattern:
 PATTERNS = (
     Pattern("put", "put one at a time", "msgs/s", peer_target=1.5),
     Pattern("put_many", f"put_many({PUT_BATCH})", "msgs/s"),
+    Pattern(
+        "put_threads", f"put one at a time from {PUT_THREADS} threads (group commit)", "msgs/s"
+    ),
     Pattern("get_ack", "get + ack one at a time", "msgs/s", peer_target=10.0),
     Pattern("get_many", f"get_many({CLAIM_BATCH}) + ack_many", "msgs/s"),
     Pattern("latency_1000", "end-to-end latency at 1,000 msgs/s", "ms", latency=True),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlitequeue.bench.errors import BenchError
-from sqlitequeue.bench.microbench.patterns import PATTERN_BY_KEY, Sizes
+from sqlitequeue.bench.microbench.patterns import PATTERN_BY_KEY, PUT_THREADS, Sizes
 from sqlitequeue.bench.microbench.subject import (
     QUEUE_SUBJECTS,
     STREAM_SUBJECTS,
@@ -33,6 +33,7 @@ from sqlitequeue.bench.microbench.timing import (
     time_poll_commit,
     time_send_batches,
     time_sends,
+    time_threaded_sends,
 )
 
 # -- the plan: which (pattern, durability, implementation) rows run ----------------------
@@ -124,21 +125,45 @@ def _stream_job(pattern: str, key: str, sizes: Sizes) -> Job:
     return Job(pattern, "normal", key, label, "", _single_runner(name, "normal", func, count, cap))
 
 
+#: The anchor and every peer that can run at the row's durability and pattern.
+_NORMAL_ROWS = ("ours", "raw", "minimal", "litequeue", "persist-queue", "honker")
 QUEUE_ROWS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "put": [("normal", ("ours", "raw", "litequeue")), ("full", ("ours", "raw", "persist-queue"))],
+    "put": [
+        ("normal", ("ours", "raw", "minimal", "litequeue", "honker")),
+        ("full", ("ours", "raw", "persist-queue", "huey")),
+    ],
     "put_many": [
         ("normal", ("ours", "raw", "litequeue")),
         ("full", ("ours", "raw", "persist-queue")),
     ],
     "get_ack": [
-        ("normal", ("ours", "raw", "litequeue")),
-        ("full", ("ours", "raw", "persist-queue")),
+        ("normal", ("ours", "raw", "minimal", "litequeue", "honker")),
+        ("full", ("ours", "raw", "persist-queue", "huey")),
     ],
     "get_many": [("normal", ("ours", "raw", "litequeue", "persist-queue"))],
-    "latency_1000": [("normal", ("ours", "raw", "litequeue", "persist-queue"))],
-    "latency_5000": [("normal", ("ours", "raw", "litequeue", "persist-queue"))],
-    "drain": [("normal", ("ours", "raw", "litequeue", "persist-queue"))],
+    "latency_1000": [("normal", _NORMAL_ROWS)],
+    "latency_5000": [("normal", _NORMAL_ROWS)],
+    "drain": [("normal", _NORMAL_ROWS)],
 }
+
+
+def _threads_jobs(sizes: Sizes) -> list[Job]:
+    """The group-commit rows: ours at FULL from PUT_THREADS threads, and from one thread
+    (key "1-thread": the row the group-commit target divides by), on one Queue object."""
+    name = QUEUE_SUBJECTS["ours"]
+    label = subject_class(name).label()
+    jobs = []
+    for key, threads in (("ours", PUT_THREADS), ("1-thread", 1)):
+
+        def timing(subject: Subject, count: int, cap: float, threads: int = threads) -> Sample:
+            return time_threaded_sends(subject, count, cap, threads)
+
+        run = _single_runner(name, "full", timing, sizes.puts_threads, sizes.cap("ours"))
+        title = f"{label}, {threads} thread{'s' if threads > 1 else ''}"
+        jobs.append(Job("put_threads", "full", key, title, "", run))
+    return jobs
+
+
 STREAM_PATTERNS = ("append", "append_many", "poll_commit", "groups", "lifecycle")
 
 
@@ -157,6 +182,9 @@ def plan(sizes: Sizes, only: Iterable[str] | None = None) -> list[Job]:
             continue
         if pattern in STREAM_PATTERNS:
             jobs += [_stream_job(pattern, key, sizes) for key in STREAM_SUBJECTS]
+            continue
+        if pattern == "put_threads":
+            jobs += _threads_jobs(sizes)
             continue
         for durability, keys in QUEUE_ROWS[pattern]:
             for key in keys:

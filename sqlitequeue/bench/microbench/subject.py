@@ -207,8 +207,11 @@ def synchronous(conn: sqlite3.Connection) -> str:
 SUBJECTS: dict[str, str] = {
     "sqlitequeue-queue": "sqlitequeue.bench.microbench.ours:OursQueue",
     "raw-queue": "sqlitequeue.bench.microbench.raw:RawQueue",
+    "minimal-queue": "sqlitequeue.bench.microbench.minimal:MinimalQueue",
     "persist-queue": "sqlitequeue.bench.microbench.peers:PersistQueue",
     "litequeue": "sqlitequeue.bench.microbench.peers:LiteQueue",
+    "honker": "sqlitequeue.bench.microbench.peers:Honker",
+    "huey": "sqlitequeue.bench.microbench.peers:HueyStorage",
     "sqlitequeue-stream": "sqlitequeue.bench.microbench.ours:OursStream",
     "raw-stream": "sqlitequeue.bench.microbench.raw:RawStream",
 }
@@ -216,8 +219,11 @@ SUBJECTS: dict[str, str] = {
 QUEUE_SUBJECTS = {
     "ours": "sqlitequeue-queue",
     "raw": "raw-queue",
+    "minimal": "minimal-queue",
     "persist-queue": "persist-queue",
     "litequeue": "litequeue",
+    "honker": "honker",
+    "huey": "huey",
 }
 STREAM_SUBJECTS = {"ours": "sqlitequeue-stream", "raw": "raw-stream"}
 
