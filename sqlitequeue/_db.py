@@ -61,6 +61,10 @@ DURABILITY = {
     "off": "OFF",  # no fsync: survives process crash; power loss may corrupt the file.
 }
 
+#: First wait before retrying a statement that found the file locked (doubled per retry,
+#: jittered, at most 50 ms): a write lock is held for tens of microseconds.
+FIRST_RETRY_DELAY = 0.00005
+
 #: Back-off bounds for :meth:`Database.wait_for_change`, in seconds.
 WAIT_MIN_SLEEP = 0.00005
 WAIT_MAX_SLEEP = 0.002
@@ -91,8 +95,12 @@ class Database:
     """One connection to a sqlitequeue file, shared by the queues and streams opened on it.
 
     ``durability`` is ``"full"``, ``"normal"`` or ``"off"`` (PRAGMA synchronous).
-    ``busy_timeout`` is SQLite's own wait per attempt; ``lock_timeout`` bounds the total
-    time spent retrying a write transaction before :class:`DatabaseBusy` is raised.
+    ``busy_timeout`` is SQLite's own wait per attempt while the file is opened; after
+    that, locks held by other connections are retried here with sub-millisecond back-off
+    (SQLite's own handler sleeps at least a millisecond per retry: on a busy queue every
+    collision of a producer's and a consumer's commits cost a whole millisecond of
+    latency). ``lock_timeout`` bounds the total time spent retrying before
+    :class:`DatabaseBusy` is raised.
     Raises a :class:`DatabaseError` subclass when the file cannot be used; the file is
     never modified in that case. Thread-safe: calls are serialised by an internal lock.
     """
@@ -173,6 +181,7 @@ class Database:
         self._conn, self._sync = conn, DURABILITY[self.durability]
         try:
             self._prepare(self._busy_timeout)
+            conn.execute("PRAGMA busy_timeout = 0")  # from now on, _retry waits (see above)
         except BaseException:
             self._detach()
             raise
@@ -470,12 +479,21 @@ class Database:
         """Run the block in one read transaction (a consistent snapshot)."""
         with self._lock:
             self._check_open()
-            self._retry(lambda: self.conn.execute("BEGIN DEFERRED"), "begin a read")
+            self._retry(self._begin_read, "begin a read")
             try:
                 yield self.conn
             finally:
                 if self.conn.in_transaction:
                     self.conn.execute("COMMIT")
+
+    def _begin_read(self) -> None:
+        """BEGIN, and take the snapshot at once (the first read takes it, and may find the
+        file busy: here that is retried, not inside the caller's block)."""
+        conn = self.conn
+        if conn.in_transaction:  # the last attempt began but could not take its snapshot
+            conn.execute("ROLLBACK")
+        conn.execute("BEGIN DEFERRED")
+        conn.execute("PRAGMA schema_version").fetchone()
 
     def _begin_immediate(self) -> None:
         try:
@@ -505,7 +523,7 @@ class Database:
         :class:`DatabaseError` for any other SQLite error.
         """
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.001
+        delay = FIRST_RETRY_DELAY
         while True:
             try:
                 return action()
@@ -530,7 +548,10 @@ class Database:
         """Return ``PRAGMA data_version``: it changes when another connection commits."""
         with self._lock:
             self._check_open()
-            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            return int(self._retry(self._read_data_version, "read the data version"))
+
+    def _read_data_version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def change_token(self) -> tuple[int, int]:
         """Return a value that differs once anyone commits to the file (see
