@@ -28,7 +28,6 @@ in the common case.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import random
 import sqlite3
@@ -39,6 +38,8 @@ from typing import Any
 
 from sqlitequeue import _queue_sql as sql
 from sqlitequeue._checks import INT64_MAX, check_int64, check_text
+from sqlitequeue._checks import check_count as _check_count
+from sqlitequeue._checks import check_seconds as _check_seconds
 from sqlitequeue._db import Database
 from sqlitequeue._queue_sql import DELAYED, LEASED, READY
 from sqlitequeue._worker import Delivery, StopFlag, consume
@@ -136,6 +137,10 @@ class Queue:
         self.max_payload_size = max_payload_size
         self._next_settle = 0.0  # time.monotonic() after which a claim settles due rows
         self._acked: list[int] = []  # ids acked here, their rows not yet deleted
+        # The last claim took fewer messages than asked: the queue is probably empty, so a
+        # blocking get first looks (a read) instead of claiming (a write, which would take
+        # the file's write lock from producers for nothing).
+        self._drained = False
         self._db = Database(path, durability=durability, lock_timeout=lock_timeout)
         # Deadlines are on the file's clock, which wall-clock steps never move (see
         # sqlitequeue._clock); enqueued_at and lease_expires_at stay wall-clock times.
@@ -212,9 +217,12 @@ class Queue:
         if timeout is not None and (timeout.__class__ is not int or timeout != 0):
             _check_seconds("timeout", timeout)  # (int 0, the commonest, needs no check)
         lease = self.lease if lease is None else _check_seconds("lease", lease, positive=True)
-        messages = self._claim(1, lease)
-        if not messages and timeout != 0:
+        if timeout != 0 and self._drained:  # look (a read) before trying a claim (a write)
             messages = self._wait_and_claim(1, lease, timeout)
+        else:
+            messages = self._claim(1, lease)
+            if not messages and timeout != 0:
+                messages = self._wait_and_claim(1, lease, timeout)
         return messages[0] if messages else None
 
     def get_many(
@@ -231,6 +239,8 @@ class Queue:
         if timeout is not None and (timeout.__class__ is not int or timeout != 0):
             _check_seconds("timeout", timeout)  # (int 0, the commonest, needs no check)
         lease = self.lease if lease is None else _check_seconds("lease", lease, positive=True)
+        if timeout != 0 and self._drained:  # look (a read) before trying a claim (a write)
+            return self._wait_and_claim(max_messages, lease, timeout)
         messages = self._claim(max_messages, lease)
         if messages or timeout == 0:
             return messages
@@ -256,6 +266,7 @@ class Queue:
                 rows = conn.execute(statement, params).fetchall()
         else:
             rows = self._db.execute_returning(statement, params, durable=False)
+        self._drained = len(rows) < limit
         if not rows:
             return []
         if len(rows) > 1:
@@ -287,10 +298,6 @@ class Queue:
             if next_due is not None:
                 until_due = next_due - now + _DUE_SLACK
                 wait = until_due if wait is None else min(wait, until_due)
-            if self._acked:  # delete them before sleeping (a commit: look again after it)
-                with self._db.write(durable=False) as conn:
-                    self._forget_acked(conn)
-                continue
             self._db.wait_for_change(wait, since=token)
 
     def consume(
@@ -657,16 +664,6 @@ def _delivery_order(row: tuple[Any, ...]) -> tuple[int, int]:
     return -row[3], row[0]
 
 
-def _check_seconds(what: str, value: float, *, positive: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite number of seconds (>= 0, or > 0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{what} must be a finite number of seconds, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise InvalidArgument(f"{what} must be {bound} seconds, not {value!r}")
-    return float(value)
-
-
 def _check_key(key: object) -> _Key:
     """Return ``key`` as stored: a str UTF-8 can encode, bytes (copied from bytearray or
     memoryview) or None; raise InvalidArgument for a lone surrogate, TypeError otherwise."""
@@ -677,15 +674,6 @@ def _check_key(key: object) -> _Key:
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key)
     raise TypeError(f"key must be str, bytes-like or None, not {type(key).__name__}")
-
-
-def _check_count(what: str, value: object, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int in [minimum, 2**63 - 1]; raise InvalidArgument."""
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= INT64_MAX:
-        raise InvalidArgument(
-            f"{what} must be an integer from {minimum} to 2**63 - 1, not {value!r}"
-        )
-    return value
 
 
 def _check_id(value: object) -> int:
