@@ -219,9 +219,9 @@ def test_librdkafka_logs_to_the_run_log_not_the_terminal(
 
 
 def test_quick_suite_durations_keep_a_warm_up_and_full_ones_ten_measured_seconds() -> None:
-    for w in compare._suite("default", None, None, None):
+    for w in compare.build_suite("default", None, None, None):
         assert w.warmup_seconds >= 5 and w.duration_seconds - w.warmup_seconds >= 10
-    for w in compare._suite("quick", None, None, None):
+    for w in compare.build_suite("quick", None, None, None):
         assert w.warmup_seconds >= 1
 
 

@@ -18,6 +18,7 @@ from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.locust import run as locust_run
 from sqlitequeue.bench.locust.convert import import_runs, percentile
 from sqlitequeue.bench.report import workloads as workload_report
+from sqlitequeue.bench.report.page import write_report as write_page
 from sqlitequeue.bench.results import load
 
 RUN_SECONDS = 10
@@ -79,7 +80,7 @@ def test_sqlite_headless_runs_convert_into_a_report(tmp_path: Path) -> None:
     """10-second runs against both SQLite backends; their CSVs load in the report."""
     prefixes = [_headless(b, tmp_path) for b in ("sqlite-queue", "sqlite-stream")]
     _converted_loads_in_report(prefixes, tmp_path / "results")
-    index = workload_report.write_report(tmp_path / "results" / "locust-test")
+    index = write_page(tmp_path / "results" / "locust-test")
     assert Path(index).exists()
 
 

@@ -17,6 +17,7 @@ import pytest
 from sqlitequeue.bench.metrics import Histogram
 from sqlitequeue.bench.report import workloads as workload_report
 from sqlitequeue.bench.report.page import CAPTIONS
+from sqlitequeue.bench.report.page import write_report as write_page
 from sqlitequeue.bench.results import RunWriter, load
 from sqlitequeue.cli import main
 
@@ -108,8 +109,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = make_results(tmp_path_factory.mktemp("written"))
     code = (
         "import sys\n"
-        "from sqlitequeue.bench.report import workloads as workload_report\n"
-        f"workload_report.write_report({str(folder)!r})\n"
+        "from sqlitequeue.bench.report.page import write_report\n"
+        f"write_report({str(folder)!r})\n"
         "bad = [m for m in sys.modules if m.startswith(('sqlitequeue.bench.backends', "
         "'kafka', 'confluent_kafka', 'sqlitequeue.bench.runner'))]\n"
         "assert not bad, bad\n"
@@ -175,7 +176,7 @@ def test_an_empty_folder_is_an_error_that_says_what_to_do(tmp_path: Path) -> Non
     from sqlitequeue.bench.errors import BenchError
 
     with pytest.raises(BenchError, match="not a results folder"):
-        workload_report.write_report(tmp_path)
+        write_page(tmp_path)
 
 
 # -- the page a reader opens: verdict first, self-contained, problems up front, clean numbers --
@@ -235,7 +236,7 @@ def test_without_fault_results_the_verdict_names_the_unknowns_and_how_to_measure
 def test_a_faults_run_beside_the_folder_feeds_the_verdict(tmp_path: Path) -> None:
     folder = make_results(tmp_path)
     shutil.copytree(REPO / "results" / "reference-faults", tmp_path / "lab")
-    page = workload_report.write_report(folder, team=REPO / "examples/profiles/big.yaml")
+    page = write_page(folder, team=REPO / "examples/profiles/big.yaml")
     text = page.read_text()
     assert "Decision for profile <code>big</code>" in text
     assert f"Failure-lab figures from {tmp_path / 'lab'}" in text
@@ -266,7 +267,7 @@ def test_failures_show_in_the_red_box_with_their_logs(tmp_path: Path) -> None:
         selfcheck={"ok": False, "text": "memory backend sustained 4,000 of 10,000 msg/s"},
         suite="quick",
     )
-    page = workload_report.write_report(folder).read_text()
+    page = write_page(folder).read_text()
     box = page[page.index("<div class='problems'>") :]
     box = box[: box.index("</div>")]
     assert page.index("verdict-section") < page.index("class='problems'") < page.index("<img")
@@ -303,7 +304,7 @@ def test_numbers_are_rounded_with_units_and_no_raw_values(tmp_path: Path) -> Non
     metrics.write_text(
         metrics.read_text().replace(",publish_rate_mean,,1000.0", ",publish_rate_mean,,1000.833333")
     )
-    page = workload_report.write_report(folder).read_text()
+    page = write_page(folder).read_text()
     text = _reader_text(page)
     terminal = workload_report.terminal_summary(folder, with_verdict=True)
     for shown in (text, terminal):

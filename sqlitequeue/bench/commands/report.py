@@ -36,10 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the report; return ExitCode.OK."""
     from sqlitequeue.bench.report import workloads as workload_report
+    from sqlitequeue.bench.report.page import write_report as write_page
     from sqlitequeue.bench.results import latest_run
 
     folder = args.results or latest_run(args.root, kind="bench")
-    index = workload_report.write_report(folder, args.out, team=args.team)
+    index = write_page(folder, args.out, team=args.team)
     print(workload_report.terminal_summary(folder, with_verdict=True, team=args.team))
     print(f"\nreport: {index}")
     return ExitCode.OK

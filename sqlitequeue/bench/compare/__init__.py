@@ -22,7 +22,6 @@ marks its figures ``indicative`` in run.json. It ends with ``report/index.html``
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import time
@@ -41,54 +40,19 @@ from sqlitequeue.bench.compare.harness import (
 )
 from sqlitequeue.bench.compare.logs import RunLogs
 from sqlitequeue.bench.compare.repeats import combine, repeat_rows, spread_lines
+from sqlitequeue.bench.compare.suites import (
+    DEFAULT_BACKENDS,
+    DEFAULT_REPEATS,
+    SUITE_BACKENDS,
+    SUITES,
+    build_suite,
+    suite_workloads,
+)
 from sqlitequeue.bench.errors import BenchError
 from sqlitequeue.bench.kafka.deployments import KafkaDeployments, split_label
 from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
-from sqlitequeue.bench.workload import Workload, load_workload
+from sqlitequeue.bench.workload import Workload
 
-SQLITE_BACKENDS = ("sqlite-queue", "sqlite-stream", "sqlite-seed")
-KAFKA_BACKENDS = ("kafka-confluent", "kafka", "kafka-managed")
-DEFAULT_BACKENDS = (*SQLITE_BACKENDS, *KAFKA_BACKENDS)
-
-#: suite name -> (workload, seconds per run, warm-up included). Every run of the full suites
-#: keeps at least MIN_WARMUP["default"] seconds of warm-up, excluded from the figures: the
-#: broker JVM's JIT warm-up and Kafka's group join on a fresh topic (after the unrecorded
-#: warm-up run per Kafka backend). The measured window (>= 10 s) always spans WAL
-#: checkpoints: the core's checkpointer runs at least every second while a file is written
-#: (sqlitequeue._files.CHECKPOINT_MAX_GAP), the seed table's SQLite auto-checkpoint every
-#: 1,000 pages (~4 MB: under 4 s at the suite's 1 KiB rates). The quick suite is shorter
-#: and runs once: its figures are indicative.
-SUITES: dict[str, list[tuple[str, float]]] = {
-    "default": [
-        ("seed-clickstream", 20),
-        ("steady-1kb", 15),
-        ("bursts-512b", 15),
-        ("fanout-3-groups", 15),
-        ("backlog-drain", 15),
-        ("large-64kb", 15),
-        ("max-rate-1kb", 120),  # the search's time budget: it ends once it converges
-    ],
-    "quick": [
-        ("seed-clickstream", 6),
-        ("steady-1kb", 5),
-        ("max-rate-1kb", 20),  # a short budget: a fast backend's search may end on it
-    ],
-    # The seed article's claim: 40-50 ms on (managed) Kafka, under 1 ms on one SQLite file.
-    "seed-claim": [("seed-clickstream", 30)],
-}
-#: the least warm-up (s) of a run in each suite (others: "default"); never over half a run
-MIN_WARMUP: dict[str, float] = {"default": 5.0, "quick": 1.0}
-#: how often full mode runs each workload (quick mode: once)
-DEFAULT_REPEATS = 3
-#: suites that come with their own backends (``--backends`` still overrides them)
-SUITE_BACKENDS: dict[str, tuple[str, ...]] = {
-    "seed-claim": (
-        "sqlite-queue",
-        "sqlite-stream",
-        "kafka-managed@cross-az",
-        "kafka-managed@cross-region",
-    ),
-}
 #: an unrecorded run per Kafka backend first: a new broker's first seconds are slow
 KAFKA_WARMUP_SECONDS = 3.0
 
@@ -115,34 +79,6 @@ def _print(text: str) -> None:
 
 
 # --- the main job ----------------------------------------------------------------------
-
-
-def suite_workloads(name: str) -> list[Workload]:
-    """The workloads of suite ``name`` as :func:`run_compare` runs them; BenchError if unknown."""
-    return _suite(name, None, None, None)
-
-
-def _suite(
-    name: str, workloads: Sequence[str] | None, duration: float | None, p99: float | None
-) -> list[Workload]:
-    if name not in SUITES:
-        raise BenchError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
-    suite = dict(SUITES[name])
-    least = MIN_WARMUP.get(name, MIN_WARMUP["default"])
-    chosen: list[tuple[str, float | None]] = (
-        [(w, suite.get(w)) for w in workloads] if workloads else list(suite.items())
-    )
-    out = []
-    for workload_name, seconds in chosen:
-        w = load_workload(workload_name)
-        if duration or seconds:
-            total = duration or seconds or w.duration_seconds
-            warmup = min(max(min(w.warmup_seconds, total / 5), least), total / 2)
-            w = w.with_duration(total, warmup)
-        if p99 is not None:
-            w = replace(w, p99_target_ms=p99)
-        out.append(w)
-    return out
 
 
 def _backends(backends: Sequence[str] | None, suite: str) -> list[str]:
@@ -205,7 +141,7 @@ def run_compare(
 
     suite_name = suite_name or ("quick" if quick else "default")
     names = _backends(backends, suite_name)
-    suite = _suite(suite_name, workloads, duration, p99_target_ms)
+    suite = build_suite(suite_name, workloads, duration, p99_target_ms)
     chosen_profiles = _profiles(names, profiles)
     if team is not None:  # a bad profile fails now, not after minutes of runs
         from sqlitequeue.bench.decide.team_profile import load_profile
@@ -263,10 +199,11 @@ def failed_runs(folder: str | os.PathLike[str]) -> list[str]:
 def _finish(folder: Path, suite_name: str, team: Any, runs: _Runs, printer: Printer) -> None:
     """Write the report, print the summary, the spread, the logs and the problems."""
     from sqlitequeue.bench.report import workloads as workload_report
+    from sqlitequeue.bench.report.page import write_report as write_page
     from sqlitequeue.bench.report.seed_claim import seed_claim_lines
     from sqlitequeue.bench.results import load
 
-    index = _write_report(workload_report.write_report, folder, team)
+    index = write_page(folder, team=team)
     summary = workload_report.terminal_summary(folder)
     printer("")
     printer(summary)
@@ -291,13 +228,6 @@ def _finish(folder: Path, suite_name: str, team: Any, runs: _Runs, printer: Prin
     for name, path in runs.logs.absolute().items():
         printer(f"  {name}: {path}")
     _print_problems(folder, runs.failure_details, runs.logs, printer)
-
-
-def _write_report(write_report: Callable[..., Path], folder: Path, team: Any) -> Path:
-    """Call the report writer, with ``team`` when it takes one (and one was given)."""
-    if team is not None and "team" in inspect.signature(write_report).parameters:
-        return write_report(folder, team=team)
-    return write_report(folder)
 
 
 def _print_problems(

@@ -127,7 +127,7 @@ def selfcheck(
     p99 = result.scalars["e2e_latency_ms.p99"]
     ok = achieved >= 0.95 * target and result.scalars["lost"] == 0 and p99 <= 50.0
     if suite is None:
-        from sqlitequeue.bench.compare import suite_workloads
+        from sqlitequeue.bench.compare.suites import suite_workloads
 
         suite = suite_workloads("default")
     searches = [w for w in suite if w.finds_max_rate]

@@ -35,7 +35,7 @@ from sqlitequeue.bench.results import Results, load
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sqlitequeue.bench.decide import Profile
+    from sqlitequeue.bench.decide.team_profile import Profile
 
 #: chart name -> one line: what it shows and which way is better
 CAPTIONS = {

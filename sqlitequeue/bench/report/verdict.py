@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sqlitequeue.bench.decide import Decision, Profile
     from sqlitequeue.bench.decide.sources import Source
+    from sqlitequeue.bench.decide.team_profile import Profile
+    from sqlitequeue.bench.decide.verdict import Decision
     from sqlitequeue.bench.results import Results
 
 #: the seed article's team: the profile a report is judged for unless told otherwise
@@ -44,7 +45,7 @@ class TeamVerdict:
     @property
     def unknown(self) -> list[str]:
         """Titles of the hard criteria without a measurement."""
-        from sqlitequeue.bench.decide import UNKNOWN
+        from sqlitequeue.bench.decide.criteria import UNKNOWN
 
         if self.decision is None:
             return []
@@ -52,7 +53,7 @@ class TeamVerdict:
 
 
 def _profile(team: str | os.PathLike[str] | Mapping[str, Any] | Profile | None) -> Profile:
-    from sqlitequeue.bench.decide import Profile, load_profile
+    from sqlitequeue.bench.decide.team_profile import Profile, load_profile
 
     if isinstance(team, Profile):
         return team
@@ -76,7 +77,8 @@ def team_verdict(
     Uses ``res`` and the failure-lab run :func:`_faults_run` finds. Raises ProfileError for
     a bad profile; a folder the criteria cannot read gives a TeamVerdict with ``error``.
     """
-    from sqlitequeue.bench.decide import evaluate, gather_evidence
+    from sqlitequeue.bench.decide.evidence import gather_evidence
+    from sqlitequeue.bench.decide.verdict import evaluate
     from sqlitequeue.bench.errors import BenchError, ProfileError
 
     profile = _profile(team)
@@ -93,7 +95,7 @@ def team_verdict(
 
 def verdict_html(verdict: TeamVerdict) -> str:
     """The verdict section (a ``<section>``), then which runs it used and what it lacks."""
-    from sqlitequeue.bench.decide import render_verdict_html
+    from sqlitequeue.bench.decide.report import render_verdict_html
 
     e = html.escape
     if verdict.decision is None:

@@ -8,8 +8,8 @@ Reads what :class:`~sqlitequeue.bench.results.RunWriter` wrote (``run.json``,
 * :func:`max_rate_table`  per backend: the maximum sustainable rate at the p99 target
   (from a ``producerRate: 0`` search) and the highest suite rate met within the target.
 * :func:`reading`  plain-language sentences computed from the numbers.
-* :func:`write_charts`  the PNG charts; :func:`write_report` the whole page, verdict first
-  (:mod:`~sqlitequeue.bench.report.page`).
+* :func:`write_charts`  the PNG charts; the whole page, verdict first, is written by
+  :mod:`~sqlitequeue.bench.report.page`.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def terminal_summary(
     """Return the summary and max-sustainable-rate tables of a results folder as text.
 
     Problems (failed runs with their logs, a self-check not met, quick mode) come first;
-    ``with_verdict`` adds the verdict line for ``team`` (see :func:`write_report`).
+    ``with_verdict`` adds the verdict line for ``team`` (see
+    :func:`sqlitequeue.bench.report.page.write_report`).
     """
     from sqlitequeue.bench.report.problems import problems, problems_text
 
@@ -487,15 +488,3 @@ def write_charts(res: Results, out_dir: str | os.PathLike[str]) -> dict[str, Pat
 
 
 # --- HTML ------------------------------------------------------------------------------
-
-
-def write_report(
-    path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str] | None = None,
-    *,
-    team: Any = None,
-) -> Path:
-    """Write the report of ``path``; see :func:`sqlitequeue.bench.report.page.write_report`."""
-    from sqlitequeue.bench.report.page import write_report as write_page
-
-    return write_page(path, out_dir, team=team)
