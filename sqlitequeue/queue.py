@@ -366,6 +366,7 @@ class Queue:
                 if len(rows) != len(ids):
                     done = {r[0] for r in rows}
                     lost.extend(i for i in ids if i not in done)
+            conn.execute(sql.SWEEP_TOMBSTONES)  # the batch often held the highest id
         if lost:
             raise self._lease_lost(lost, "ack")
 
