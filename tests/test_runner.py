@@ -178,6 +178,23 @@ def test_a_max_rate_search_that_passes_its_top_says_the_harness_was_the_limit(
     assert any("harness, not the backend, was the limit" in n for n in result.notes)
 
 
+def test_a_search_out_of_time_says_what_it_found(tmp_path: Path) -> None:
+    result = run(
+        "memory",
+        tmp_path,
+        producerRate=0,
+        producerStartRate=100,
+        rampStepSeconds=1,
+        testDurationSeconds=4.5,
+        warmupDurationSeconds=0.5,
+        p99TargetMs=200,
+    )
+    assert [s.target_rate for s in result.steps] == [100, 200]
+    assert result.scalars["max_sustainable_rate"] == 200
+    assert result.scalars["max_rate_harness_limited"] == 0
+    assert any("time budget" in n and "at least 200 msg/s" in n for n in result.notes)
+
+
 def bounds(search: RateSearch) -> tuple[float, float]:
     """The search's highest passing and lowest failing rate (it must have found one)."""
     assert search.failing is not None

@@ -249,7 +249,7 @@ class SearchDriver:
         rate, self.phase = chosen
         start = math.ceil((elapsed + LEAD_SECONDS) / WINDOW) * WINDOW  # on the window grid
         end = start + self.step_seconds
-        if end > self.workload.duration_seconds:
+        if end + self.settle > self.workload.duration_seconds:  # it could not be judged
             self.search.stop(SearchEnd.BUDGET)
             return True
         self.current = Segment(self.current.number + 1, rate, start, end)

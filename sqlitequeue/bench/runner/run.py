@@ -49,7 +49,7 @@ from sqlitequeue.bench.runner.messages import (
     Ready,
 )
 from sqlitequeue.bench.runner.producer import producer_main
-from sqlitequeue.bench.runner.ramp import SearchDriver
+from sqlitequeue.bench.runner.ramp import SearchDriver, SearchEnd
 from sqlitequeue.bench.runner.result import (
     RunResult,
     SeriesPoint,
@@ -248,6 +248,8 @@ class _Run:
                 self._maybe_start_drain(now)
             searched = self.driver is not None and self.driver.advance(now - start)
             if drain_deadline is None:
+                if now >= end and self.driver is not None:
+                    self.driver.search.stop(SearchEnd.BUDGET)  # e.g. while a backlog drained
                 if now >= end or searched:
                     self.ctl.stop.set()
                     self.ctl.consume_go.set()
