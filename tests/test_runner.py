@@ -299,6 +299,11 @@ def test_the_harness_ceiling_is_checked_on_the_memory_backend(tmp_path: Path) ->
     assert check.ok and check.verified == 500
     assert check.lost == 0 and check.producers == 2
     assert "OK" in check.describe()
+    impossible = workload(producerRate=0, producerMaxRate=500, p99TargetMs=0.001)
+    missed = verify_ceiling(impossible, seconds=1, warmup=0.2, data_dir=tmp_path)
+    assert not missed.ok and missed.verified is None
+    assert missed.attempts == 2  # one miss alone is taken as a stall
+    assert "NOT MET" in missed.describe()
 
 
 def test_results_round_trip(fanned_out: RunResult, tmp_path: Path) -> None:

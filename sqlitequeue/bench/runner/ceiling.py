@@ -23,6 +23,8 @@ CHECK_SECONDS = 10.0
 CHECK_WARMUP_SECONDS = 2.0
 #: the check passes when this share of the ceiling arrived (as a search step must)
 ARRIVED_SHARE = 0.95
+#: runs before the check fails: as in the search, one miss alone is taken as a stall
+ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class CeilingCheck:
     ``rate`` is the rate offered (the search's top, msg/s), ``achieved`` the rate consumed
     per consumer group, ``p99_ms`` the end-to-end p99 against ``p99_target_ms``, ``lost``
     the acknowledged messages never received and ``unsent`` the scheduled ones the producers
-    never sent. ``ok`` when at least 95 % arrived, within the target, and nothing was lost.
+    never sent, in the last of ``attempts`` runs. ``ok`` when at least 95 % arrived, within
+    the target, and nothing was lost.
     """
 
     workload: str
@@ -43,6 +46,7 @@ class CeilingCheck:
     lost: int
     unsent: int
     producers: int
+    attempts: int
     ok: bool
 
     @property
@@ -61,7 +65,9 @@ class CeilingCheck:
             f"harness ceiling for {self.workload}: memory backend offered "
             f"{self.rate:,.0f} msg/s by {self.producers} producer(s), {self.achieved:,.0f} "
             f"msg/s arrived, e2e p99 {self.p99_ms:,.1f} ms (target {self.p99_target_ms:g} "
-            f"ms), lost {self.lost:,}: {verdict}"
+            f"ms), lost {self.lost:,}"
+            + (f" (attempt {self.attempts})" if self.attempts > 1 else "")
+            + f": {verdict}"
         )
 
 
@@ -75,14 +81,16 @@ def verify_ceiling(
     *,
     seconds: float = CHECK_SECONDS,
     warmup: float = CHECK_WARMUP_SECONDS,
+    attempts: int = ATTEMPTS,
     progress: bool = False,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> CeilingCheck:
     """Run ``memory`` at ``workload``'s search ceiling for ``seconds``; return the verdict.
 
     The run keeps the workload's topics, message size, producers, consumers and rate shape,
-    offers :func:`search_ceiling` msg/s steadily, and excludes ``warmup`` seconds. Raises
-    BackendError if the memory backend cannot run (e.g. not on Linux).
+    offers :func:`search_ceiling` msg/s steadily, and excludes ``warmup`` seconds. A run that
+    misses is repeated, up to ``attempts`` runs in all (a machine shared with other work has
+    stalls). Raises BackendError if the memory backend cannot run (e.g. not on Linux).
     """
     rate = search_ceiling(workload)
     check = replace(
@@ -94,19 +102,24 @@ def verify_ceiling(
         consumer_backlog_messages=0,
         trace=None,
     )
-    result = run_workload(check, BackendSpec("memory"), data_dir=data_dir, progress=progress)
-    s = result.scalars
-    achieved, p99 = s["consume_rate_mean"], s["e2e_latency_ms.p99"]
-    lost, unsent = int(s["lost"]), int(s["unsent"])
-    ok = achieved >= ARRIVED_SHARE * rate and p99 <= workload.p99_target_ms and lost == 0
-    return CeilingCheck(
-        workload=workload.name,
-        rate=rate,
-        achieved=achieved,
-        p99_ms=p99,
-        p99_target_ms=workload.p99_target_ms,
-        lost=lost,
-        unsent=unsent,
-        producers=workload.producers_per_topic * workload.topics,
-        ok=ok,
-    )
+    attempt = 0
+    while True:
+        attempt += 1
+        result = run_workload(check, BackendSpec("memory"), data_dir=data_dir, progress=progress)
+        s = result.scalars
+        achieved, p99 = s["consume_rate_mean"], s["e2e_latency_ms.p99"]
+        lost, unsent = int(s["lost"]), int(s["unsent"])
+        ok = achieved >= ARRIVED_SHARE * rate and p99 <= workload.p99_target_ms and lost == 0
+        if ok or attempt >= attempts:
+            return CeilingCheck(
+                workload=workload.name,
+                rate=rate,
+                achieved=achieved,
+                p99_ms=p99,
+                p99_target_ms=workload.p99_target_ms,
+                lost=lost,
+                unsent=unsent,
+                producers=workload.producers_per_topic * workload.topics,
+                attempts=attempt,
+                ok=ok,
+            )
