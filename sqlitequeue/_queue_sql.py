@@ -13,7 +13,7 @@ What each hot call writes (measured against a minimal design, see docs/benchmark
   expiry) goes at the end of the leased range, so both index changes usually land on one page;
 * ack: only the row. The ack sets ``lease_token`` to NULL, which no index holds, and leaves the
   row leased: a leased row without a token is *acked*, never delivered again, and deleted in
-  bulk later (:data:`FORGET_ACKED` by the process that acked it, within 5 ms while
+  bulk later (:data:`FORGET_ACKED` by the process that acked it, within 2 ms while
   it claims, and on close; :data:`DROP_ACKED` by anyone once its lease
   would have expired, if that process died first). An ack of a row that is no longer leased
   (its lease expired and nobody claimed it) deletes it (:data:`ACK_SETTLED`).
