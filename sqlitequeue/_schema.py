@@ -137,12 +137,14 @@ CREATE TABLE sqlitequeue_clock (
 #: ready entry out and puts the lease in at the end of the leased range, usually on the
 #: same index page, so it writes one index page where it wrote two (ready and due). A
 #: leased row whose lease_token is NULL has been acked and waits to be deleted in bulk: an
-#: ack only rewrites its table row and writes no index page (see _queue_sql).
+#: ack only rewrites its table row and writes no index page (see _queue_sql). Ids stay
+#: never reused without the trigger: no statement deletes the row with the highest id (an
+#: acked row left there holds it, unseen), so version 2's tombstones become acked rows.
 QUEUE_TABLE_V3 = """
 CREATE TABLE queue_messages_v3 (
-    id          INTEGER PRIMARY KEY,  -- never reused: see queue_keep_top_id
+    id          INTEGER PRIMARY KEY,  -- never reused: the highest id's row is never deleted
     queue       TEXT    NOT NULL,
-    state       INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 leased, 2 delayed, 3 dead, 4 tombstone
+    state       INTEGER NOT NULL DEFAULT 0,  -- 0 ready, 1 leased (or acked), 2 delayed, 3 dead
     rank        NOT NULL DEFAULT 0,  -- ready: ~priority; leased, delayed: when due; else 0
     priority    INTEGER NOT NULL DEFAULT 0,  -- higher first, then id (FIFO)
     attempts    INTEGER NOT NULL DEFAULT 0,  -- deliveries so far
@@ -154,19 +156,13 @@ CREATE TABLE queue_messages_v3 (
 );
 INSERT INTO queue_messages_v3 (id, queue, state, rank, priority, attempts, lease_token,
     enqueued_at, key, last_error, payload)
-SELECT id, queue, CASE state WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE state END,
+SELECT id, queue, CASE state WHEN 1 THEN 2 WHEN 2 THEN 1 WHEN 4 THEN 1 ELSE state END,
     CASE WHEN state = 0 THEN ~priority WHEN state IN (1, 2) THEN available_at ELSE 0 END,
     priority, attempts, lease_token, enqueued_at, key, last_error, payload
 FROM queue_messages;
 DROP TABLE queue_messages;
 ALTER TABLE queue_messages_v3 RENAME TO queue_messages;
 CREATE INDEX queue_order ON queue_messages (queue, state DESC, rank, id);
-CREATE INDEX queue_tombstones ON queue_messages (id) WHERE state = 4;
-CREATE TRIGGER queue_keep_top_id AFTER DELETE ON queue_messages
-WHEN old.id > coalesce((SELECT max(id) FROM queue_messages), 0)
-BEGIN
-    INSERT INTO queue_messages (id, queue, state, enqueued_at, payload)
-    VALUES (old.id, old.queue, 4, 0, x''); END;
 """
 
 MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES, CLOCK_TABLE, QUEUE_TABLE_V3]

@@ -34,18 +34,18 @@ from sqlitequeue._db import DURABILITY, WAIT_MAX_SLEEP, WAIT_MIN_SLEEP, Database
 class QueueStatements(NamedTuple):
     """The statements of :mod:`sqlitequeue._queue_sql` that put, claim and ack a message,
     and those a claim runs first at most every ``QUEUE_SETTLE_INTERVAL`` (in this order:
-    forget_acked, drop_acked, promote, sweep_tombstones)."""
+    forget_acked, drop_acked, promote)."""
 
     insert: str
     forget_acked: str
     drop_acked: str
     promote: str
-    sweep_tombstones: str
     claim_one: str
     claim: str
     ack: str
     ack_settled: str
     ack_many: str
+    ack_many_top: str
 
 
 QUEUE_SQL = QueueStatements(
@@ -53,12 +53,12 @@ QUEUE_SQL = QueueStatements(
     forget_acked=_queue_sql.FORGET_ACKED,
     drop_acked=_queue_sql.DROP_ACKED,
     promote=_queue_sql.PROMOTE,
-    sweep_tombstones=_queue_sql.SWEEP_TOMBSTONES,
     claim_one=_queue_sql.CLAIM_ONE,
     claim=_queue_sql.CLAIM,
     ack=_queue_sql.ACK,
     ack_settled=_queue_sql.ACK_SETTLED,
     ack_many=_queue_sql.ACK_MANY,
+    ack_many_top=_queue_sql.ACK_MANY_TOP,
 )
 QUEUE_SETTLE_INTERVAL: float = _queue._SETTLE_INTERVAL
 STREAM_ASSIGNMENT_STATE: str = _stream_consumer._ASSIGNMENT_STATE

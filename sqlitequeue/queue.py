@@ -28,6 +28,7 @@ in the common case.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import sqlite3
@@ -364,10 +365,12 @@ class Queue:
             for token, ids in by_token.items():
                 id_list = "[" + ",".join(map(str, ids)) + "]"
                 rows = conn.execute(sql.ACK_MANY, (id_list, token)).fetchall()
+                if len(rows) != len(ids):  # the highest id is kept (as an acked row), or lost
+                    rows += conn.execute(sql.ACK_MANY_TOP, (id_list, token)).fetchall()
                 if len(rows) != len(ids):
                     done = {r[0] for r in rows}
                     lost.extend(i for i in ids if i not in done)
-            conn.execute(sql.SWEEP_TOMBSTONES)  # the batch often held the highest id
+            conn.execute(sql.DROP_ACKED, (self.name, self._clock()))  # e.g. the last top row
         if lost:
             raise self._lease_lost(lost, "ack")
 
@@ -498,12 +501,10 @@ class Queue:
         """
         where = "state = 3" if dead_only else sql.LIVE
         with self._db.write() as conn:
-            statement = f"DELETE FROM queue_messages WHERE queue = ? AND {where}"
-            count = conn.execute(statement, (self.name,)).rowcount
+            count = conn.execute(sql.PURGE.format(where=where), (self.name,)).rowcount
+            count += conn.execute(sql.PURGE_TOP.format(where=where), (self.name,)).rowcount
             if not dead_only:  # acked rows waiting to be deleted (not counted: no messages)
-                conn.execute(
-                    "DELETE FROM queue_messages WHERE queue = ? AND state = 1", (self.name,)
-                )
+                conn.execute(sql.DROP_ACKED, (self.name, math.inf))
         if count:
             self._db.vacuum_free_pages()
         return count
@@ -591,11 +592,10 @@ class Queue:
 
     def _settle(self, conn: sqlite3.Connection, now: float) -> None:
         """Inside a write transaction: delete the rows this process acked, drop acked rows
-        whose acker died, promote due delayed rows and expired leases, sweep tombstones."""
+        whose acker died, promote due delayed rows and expired leases."""
         self._forget_acked(conn)
         conn.execute(sql.DROP_ACKED, (self.name, now))
         conn.execute(sql.PROMOTE, (self.name, now, self.max_attempts))
-        conn.execute(sql.SWEEP_TOMBSTONES)
 
     def _forget_acked(self, conn: sqlite3.Connection) -> None:
         """Inside a write transaction: delete the rows this process acked (see _queue_sql)."""

@@ -457,7 +457,7 @@ def test_file_size_stays_bounded_under_steady_traffic(db_path: Path) -> None:
         # 60 MB went through the queue; the file holds at most a few rounds' worth of pages
         # and the WAL stays near its auto-checkpoint size (about 4 MB).
         rows = q._db.conn.execute("SELECT count(*) FROM queue_messages").fetchone()[0]
-        assert rows <= 2  # acked rows are deleted, id-keeping tombstones are swept
+        assert rows <= 2  # acked rows are deleted (the newest one stays: it keeps its id)
     early, late = sizes
     assert late["db"] <= max(2 * early["db"], 1 << 20)
     assert late["db"] + late["wal"] < 12 << 20

@@ -277,11 +277,11 @@ def test_the_raw_queue_loop_takes_the_queues_statements_themselves() -> None:
         _queue_sql.FORGET_ACKED,
         _queue_sql.DROP_ACKED,
         _queue_sql.PROMOTE,
-        _queue_sql.SWEEP_TOMBSTONES,
         _queue_sql.CLAIM_ONE,
         _queue_sql.CLAIM,
         _queue_sql.ACK,
         _queue_sql.ACK_SETTLED,
         _queue_sql.ACK_MANY,
+        _queue_sql.ACK_MANY_TOP,
     )
     assert raw.QUEUE_SETTLE_INTERVAL == queue._SETTLE_INTERVAL

@@ -81,7 +81,12 @@ def test_a_migrated_file_has_one_index_for_the_queue(db_path: Path) -> None:
         )
     }
     conn.close()
-    assert indexes == {"queue_order", "queue_tombstones"}
+    assert indexes == {"queue_order"}
+    conn = sqlite3.connect(db_path)
+    assert (
+        conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] == 0
+    )
+    conn.close()
 
 
 def test_an_acked_message_is_never_seen_again_before_its_row_is_deleted(db_path: Path) -> None:
@@ -103,7 +108,9 @@ def test_an_acked_message_is_never_seen_again_before_its_row_is_deleted(db_path:
         assert other.get(timeout=0) is None
         assert q.stats().pending == 0 and q.queue_names() == []
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT count(*) FROM queue_messages WHERE state < 4").fetchone()[0] == 0
+    live = "SELECT count(*) FROM queue_messages WHERE state <> 1 OR lease_token IS NOT NULL"
+    assert conn.execute(live).fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM queue_messages").fetchone()[0] == 1  # the newest
     conn.close()
 
 
@@ -127,4 +134,39 @@ def test_acked_rows_are_deleted_by_the_next_claim_and_on_close(db_path: Path) ->
         assert third is not None
         assert rows() == 1
         q.ack(third)
-    assert rows() == 1  # closed: the last one became the tombstone that keeps its id
+    assert rows() == 1  # closed: the newest stays, acked, and keeps its id from reuse
+
+
+def test_ids_are_never_reused_whichever_way_the_newest_message_goes(db_path: Path) -> None:
+    """No statement deletes the row with the highest id: ack, ack_many, a late ack after the
+    lease expired, purge and purge of dead letters all leave it (unseen) in place."""
+
+    def newest_goes(q: Queue, how: str) -> None:
+        if how == "purge":
+            q.purge()
+            return
+        if how == "purge dead":
+            message = q.get(timeout=0)
+            assert message is not None
+            q.bury(message, "no")
+            assert q.purge(dead_only=True) == 1
+            return
+        message = q.get(timeout=0, lease=0.01 if how == "late ack" else 30)
+        assert message is not None
+        if how == "late ack":
+            time.sleep(0.02)  # the lease expired, nobody claimed it since
+            q.ack(message)
+        elif how == "ack_many":
+            q.ack_many([message])
+        else:
+            q.ack(message)
+
+    with Queue(db_path) as q:
+        last = 0
+        for how in ("ack", "ack_many", "late ack", "purge", "purge dead", "ack"):
+            new = q.put(b"x")
+            assert new > last, how
+            newest_goes(q, how)
+            assert q.stats().pending == 0 and q.queue_names() == [], how
+            last = new
+        assert q.put(b"y") > last

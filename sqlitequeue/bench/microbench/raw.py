@@ -9,10 +9,9 @@ the library's.
 
 * Queue: put, claim (``UPDATE ... RETURNING``) and ack are one autocommit statement each;
   an ack marks the row acked and remembers its id; at most every ``QUEUE_SETTLE_INTERVAL`` a
-  claim first deletes the acked rows, promotes due rows and sweeps tombstones in one
-  ``BEGIN IMMEDIATE`` transaction; put_many and ack_many are one ``BEGIN IMMEDIATE``
-  transaction each; at FULL, claims and acks commit at NORMAL like the library's (see
-  ``Database._set_sync``).
+  claim first deletes the acked rows and promotes due rows in one ``BEGIN IMMEDIATE``
+  transaction; put_many and ack_many are one ``BEGIN IMMEDIATE`` transaction each; at FULL,
+  claims and acks commit at NORMAL like the library's (see ``Database._set_sync``).
 * Stream: append = ``BEGIN IMMEDIATE``, read the partition's tail, insert, ``COMMIT``; poll =
   one read transaction with the range fetch; commit = one autocommit owner-guarded offset
   update, as the library's consumer does for a single partition (no membership rows).
@@ -159,7 +158,7 @@ class _RawQueueConsumer(Consumer):
 
     def _claim(self, count: int) -> list[Received]:
         """Like Queue._claim: one autocommit UPDATE ... RETURNING; at most every
-        QUEUE_SETTLE_INTERVAL, delete acked rows, promote due rows and sweep tombstones
+        QUEUE_SETTLE_INTERVAL, delete acked rows and promote due rows
         first, in one transaction."""
         backend = self._backend
         now = boottime() + backend.clock_offset  # the file clock, as Database.now()
@@ -179,7 +178,6 @@ class _RawQueueConsumer(Consumer):
                     conn.execute(QUEUE_SQL.forget_acked, ("[" + ",".join(map(str, acked)) + "]",))
                 conn.execute(QUEUE_SQL.drop_acked, (self._topic, now))
                 conn.execute(QUEUE_SQL.promote, (self._topic, now, backend.MAX_ATTEMPTS))
-                conn.execute(QUEUE_SQL.sweep_tombstones)
                 rows = conn.execute(claim, params).fetchall()
         else:
             conn = backend.conn
@@ -218,8 +216,13 @@ class _RawQueueConsumer(Consumer):
         with immediate(conn):
             for token, ids in pending:
                 id_list = "[" + ",".join(map(str, ids)) + "]"
-                if len(conn.execute(QUEUE_SQL.ack_many, (id_list, token)).fetchall()) != len(ids):
+                rows = conn.execute(QUEUE_SQL.ack_many, (id_list, token)).fetchall()
+                if len(rows) != len(ids):  # the highest id is kept as an acked row
+                    rows += conn.execute(QUEUE_SQL.ack_many_top, (id_list, token)).fetchall()
+                if len(rows) != len(ids):
                     self.lost_commits += 1
+            now = boottime() + self._backend.clock_offset
+            conn.execute(QUEUE_SQL.drop_acked, (self._topic, now))
 
 
 # -- the stream --------------------------------------------------------------------------
