@@ -54,10 +54,12 @@ def kafka_bootstrap(kafka_session_broker: KafkaBroker) -> str:
     return kafka_session_broker.bootstrap_servers
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_managed_bootstrap() -> Iterator[str]:
-    """A managed-shaped cluster for the session: 3 local brokers across emulated zones
-    (RF 3, min.insync.replicas=2, every hop behind Toxiproxy with the cross-az profile)."""
+    """A managed-shaped cluster for one test module: 3 local brokers across emulated zones
+    (RF 3, min.insync.replicas=2, every hop behind Toxiproxy with the cross-az profile).
+    Module-scoped: its three JVMs are stopped when the module ends, not left to slow the
+    rest of the session on 2 cores."""
     from sqlitequeue.bench.errors import BenchError
     from sqlitequeue.bench.kafka.broker import LocalKafka
     from sqlitequeue.bench.network.profiles import load_network
