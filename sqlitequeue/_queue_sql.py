@@ -74,11 +74,13 @@ CLAIM = (
     "ORDER BY rank, id LIMIT ?4) "
     "RETURNING id, payload, key, priority, attempts, enqueued_at, last_error"
 )
-#: Cheap read-only look: is anything ready, and when does the next leased or delayed row fall
-#: due? (Two seeks: min() over both states at once would scan them.)
+#: Cheap read-only look: is anything ready, and when does the next lease or delayed row fall
+#: due? (One seek per state: min() over both states at once would scan them. Acked rows
+#: are skipped: one is always kept, and a blocked get would spin on it once "due".)
 PROBE = (
     "SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = ?1 AND state = 0), "
-    "(SELECT min(rank) FROM queue_messages WHERE queue = ?1 AND state = 1), "
+    "(SELECT rank FROM queue_messages WHERE queue = ?1 AND state = 1 "
+    "AND lease_token NOT NULL ORDER BY rank LIMIT 1), "  # acked rows never fall due
     "(SELECT min(rank) FROM queue_messages WHERE queue = ?1 AND state = 2)"
 )
 #: Ack a leased message: the row stays (acked) until FORGET_ACKED or DROP_ACKED deletes it.

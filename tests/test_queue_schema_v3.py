@@ -170,3 +170,22 @@ def test_ids_are_never_reused_whichever_way_the_newest_message_goes(db_path: Pat
             assert q.stats().pending == 0 and q.queue_names() == [], how
             last = new
         assert q.put(b"y") > last
+
+
+@pytest.mark.parametrize("how", ["ack", "ack_many", "late ack"])
+def test_a_blocked_get_sleeps_beside_the_acked_row_that_keeps_the_newest_id(
+    db_path: Path, how: str
+) -> None:
+    """The newest message's acked row is kept (its id is the highest); it never falls due,
+    so a get blocked on the empty queue waits instead of spinning."""
+    with Queue(db_path, lease=0.05) as q:
+        q.put(b"x")
+        message = q.get(timeout=0)
+        assert message is not None
+        if how == "late ack":
+            time.sleep(0.1)
+        q.ack_many([message]) if how == "ack_many" else q.ack(message)
+        time.sleep(0.1)  # the kept row's lease (had it been one) is over
+        cpu = time.process_time()
+        assert q.get(timeout=0.5) is None
+        assert time.process_time() - cpu < 0.25  # a spinning wait burns the whole 0.5 s
