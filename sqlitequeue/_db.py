@@ -61,7 +61,7 @@ DURABILITY = {
     "off": "OFF",  # no fsync: survives process crash; power loss may corrupt the file.
 }
 
-#: First wait before retrying a statement that found the file locked (doubled per retry,
+#: First wait before retrying a statement that found the file locked (then longer per retry,
 #: jittered, at most 50 ms): a write lock is held for tens of microseconds.
 FIRST_RETRY_DELAY = 0.00005
 
@@ -76,9 +76,11 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 def _back_off(delay: float) -> float:
     """Sleep about ``delay`` seconds (jittered, so waiting processes spread out) and return
-    the next delay: doubled, at most 50 ms."""
+    the next delay: four times longer below 1 ms (a lock still held after a short wait is
+    contended: retrying fast then only burns the CPU its holder needs), doubled above, at
+    most 50 ms."""
     time.sleep(delay * (0.5 + random.random()))
-    return min(delay * 2, 0.05)
+    return min(delay * (4 if delay < 0.001 else 2), 0.05)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
