@@ -498,6 +498,21 @@ def _peer_lines(tables: list[QueueTable], peer: str) -> list[str]:
     return lines
 
 
+def _group_commit_lines(tables: list[QueueTable]) -> list[str]:
+    """The group-commit table in one bullet: ours from 8 threads and from one, the ratio."""
+    lines = []
+    for t in tables:
+        if not any(r["label"].endswith("thread") for r in t.rows):  # "..., 1 thread"
+            continue
+        many, one = t.rows[0], t.rows[-1]
+        lines.append(
+            f"* **group commit** ({t.title}, FULL): {many['msgs/s']} msgs/s ({many['label']}) vs "
+            f"{one['msgs/s']} ({one['label']}): {_ratio(one, 'ours/this')}"
+            + (f"; {_verdict(one)}" if one["mark"] else "")
+        )
+    return lines
+
+
 def queue_bench_reading(root: Path = RESULTS) -> str:
     """What the reference ``bench queue`` run says: ratios, latencies, stream rates, targets."""
     text = (root / "reference-queue.txt").read_text()
@@ -522,11 +537,15 @@ def queue_bench_reading(root: Path = RESULTS) -> str:
         f"* **ours / raw loop** (target >= 0.6): from {low[1]} ({low[2]}) to {high[1]} "
         f"({high[2]}); {failed} of {len(raw)} below the target.",
     ]
+    lines.append("* **ours / minimal design** (the least a correct SQLite queue needs):")
+    lines += _peer_lines(tables, "minimal design")
+    lines += _group_commit_lines(tables)
     peers = dict.fromkeys(
         r["label"]
         for t in tables
         for r in t.rows
-        if r["label"] not in ("sqlitequeue", "raw sqlite3 loop") and r["ours/this"]
+        if not r["label"].startswith(("sqlitequeue", "raw sqlite3 loop", "minimal design"))
+        and r["ours/this"]
     )
     for peer in peers:
         sync = next(r["sync"] for t in tables for r in t.rows if r["label"] == peer)
