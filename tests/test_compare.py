@@ -14,6 +14,7 @@ from sqlitequeue.bench.backends.base import Producer
 from sqlitequeue.bench.backends.memory import MemoryBackend
 from sqlitequeue.bench.compare import harness
 from sqlitequeue.bench.compare.repeats import combine, spread
+from sqlitequeue.bench.report import workloads as workload_report
 from sqlitequeue.bench.results import load
 from sqlitequeue.bench.runner import RunResult
 from sqlitequeue.cli import main
@@ -168,10 +169,19 @@ def test_the_self_check_verifies_the_search_top_and_a_search_at_it_names_the_har
         "producerMaxRate: 2000\nrampStepSeconds: 2\np99TargetMs: 50\n"
         "testDurationSeconds: 12\nwarmupDurationSeconds: 1\n"
     )
+    finished: list[compare.RunProgress] = []
     folder = compare.run_compare(
-        backends=["memory"], workloads=[str(low_top)], out=tmp_path / "r", repeats=1
+        backends=["memory"],
+        workloads=[str(low_top)],
+        out=tmp_path / "r",
+        repeats=1,
+        on_run=finished.append,
     )
     out = capsys.readouterr().out
+    assert [(p.done, p.total, p.backend, p.status) for p in finished] == [(1, 1, "memory", "ok")]
+    assert "max sustainable" in finished[0].line  # the line a progress bar can show
+    rates = workload_report.max_rate_table(load(folder)).set_index("backend")
+    assert rates.loc["memory", "search ended"] == "harness ceiling"
     meta = load(folder).meta
     check = meta["selfcheck"]
     assert check["ok"] and check["verified_ceiling"] == 2000

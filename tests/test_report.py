@@ -358,3 +358,54 @@ def test_unknown_names_get_a_did_you_mean(call: str, wrong: str, suggestion: str
     with pytest.raises(BenchError) as caught:
         calls[call]()
     assert "did you mean" in str(caught.value) and suggestion in str(caught.value)
+
+
+# -- the max-rate search: only a converged search's figure is a capacity --------------------
+
+
+def _search(passing: float, **more: float) -> dict[str, float]:
+    return {
+        "max_sustainable_rate": passing,
+        "max_rate_top": 100_000.0,
+        "max_rate_resolution": 0.1,
+        "max_rate_harness_limited": 0.0,
+        **more,
+    }
+
+
+def test_how_a_search_ended_is_read_from_its_scalars_and_notes() -> None:
+    from sqlitequeue.bench.report.capacity import SearchOutcome, search_outcome
+
+    converged = _search(9000.0, max_rate_failed=9500.0, max_rate_gap=9500 / 9000 - 1)
+    assert search_outcome(converged) is SearchOutcome.CONVERGED
+    assert search_outcome(_search(8000.0)) is SearchOutcome.BUDGET  # nothing failed yet
+    wide = _search(8000.0, max_rate_failed=16000.0, max_rate_gap=1.0)
+    assert search_outcome(wide) is SearchOutcome.BUDGET
+    assert search_outcome(wide, "a failed step's backlog did not drain") is SearchOutcome.BACKLOG
+    ceiling = _search(100_000.0, max_rate_harness_limited=1.0)
+    assert search_outcome(ceiling) is SearchOutcome.CEILING
+    assert search_outcome({"max_sustainable_rate": 5000.0}) is None  # an older run: unknown
+
+
+def test_a_search_the_budget_ended_is_labelled_a_lower_bound_not_a_capacity(
+    tmp_path: Path,
+) -> None:
+    folder = make_results(tmp_path)
+    with open(folder / "metrics.csv", "a") as f:  # kafka's search ran out of time
+        for metric, value in _search(8000.0, max_rate_failed=16000.0, max_rate_gap=1.0).items():
+            if metric != "max_sustainable_rate":
+                f.write(f"fixture,kafka-confluent,max-rate-1kb,{metric},,{value}\n")
+        sqlite = _search(3000.0, max_rate_failed=3200.0, max_rate_gap=3200 / 3000 - 1)
+        for metric, value in sqlite.items():
+            if metric != "max_sustainable_rate":
+                f.write(f"fixture,sqlite-queue,max-rate-1kb,{metric},,{value}\n")
+    res = load(folder)
+    rates = workload_report.max_rate_table(res).set_index("backend")
+    assert rates.loc["kafka-confluent", "search ended"] == "budget ended before convergence"
+    assert rates.loc["sqlite-queue", "search ended"] == "converged"
+    text = " ".join(workload_report.reading(res))
+    assert "kafka-confluent at least 8,000 msg/s (budget ended before convergence" in text
+    assert "sqlite-queue 3,000 msg/s" in text
+    assert "sustained at least 2.7x the rate of sqlite-queue" in text
+    page = html.unescape(write_page(folder).read_text())
+    assert "budget ended before convergence" in page

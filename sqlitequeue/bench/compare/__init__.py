@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlitequeue.bench.compare.harness import (
     CEILING_SECONDS,
@@ -58,6 +58,24 @@ KAFKA_WARMUP_SECONDS = 3.0
 
 Printer = Callable[[str], None]
 
+
+class RunProgress(NamedTuple):
+    """One backend x workload run finished (``on_run``'s argument, for a progress bar).
+
+    ``done`` of ``total`` runs are over (a backend that cannot serve a workload counts
+    its remaining repeats as done); ``status`` is ``"ok"``, ``"failed"`` or ``"skipped"``;
+    ``line`` is the one-line summary the printer got (empty for a failure or a skip).
+    """
+
+    done: int
+    total: int
+    backend: str
+    workload: str
+    repeat: int
+    status: str
+    line: str = ""
+
+
 __all__ = [
     "CEILING_SECONDS",
     "DEFAULT_BACKENDS",
@@ -65,6 +83,7 @@ __all__ = [
     "SELFCHECK_FACTOR",
     "SELFCHECK_SECONDS",
     "SUITES",
+    "RunProgress",
     "SelfCheck",
     "failed_runs",
     "run_compare",
@@ -113,6 +132,7 @@ def run_compare(
     repeats: int | None = None,
     team: str | os.PathLike[str] | None = None,
     printer: Printer = _print,
+    on_run: Callable[[RunProgress], None] | None = None,
 ) -> Path:
     """Run the suite against the backends, write the report; return the results folder.
 
@@ -133,7 +153,9 @@ def run_compare(
     ``NAME@NETWORK`` names its own. ``suite_name`` picks a suite of :data:`SUITES` (default:
     ``quick`` or ``default``), with its own backends when :data:`SUITE_BACKENDS` lists them.
     ``team`` is the team profile (YAML) the report's verdict is for (default: the report's,
-    the seed article's team).
+    the seed article's team). ``on_run`` is called with a :class:`RunProgress` after each
+    backend x workload run (e.g. to move a progress bar; ``progress=False`` silences the
+    per-run bars).
     Raises BenchError for an unknown backend or workload, ProfileError for a bad ``team``
     (both before anything runs), BenchError when no backend can run or every run failed.
     """
@@ -163,6 +185,7 @@ def run_compare(
     )
     logs = RunLogs(writer.dir)
     runs = _Runs(writer, kafka, chosen_profiles, progress, printer, logs, repeats)
+    runs.on_run, runs.total = on_run, len(suite) * len(names) * repeats
     try:
         with writer:
             _record_setup(writer, suite, names, kafka, notes, suite_name)
@@ -308,6 +331,10 @@ class _Runs:
     #: (backend, workload) -> repeat -> that repeat's scalars
     per_run: dict[tuple[str, str], dict[int, dict[str, float]]] = field(default_factory=dict)
     ran: int = 0
+    on_run: Callable[[RunProgress], None] | None = None
+    total: int = 0
+    done: int = 0
+    last_line: str = ""
 
     def run_all(self, suite: list[Workload], names: list[str]) -> None:
         """Run each workload ``repeats`` times, backends taking turns; record the results."""
@@ -323,14 +350,29 @@ class _Runs:
                     outcome = self.run_one(workload, name, repeat)
                     if outcome is _SKIPPED:
                         skipped.add(name)
+                        self._tick(name, workload.name, repeat, "skipped", repeats_left=True)
                     elif outcome is not None:
                         done[name].append((repeat, outcome))
+                        self._tick(name, workload.name, repeat, "ok")
+                    else:
+                        self._tick(name, workload.name, repeat, "failed")
             for name, results in done.items():
                 if results:
                     representative, result = combine(results)
                     write_result(self.writer, result)
                     key = f"{name} / {workload.name}"
                     self.writer.metadata(representative_repeat={key: representative})
+
+    def _tick(
+        self, name: str, workload: str, repeat: int, status: str, repeats_left: bool = False
+    ) -> None:
+        """Count one finished run (or, for a skip, the repeats left) and tell ``on_run``."""
+        self.done += self.repeats - repeat + 1 if repeats_left else 1
+        line, self.last_line = (self.last_line if status == "ok" else ""), ""
+        if self.on_run is not None:
+            self.on_run(
+                RunProgress(self.done, self.total, name, workload, repeat, status, line.strip())
+            )
 
     def harness_limited(self) -> dict[str, dict[str, float]]:
         """``"BACKEND / WORKLOAD"`` -> ``top`` and ``repeats`` for each max-rate search that
@@ -409,7 +451,8 @@ class _Runs:
         self.writer.table("repeats", repeat_rows(repeat or 1, result))
         self.per_run.setdefault((name, workload.name), {})[repeat or 1] = dict(result.scalars)
         self.ran += 1
-        self.printer(_one_line(result, time.monotonic() - started, what))
+        self.last_line = _one_line(result, time.monotonic() - started, what)
+        self.printer(self.last_line)
         return result
 
     def _spec(self, name: str, broker: Any, log: Path) -> Any:

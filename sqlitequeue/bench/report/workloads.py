@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlitequeue.bench.report.capacity import search_outcomes
+from sqlitequeue.bench.report.formatting import format_number
 from sqlitequeue.bench.results import Results, load
 
 if TYPE_CHECKING:
@@ -117,14 +119,19 @@ def max_rate_table(res: Results, target_ms: float | None = None) -> pd.DataFrame
     """Return per backend the maximum sustainable rate with e2e p99 within ``target_ms``.
 
     Columns: ``backend``, ``p99 target ms``, ``searched max msg/s`` (from workloads with
-    ``producerRate: 0``; NaN when none ran), ``highest suite rate met`` (the highest mean
-    target rate among fixed-rate workloads whose p99 met the target with nothing lost and
-    the consume rate within 5 % of the target; NaN when none did).
+    ``producerRate: 0``, the median over repeats; NaN when none ran), ``spread msg/s``
+    (min-max over the repeats, when the run repeated), ``search ended`` (how the search
+    ended, see :mod:`~sqlitequeue.bench.report.capacity`: only a *converged* search's
+    figure is the backend's maximum; when the run recorded it), ``highest suite rate
+    met`` (the highest mean target rate among fixed-rate workloads whose p99 met the
+    target with nothing lost and the consume rate within 5 % of the target; NaN when none
+    did).
     """
     import pandas as pd
 
     target = p99_target(res) if target_ms is None else target_ms
     scalars = res.scalars().reset_index()
+    searches = {c.backend: c for c in sorted(search_outcomes(res), key=lambda c: c.median)}
     rows = []
     for backend in _run_order(res)["backends"]:
         mine = scalars[scalars.backend == backend]
@@ -135,15 +142,23 @@ def max_rate_table(res: Results, target_ms: float | None = None) -> pd.DataFrame
             & (fixed.get("lost", 0) == 0)
             & (fixed["consume_rate_mean"] >= 0.95 * fixed["target_rate"])
         ]
+        search = searches.get(backend)
         rows.append(
             {
                 "backend": backend,
                 "p99 target ms": target,
                 "searched max msg/s": searched.max() if len(searched) else math.nan,
+                "spread msg/s": search.spread if search else "-",
+                "search ended": search.ended if search else "",
                 "highest suite rate met": met.target_rate.max() if len(met) else math.nan,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty and (table["spread msg/s"] == "-").all():
+        table = table.drop(columns=["spread msg/s"])
+    if not table.empty and (table["search ended"] == "").all():
+        table = table.drop(columns=["search ended"])
+    return table
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -155,23 +170,6 @@ def format_table(df: pd.DataFrame) -> str:
         if shown[col].dtype.kind == "f":
             shown[col] = shown[col].map(_fmt)
     return str(shown.to_string(index=False))
-
-
-def format_number(value: Any) -> str:
-    """A number rounded for reading: "6,931", "12.3", "2.57"; "-" when missing or NaN."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):  # None, pandas.NA, text
-        return "-" if value is None or str(value) == "<NA>" else str(value)
-    if math.isnan(value):
-        return "-"
-    if value.is_integer() and abs(value) < 1e15:
-        return f"{value:,.0f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
 
 
 _fmt = format_number
@@ -261,8 +259,12 @@ def _rate_reading(res: Results) -> list[str]:
         return []
     target = p99_target(res)
     top = searched.loc[searched["searched max msg/s"].idxmax()]
+    searches = {c.backend: c for c in sorted(search_outcomes(res), key=lambda c: c.median)}
     parts = ", ".join(
-        f"{r['backend']} {_fmt(r['searched max msg/s'])} msg/s" for _, r in searched.iterrows()
+        f"{r['backend']} {searches[r['backend']].describe()}"
+        if r["backend"] in searches
+        else f"{r['backend']} {_fmt(r['searched max msg/s'])} msg/s"
+        for _, r in searched.iterrows()
     )
     lines = [f"Highest rate sustained with p99 <= {target:g} ms: {parts}."]
     steps = res.tables.get("rate_steps")
@@ -286,9 +288,13 @@ def _rate_reading(res: Results) -> list[str]:
                 "not the backend, may be the limit."
             )
     low = searched.loc[searched["searched max msg/s"].idxmin()]
+    low_search, top_search = searches.get(low.backend), searches.get(top.backend)
+    if low_search is not None and not low_search.converged:
+        return lines  # a lower bound below: no ratio to state
     if low["searched max msg/s"] > 0 and top.backend != low.backend:
         ratio = top["searched max msg/s"] / low["searched max msg/s"]
-        lines.append(f"{top.backend} sustained {ratio:.1f}x the rate of {low.backend}.")
+        bound = "at least " if top_search is not None and not top_search.converged else ""
+        lines.append(f"{top.backend} sustained {bound}{ratio:.1f}x the rate of {low.backend}.")
     return lines
 
 
