@@ -165,7 +165,55 @@ ALTER TABLE queue_messages_v3 RENAME TO queue_messages;
 CREATE INDEX queue_order ON queue_messages (queue, state DESC, rank, id);
 """
 
-MIGRATIONS: list[str] = [QUEUE_TABLES + STREAM_TABLES, CLOCK_TABLE, QUEUE_TABLE_V3]
+#: Version 4: a stream row may hold a whole Kafka record batch (written by ``sqlitequeue
+#: serve``, see :mod:`sqlitequeue._stream_batch`). ``records`` is NULL for a row of one
+#: record (key, headers, payload as before); for a batch row it is the number of records,
+#: the payload is the batch (record format v2, uncompressed), and the row holds offsets
+#: ``id - (pid << 47)`` to that + records - 1. ``ts`` stays the append time (it never
+#: decreases within a partition); the records' own timestamps are inside the batch. A
+#: producer's batch is stored as it came, so producing costs one row per batch, not per
+#: record. ``records`` sits before ``payload`` so that reading it never follows an
+#: overflow chain, hence the rebuild instead of ADD COLUMN.
+STREAM_BATCHES_V4 = """
+DROP VIEW stream_partition_state;
+DROP VIEW stream_records_view;
+CREATE TABLE stream_records_v4 (
+    id        INTEGER PRIMARY KEY,  -- pid << 47 | offset of the row's first record
+    ts        REAL    NOT NULL,     -- append time: never decreases within a partition
+    cum_bytes INTEGER NOT NULL,     -- bytes appended up to and including this row
+    records   INTEGER,              -- NULL: one record; n: payload is a batch of n records
+    key       BLOB,
+    headers   BLOB,
+    payload   BLOB    NOT NULL
+);
+INSERT INTO stream_records_v4 (id, ts, cum_bytes, key, headers, payload)
+SELECT id, ts, cum_bytes, key, headers, payload FROM stream_records;
+DROP TABLE stream_records;
+ALTER TABLE stream_records_v4 RENAME TO stream_records;
+CREATE VIEW stream_partition_state AS
+    SELECT p.pid, p.topic_id, p.partition, p.log_start,
+           coalesce(r.id - (p.pid << 47) + coalesce(r.records, 1), p.log_start) AS next_offset,
+           coalesce(r.ts, p.start_ts) AS last_ts,
+           p.start_bytes,
+           coalesce(r.cum_bytes, p.start_bytes) AS end_bytes
+    FROM stream_partitions p
+    LEFT JOIN stream_records r ON r.id = (
+        SELECT max(id) FROM stream_records
+        WHERE id >= (p.pid << 47) AND id < ((p.pid + 1) << 47));
+CREATE VIEW stream_records_view AS
+    SELECT t.name AS topic, p.partition, r.id - (p.pid << 47) AS offset, r.records, r.ts,
+           r.key, r.headers, r.payload
+    FROM stream_records r
+    JOIN stream_partitions p ON p.pid = r.id >> 47
+    JOIN stream_topics t ON t.id = p.topic_id;
+"""
+
+MIGRATIONS: list[str] = [
+    QUEUE_TABLES + STREAM_TABLES,
+    CLOCK_TABLE,
+    QUEUE_TABLE_V3,
+    STREAM_BATCHES_V4,
+]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

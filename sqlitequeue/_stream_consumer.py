@@ -375,16 +375,17 @@ class Consumer:
             for partition in owned[first:] + owned[:first]:
                 position = self._positions[partition]
                 base = self._bases[partition]
+                want = max_records - len(records)
                 rows = conn.execute(
-                    log.FETCH,
-                    (base + position, base + log.OFFSET_LIMIT, max_records - len(records)),
+                    log.FETCH, (base, base + position, base + log.OFFSET_LIMIT, want)
                 ).fetchall()
-                if not rows:
+                got = records_from_rows(self.topic, partition, base, rows, position, want)
+                if not got:
                     continue
-                if rows[0][0] - base != position:
-                    self._reset(partition, position, rows[0][0] - base)
-                records += records_from_rows(self.topic, partition, base, rows)
-                self._positions[partition] = rows[-1][0] - base + 1
+                if got[0].offset != position:
+                    self._reset(partition, position, got[0].offset)
+                records += got
+                self._positions[partition] = got[-1].offset + 1
                 if len(records) >= max_records:
                     break
         return records

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
+from sqlitequeue.errors import StreamError
+
 #: Bits of a record id that hold the offset; the partition's global id sits above them.
 SHIFT = 47
 #: Offsets of a partition lie in [0, OFFSET_LIMIT).
@@ -21,17 +23,25 @@ PID_LIMIT = 1 << (63 - SHIFT)
 RETENTION_CHUNK = 20_000
 
 TAIL = (
-    "SELECT id, ts, cum_bytes FROM stream_records"
+    "SELECT id, ts, cum_bytes, records FROM stream_records"
     " WHERE id = (SELECT max(id) FROM stream_records WHERE id >= ? AND id < ?)"
 )
 INSERT = (
     "INSERT INTO stream_records (id, ts, cum_bytes, key, headers, payload)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-FETCH = (
-    "SELECT id, ts, key, headers, payload FROM stream_records"
-    " WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
+INSERT_BATCH = (
+    "INSERT INTO stream_records (id, ts, cum_bytes, records, payload) VALUES (?, ?, ?, ?, ?)"
 )
+#: Rows from the one holding offset ?2 (a batch row may start before it) up to id ?3.
+#: Parameters: partition base, base + offset, base + OFFSET_LIMIT, row limit.
+FETCH = (
+    "SELECT id, ts, records, key, headers, payload FROM stream_records"
+    " WHERE id >= coalesce((SELECT max(id) FROM stream_records WHERE id >= ?1 AND id <= ?2), ?2)"
+    " AND id < ?3 ORDER BY id LIMIT ?4"
+)
+#: The row holding an offset: parameters base, base + offset.
+ROW_AT = "SELECT {} FROM stream_records WHERE id >= ? AND id <= ? ORDER BY id DESC LIMIT 1"
 PARTITION_STATE = (
     "SELECT partition, pid, log_start, next_offset FROM stream_partition_state"
     " WHERE topic_id = ? ORDER BY partition"
@@ -95,11 +105,28 @@ def tail(conn: sqlite3.Connection, pid: int) -> tuple[int, float, int]:
     base = pid << SHIFT
     row = conn.execute(TAIL, (base, base + OFFSET_LIMIT)).fetchone()
     if row is not None:
-        return row[0] - base + 1, row[1], row[2]
+        return row[0] - base + (row[3] or 1), row[1], row[2]
     row = conn.execute(
         "SELECT log_start, start_ts, start_bytes FROM stream_partitions WHERE pid = ?", (pid,)
     ).fetchone()
     return int(row[0]), float(row[1]), int(row[2])
+
+
+def append_batch(conn: sqlite3.Connection, pid: int, batch: bytes, count: int, now: float) -> int:
+    """Store a Kafka record batch of ``count`` records as one row at the end of ``pid``.
+
+    ``batch`` must be an uncompressed v2 batch (see :mod:`sqlitequeue._stream_batch`); its
+    base offset is rewritten to the offset it gets, which is returned. Raises StreamError
+    when the partition's offsets are used up.
+    """
+    end, last_ts, cum = tail(conn, pid)
+    if end + count >= OFFSET_LIMIT:
+        raise StreamError(f"partition {pid} has used all {OFFSET_LIMIT} offsets")
+    stored = end.to_bytes(8, "big") + batch[8:]
+    conn.execute(
+        INSERT_BATCH, ((pid << SHIFT) + end, max(now, last_ts), cum + len(batch), count, stored)
+    )
+    return end
 
 
 def partition_bounds(conn: sqlite3.Connection, pid: int) -> tuple[int, int]:
@@ -114,14 +141,15 @@ def first_offset_at_least(
     """Smallest offset in [lo, hi) whose ``column`` is >= ``value``, or ``hi`` if none.
 
     ``column`` must never decrease with the offset (``ts`` and ``cum_bytes`` do not), and
-    every offset in [lo, hi) must exist (the partition's retained range). Binary search
-    with point reads: O(log n) rows touched, nothing loaded in bulk.
+    every offset in [lo, hi) must exist (the partition's retained range). An offset inside
+    a batch row has that row's value, so the answer is ``lo`` or the start of a row.
+    Binary search with point reads: O(log n) rows touched, nothing loaded in bulk.
     """
-    sql = f"SELECT {column} FROM stream_records WHERE id = ?"
+    sql = ROW_AT.format(column)
     base = pid << SHIFT
     while lo < hi:
         mid = (lo + hi) // 2
-        row = conn.execute(sql, (base + mid,)).fetchone()
+        row = conn.execute(sql, (base, base + mid)).fetchone()
         if row is None or row[0] >= value:
             hi = mid
         else:
@@ -159,11 +187,13 @@ def retention_step(
         last = first_offset_at_least(conn, pid, start, end, "cum_bytes", end_bytes - max_bytes)
         cut = max(cut, last + 1)
     cut = min(cut, start + RETENTION_CHUNK, end)
+    base = pid << SHIFT
+    if start < cut < end:  # never split a batch row: keep the whole row holding ``cut``
+        cut = max(start, conn.execute(ROW_AT.format("id"), (base, base + cut)).fetchone()[0] - base)
     if cut <= start:
         return start, start
-    base = pid << SHIFT
     new_start_ts, new_start_bytes = conn.execute(
-        "SELECT ts, cum_bytes FROM stream_records WHERE id = ?", (base + cut - 1,)
+        ROW_AT.format("ts, cum_bytes"), (base, base + cut - 1)
     ).fetchone()
     conn.execute("DELETE FROM stream_records WHERE id >= ? AND id < ?", (base + start, base + cut))
     conn.execute(

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from sqlitequeue import _stream_codec as codec
 from sqlitequeue._checks import check_text
+from sqlitequeue._stream_batch import decode_batch
 from sqlitequeue.errors import InvalidArgument, OffsetOutOfRange
 
 #: Where a group starts in a partition it has no committed offset for.
@@ -177,10 +178,47 @@ def check_in_range(topic: str, partition: int, offset: int, start: int, end: int
         )
 
 
-def records_from_rows(topic: str, partition: int, base: int, rows: list[Any]) -> list[Record]:
+def records_from_rows(
+    topic: str, partition: int, base: int, rows: list[Any], first: int = 0, limit: int = 0
+) -> list[Record]:
+    """The records of ``rows`` (as :data:`_stream_log.FETCH` returns them) at offsets from
+    ``first`` on, at most ``limit`` of them (0: all). A batch row gives its records, with
+    their producer's timestamps; a null value is read as an empty payload."""
     decode = codec.decode_headers
     empty = codec.NO_HEADERS
+    if all(r[2] is None for r in rows):
+        records = [
+            Record(
+                topic, partition, rid - base, key, payload, empty if h is None else decode(h), ts
+            )
+            for rid, ts, _n, key, h, payload in rows
+            if rid - base >= first
+        ]
+    else:
+        records = []
+        for row in rows:
+            records += _row_records(topic, partition, base, row, first)
+    return records[:limit] if limit else records
+
+
+def _row_records(topic: str, partition: int, base: int, row: Any, first: int) -> list[Record]:
+    rid, ts, count, key, h, payload = row
+    start = rid - base
+    if count is None:
+        if start < first:
+            return []
+        headers = codec.NO_HEADERS if h is None else codec.decode_headers(h)
+        return [Record(topic, partition, start, key, payload, headers, ts)]
     return [
-        Record(topic, partition, rid - base, key, payload, empty if h is None else decode(h), ts)
-        for rid, ts, key, h, payload in rows
+        Record(
+            topic,
+            partition,
+            start + r.position,
+            r.key,
+            r.value or b"",
+            {k: v or b"" for k, v in r.headers} if r.headers else codec.NO_HEADERS,
+            r.timestamp_ms / 1000,
+        )
+        for r in decode_batch(payload)
+        if start + r.position >= first
     ]

@@ -439,12 +439,12 @@ class Stream:
         codec.check_int(offset, "offset")
         codec.check_int(max_records, "max_records", minimum=1)
         base = self._bases[partition]
+        offset = min(offset, log.OFFSET_LIMIT)
         with self._db.read() as conn:
             rows = conn.execute(
-                log.FETCH,
-                (base + min(offset, log.OFFSET_LIMIT), base + log.OFFSET_LIMIT, max_records),
+                log.FETCH, (base, base + offset, base + log.OFFSET_LIMIT, max_records)
             ).fetchall()
-        return records_from_rows(self.topic, partition, base, rows)
+        return records_from_rows(self.topic, partition, base, rows, offset, max_records)
 
     def earliest_offsets(self) -> dict[int, int]:
         """Return partition -> earliest retained offset (the end offset when none is retained)."""
