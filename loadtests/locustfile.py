@@ -91,6 +91,16 @@ class KafkaConfluentUser(BackendUser):
         self.replay_workload()
 
 
+class KafkaManagedUser(BackendUser):
+    """A managed-shaped Kafka (3 brokers across zones, RF 3, acks=all) via confluent-kafka."""
+
+    backend = "kafka-managed"
+
+    @task
+    def replay(self) -> None:
+        self.replay_workload()
+
+
 @events.init_command_line_parser.add_listener
 def add_arguments(parser: Any) -> None:
     """Add the workload arguments (also shown in the web UI)."""
@@ -264,6 +274,7 @@ def _check_user_count(environment: Any, needed: int) -> Any:
 
 __all__ = [
     "KafkaConfluentUser",
+    "KafkaManagedUser",
     "KafkaPythonUser",
     "MemoryUser",
     "SqliteQueueUser",

@@ -147,6 +147,23 @@ def test_one_user_per_process_and_kafka_needs_bootstrap(tmp_path: Path) -> None:
     assert "KAFKA_BOOTSTRAP_SERVERS" in done.stderr
 
 
+def test_kafka_managed_has_its_own_user_and_deployment(tmp_path: Path) -> None:
+    from sqlitequeue.bench.kafka.deployments import KafkaDeployments
+    from sqlitequeue.bench.network.profiles import load_network
+
+    cmd = locust_run.locust_command("kafka-managed", "steady-1kb", run_time=5, csv_prefix=None)
+    assert cmd[-1] == "KafkaManagedUser"
+    done = _locust(cmd[1:], tmp_path)  # the class exists: Locust gets as far as our check
+    assert done.returncode != 0
+    assert "kafka-managed needs KAFKA_BOOTSTRAP_SERVERS" in done.stderr
+    # `bench locust --network NAME` starts the managed cluster over NAME (cross-az by default)
+    for given, expected in (("loopback", "cross-az"), ("cross-region", "cross-region")):
+        deployments = KafkaDeployments(load_network(given), printer=print)
+        found = deployments.deployment_of("kafka-managed")
+        assert found is not None
+        assert (found[0], found[1].name) == ("managed", expected)
+
+
 def test_converter_names_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="does not exist"):
         import_runs([tmp_path / "nothing"], out=tmp_path / "results")

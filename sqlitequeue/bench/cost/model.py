@@ -14,6 +14,8 @@ Rules of the model (see docs/cost-and-decision.md for the long form):
   max partitions per broker), rounded up to a multiple of the availability zones. Per-broker
   ingress is AWS's published heuristic (12.5 MiB/s per m5.large, headroom and replication
   included) or, when given, a measured single-broker rate x CPU headroom / replication factor.
+  The minimum cluster is the shape ``bench compare`` measures as ``kafka-managed`` (one broker
+  per AZ, RF 3, min.insync.replicas=2, acks=all): :func:`managed_shape_note` says so.
 * Litestream uploads one object per sync interval that saw a write: with Poisson arrivals at
   the average rate ``r`` and interval ``s``, ``month / s x (1 - exp(-r s))`` PUTs, plus one per
   snapshot.
@@ -224,6 +226,21 @@ def litestream_puts_per_month(average_rate: float, params: Parameters) -> float:
 # ------------------------------------------------------------------------------ projections
 
 
+def managed_shape_note(sizing: KafkaSizing, params: Parameters, rf: int) -> str:
+    """Where this sizing meets the measured ``kafka-managed`` shape (a sentence for the notes)."""
+    azs = int(params["availability_zones"])
+    shape = (
+        f"one broker per AZ across {azs} AZs, RF {rf}, min.insync.replicas=2, acks=all, "
+        "clients in one AZ"
+    )
+    if sizing.brokers == 3 and azs == 3 and rf == 3:
+        return f"this is the cluster `bench compare` measures as kafka-managed ({shape})"
+    return (
+        f"latency measured on the 3-broker kafka-managed shape ({shape}); "
+        f"{sizing.brokers} brokers spread the same way"
+    )
+
+
 def _client_cross_az(traffic: Traffic, params: Parameters) -> LineItem:
     bytes_in = monthly_bytes_in(traffic, params)
     gb = bytes_in * (1 + traffic.consumer_groups) * float(params["client_cross_az_fraction"]) / GB
@@ -253,6 +270,7 @@ def project_msk(
         f"{sizing.brokers} brokers ({sizing.broker_rule} decides), RF {rf}, "
         f"{sizing.partitions} partitions",
         "replication traffic between MSK brokers is not charged",
+        managed_shape_note(sizing, params, rf),
     ]
     return Projection("msk", items, assumptions, sizing=sizing)
 
@@ -372,6 +390,7 @@ def project_kafka_vms(
         f"{sizing.brokers} brokers ({sizing.broker_rule} decides), RF {rf}, one broker per AZ "
         "slot; KRaft controllers run combined on the brokers",
         "no operator time counted",
+        managed_shape_note(sizing, params, rf),
     ]
     return Projection("kafka-vms", items, assumptions, sizing=sizing)
 

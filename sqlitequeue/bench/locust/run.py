@@ -40,6 +40,7 @@ USER_CLASSES = {
     "sqlite-stream": "SqliteStreamUser",
     "kafka": "KafkaPythonUser",
     "kafka-confluent": "KafkaConfluentUser",
+    "kafka-managed": "KafkaManagedUser",
 }
 
 
