@@ -95,6 +95,19 @@ def create_topic(
     )
 
 
+def delete_topic(conn: sqlite3.Connection, topic: TopicRow) -> None:
+    """Delete a topic with its records, committed offsets and members."""
+    for pid in topic.pids:
+        conn.execute(
+            "DELETE FROM stream_records WHERE id >= ? AND id < ?",
+            (pid << SHIFT, (pid + 1) << SHIFT),
+        )
+        conn.execute("DELETE FROM stream_offsets WHERE pid = ?", (pid,))
+    conn.execute("DELETE FROM stream_members WHERE topic_id = ?", (topic.id,))
+    conn.execute("DELETE FROM stream_partitions WHERE topic_id = ?", (topic.id,))
+    conn.execute("DELETE FROM stream_topics WHERE id = ?", (topic.id,))
+
+
 def topic_names(conn: sqlite3.Connection) -> list[str]:
     """Names of every topic in the file, sorted."""
     return [r[0] for r in conn.execute("SELECT name FROM stream_topics ORDER BY name")]

@@ -35,14 +35,24 @@ WORKBENCH_COMMANDS = {
 }
 WORKBENCH_MODULE = "sqlitequeue.bench.cli"
 
+#: Commands of an extra, imported only when run: name -> (module with COMMAND, help line).
+EXTRA_COMMANDS = {
+    "serve": (
+        "sqlitequeue.gateway.cli",
+        "serve a file over Kafka's wire protocol (needs: pip install 'sqlitequeue[gateway]')",
+    ),
+}
+
 
 def workbench_commands() -> tuple[Command | CommandGroup, ...]:
     """Import the workbench's command declarations (``sqlitequeue.bench.cli.COMMANDS``)."""
     return tuple(importlib.import_module(WORKBENCH_MODULE).COMMANDS)
 
 
-def build_parser(*, workbench: bool = True) -> argparse.ArgumentParser:
-    """Return the argument parser; with ``workbench=False`` its commands are placeholders."""
+def build_parser(*, workbench: bool = True, extra: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser; with ``workbench=False`` its commands are placeholders,
+    and so are the extras' commands except ``extra`` (with ``workbench=True``, every extra
+    that is installed is loaded)."""
     parser = argparse.ArgumentParser(
         prog="sqlitequeue",
         description="Operate sqlitequeue files, and benchmark SQLite against Kafka.",
@@ -58,7 +68,20 @@ def build_parser(*, workbench: bool = True) -> argparse.ArgumentParser:
     else:
         for name, help_text in WORKBENCH_COMMANDS.items():
             subparsers.add_parser(name, help=help_text)
+    for name, (module, help_text) in EXTRA_COMMANDS.items():
+        if name == extra or (workbench and _importable(module)):
+            importlib.import_module(module).COMMAND.register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except QueueError:  # its extra is not installed
+        return False
+    return True
 
 
 def _command_name(argv: Sequence[str]) -> str | None:
@@ -69,7 +92,12 @@ def _command_name(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code (an :class:`ExitCode`)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(workbench=_command_name(argv) in WORKBENCH_COMMANDS)
+    name = _command_name(argv)
+    try:
+        parser = build_parser(workbench=name in WORKBENCH_COMMANDS, extra=name)
+    except QueueError as exc:  # an extra that is not installed
+        print(f"sqlitequeue: error: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

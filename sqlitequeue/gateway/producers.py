@@ -1,0 +1,95 @@
+"""Producer ids and idempotent produce: a retried batch is stored once.
+
+:meth:`Producers.new_id` hands out producer ids that never repeat, across restarts too
+(microseconds of the wall clock, kept increasing). For each (partition, producer) the
+last five batches' sequence ranges and offsets are kept, as Kafka does: a batch equal to
+one of them is a retry, answered with its first offset and not stored again; a batch
+whose first sequence does not follow the last one is refused with
+OUT_OF_ORDER_SEQUENCE_NUMBER. After a restart the state of a partition is rebuilt from
+its newest stored batches (their headers hold producer id, epoch and sequence), so a
+retry that crosses a restart is still recognised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlitequeue._stream_batch import HEADER
+from sqlitequeue.gateway.batches import Batch
+from sqlitequeue.gateway.wire import ErrorCode
+
+#: Batches remembered per producer and partition (Kafka's max.in.flight limit is 5).
+REMEMBERED = 5
+SEQUENCE_MOD = 1 << 31
+
+
+@dataclass
+class _State:
+    epoch: int
+    batches: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=REMEMBERED))
+    # each: (first sequence, last sequence, base offset)
+
+
+def _last_sequence(batch: Batch) -> int:
+    return (batch.base_sequence + batch.count - 1) % SEQUENCE_MOD
+
+
+class Producers:
+    """Idempotence state of every partition the server wrote to since it started."""
+
+    def __init__(self, recent: Callable[[int], list[tuple[int, bytes]]]) -> None:
+        self._recent = recent  # pid -> newest stored batches (see Log.recent_batches)
+        self._states: dict[tuple[int, int], _State] = {}
+        self._loaded: set[int] = set()
+        self._last_id = 0
+
+    def new_id(self) -> int:
+        """A producer id no producer of this file had before."""
+        self._last_id = max(self._last_id + 1, time.time_ns() // 1000)
+        return self._last_id
+
+    def _load(self, pid: int) -> None:
+        if pid in self._loaded:
+            return
+        self._loaded.add(pid)
+        for base, head in reversed(self._recent(pid)):
+            fields = HEADER.unpack_from(head)
+            producer, epoch, first, count = fields[9], fields[10], fields[11], fields[12]
+            if producer < 0 or first < 0:
+                continue
+            state = self._states.setdefault((pid, producer), _State(epoch))
+            state.epoch = epoch
+            state.batches.append((first, (first + count - 1) % SEQUENCE_MOD, base))
+
+    def check(self, pid: int, batch: Batch) -> tuple[int, int | None]:
+        """Before storing: (error code, offset of the stored original if a retry)."""
+        if batch.producer_id < 0 or batch.base_sequence < 0:
+            return ErrorCode.NONE, None
+        self._load(pid)
+        state = self._states.get((pid, batch.producer_id))
+        if state is None or batch.producer_epoch > state.epoch:
+            ok = batch.base_sequence == 0
+            return (ErrorCode.NONE if ok else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER), None
+        if batch.producer_epoch < state.epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH, None
+        last = _last_sequence(batch)
+        for first, stored_last, offset in state.batches:
+            if first == batch.base_sequence and stored_last == last:
+                return ErrorCode.NONE, offset
+        expected = (state.batches[-1][1] + 1) % SEQUENCE_MOD if state.batches else 0
+        if batch.base_sequence != expected:
+            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
+        return ErrorCode.NONE, None
+
+    def stored(self, pid: int, batch: Batch, offset: int) -> None:
+        """After the commit: remember the batch for retries."""
+        if batch.producer_id < 0 or batch.base_sequence < 0:
+            return
+        key = (pid, batch.producer_id)
+        state = self._states.get(key)
+        if state is None or batch.producer_epoch != state.epoch:
+            state = self._states[key] = _State(batch.producer_epoch)
+        state.batches.append((batch.base_sequence, _last_sequence(batch), offset))

@@ -1,0 +1,249 @@
+"""The server: an asyncio TCP listener that answers Kafka requests from one file.
+
+One event loop serves every connection; each connection's requests are answered one at a
+time, in order (as a Kafka broker does). Reads and writes of the file are short
+transactions on the loop's thread; waiting (long-poll fetches, group rebalances) never
+blocks the loop, so a slow or stalled client holds up only its own connection.
+
+Safety: a frame over ``max_request_bytes`` (Kafka's ``socket.request.max.bytes``), a
+malformed frame, or an unsupported API closes that connection only, is logged, and
+writes nothing. :meth:`Server.close` (and SIGTERM or Ctrl-C under ``sqlitequeue serve``)
+stops accepting, lets in-flight requests finish, and closes the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from sqlitequeue.errors import QueueError
+from sqlitequeue.gateway.context import Context
+from sqlitequeue.gateway.dispatch import dispatch
+from sqlitequeue.gateway.producers import Producers
+from sqlitequeue.gateway.storage import Log
+from sqlitequeue.gateway.wire import (
+    FrameError,
+    api_versions_error,
+    decode_request,
+    encode_response,
+    peek,
+)
+
+logger = logging.getLogger("sqlitequeue.gateway")
+
+#: Kafka's socket.request.max.bytes default (100 MiB).
+MAX_REQUEST_BYTES = 104857600
+#: How long close() lets in-flight requests finish before cancelling them (seconds).
+DRAIN_SECONDS = 5.0
+API_VERSIONS = 18
+
+
+def cluster_id_for(path: Path) -> str:
+    """A stable Kafka cluster id for a file (22 base64url characters, like Kafka's)."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Server:
+    """Serve the file at ``path`` over Kafka's wire protocol on ``host``:``port``.
+
+    ``port=0`` picks a free port (see :attr:`bootstrap`). ``auto_create`` creates topics
+    on first use, with ``partitions`` partitions. Use :meth:`start` and :meth:`close`, or
+    ``with Server(...) as server:``; :meth:`run` serves in the calling thread until
+    :meth:`close` (the CLI). Raises QueueError if the file cannot be opened or the
+    address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        auto_create: bool = True,
+        partitions: int = 1,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        self.host = host
+        self.port = port
+        self.auto_create = auto_create
+        self.partitions = partitions
+        self.max_request_bytes = max_request_bytes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value that reaches this server."""
+        return f"{self.host}:{self.port}"
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> Server:
+        """Serve on a background thread; return once the port is bound."""
+        self._thread = threading.Thread(target=self.run, name="sqlitequeue-serve", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def run(self) -> None:
+        """Serve in this thread until :meth:`close` is called."""
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            if self._thread is None or threading.current_thread() is not self._thread:
+                raise
+
+    def close(self) -> None:
+        """Stop accepting, let in-flight requests finish, close the file. Safe to repeat."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        log = Log(self.path, auto_create=self.auto_create, partitions=self.partitions)
+        try:
+            try:
+                listener = await asyncio.start_server(self._connection, self.host, self.port)
+            except OSError as exc:
+                raise QueueError(
+                    f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}; "
+                    "choose another --port (0 picks a free one) or stop what uses it"
+                ) from exc
+            self.port = listener.sockets[0].getsockname()[1]
+            advertised = self.host if self.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
+            self._ctx = Context(
+                log, advertised, self.port, cluster_id_for(self.path), Producers(log.recent_batches)
+            )
+            if not is_loopback(self.host):
+                logger.warning(
+                    "listening on %s: anyone who can reach this address can read and write %s "
+                    "(there is no authentication or TLS)",
+                    self.host,
+                    self.path,
+                )
+            expiry = asyncio.create_task(self._expire_members())
+            self._ready.set()
+            async with listener:
+                await self._stop.wait()
+                self._closing = True
+                listener.close()
+                await self._drain()
+            expiry.cancel()
+        finally:
+            log.close()
+
+    async def _drain(self) -> None:
+        if self._connections:
+            _done, pending = await asyncio.wait(self._connections, timeout=DRAIN_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
+    async def _expire_members(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self._ctx.coordinator.expire()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            await self._serve_connection(reader, writer, peer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the server is closing
+        except Exception:
+            logger.exception("connection from %s: internal error; connection closed", peer)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
+    ) -> None:
+        while not self._closing:
+            size = int.from_bytes(await reader.readexactly(4), "big", signed=True)
+            if not 8 <= size <= self.max_request_bytes:
+                logger.warning(
+                    "connection from %s: request of %d bytes (allowed 8..%d); connection closed",
+                    peer,
+                    size,
+                    self.max_request_bytes,
+                )
+                return
+            frame = await reader.readexactly(size)
+            try:
+                request = decode_request(frame)
+            except FrameError as exc:
+                api_key, _version, correlation_id = peek(frame)
+                if api_key == API_VERSIONS:  # as Kafka: answer with the versions it has
+                    writer.write(api_versions_error(correlation_id))
+                    await writer.drain()
+                    continue
+                logger.warning("connection from %s: %s; connection closed", peer, exc)
+                return
+            response = await dispatch(self._ctx, request)
+            if response is not None:
+                writer.write(encode_response(request, response))
+                await writer.drain()
+
+
+@contextlib.contextmanager
+def serve(
+    path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 0, **options: object
+) -> Iterator[Server]:
+    """Serve ``path`` while the block runs: ``with serve(path) as server: server.bootstrap``.
+
+    ``port`` defaults to 0 (a free port). Other options are :class:`Server`'s.
+    """
+    server = Server(path, host=host, port=port, **options)  # type: ignore[arg-type]
+    with server:
+        yield server

@@ -1,0 +1,152 @@
+"""`sqlitequeue serve` with unchanged Python Kafka clients: kafka-python and confluent-kafka.
+
+One file, two interfaces: what a Kafka client produces, Stream reads with key, value,
+headers and timestamp intact; what Stream appends, Kafka consumers fetch; a Kafka group
+and a Stream group of the same name share committed offsets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer as ConfluentConsumer
+from confluent_kafka import KafkaError
+from confluent_kafka import Producer as ConfluentProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import codec as codecs
+
+from sqlitequeue import Stream
+from sqlitequeue.gateway import Server, serve
+
+
+@pytest.fixture
+def server(db_path: Path) -> Iterator[Server]:
+    with serve(db_path) as running:
+        yield running
+
+
+def consume_confluent(bootstrap: str, topic: str, group: str, count: int) -> list[tuple]:
+    consumer = ConfluentConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[tuple] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            got.append((message.partition(), message.offset(), message.key(), message.value()))
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return got
+
+
+def test_kafka_python_records_are_read_by_stream_with_everything_intact(
+    server: Server, db_path: Path
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=server.bootstrap)
+    sent_ms = int(time.time() * 1000) - 60_000
+    for i in range(20):
+        producer.send(
+            "orders",
+            key=b"k%d" % i,
+            value=b"v%d" % i,
+            headers=[("h", b"%d" % i)],
+            timestamp_ms=sent_ms + i,
+        )
+    producer.flush()
+    producer.close()
+    with Stream(db_path, "orders") as stream:
+        records = stream.read(0, 0)
+    assert [(r.offset, r.key, r.payload) for r in records] == [
+        (i, b"k%d" % i, b"v%d" % i) for i in range(20)
+    ]
+    assert [dict(r.headers) for r in records] == [{"h": b"%d" % i} for i in range(20)]
+    assert [r.timestamp for r in records] == [(sent_ms + i) / 1000 for i in range(20)]
+
+
+def test_stream_appends_are_fetched_by_kafka_python_and_offsets_are_shared(
+    server: Server, db_path: Path
+) -> None:
+    with Stream(db_path, "events", partitions=2) as stream:
+        stream.append_many([b"s%d" % i for i in range(10)], keys=[b"k%d" % i for i in range(10)])
+    consumer = KafkaConsumer(
+        "events",
+        bootstrap_servers=server.bootstrap,
+        group_id="shared",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    got = []
+    for message in consumer:
+        got.append(message)
+        if len(got) == 10:
+            break
+    consumer.commit()
+    consumer.close()
+    assert sorted(m.value for m in got) == sorted(b"s%d" % i for i in range(10))
+    with Stream(db_path, "events") as stream:
+        ends = stream.end_offsets()
+        member = stream.consumer("shared")
+        assert member.committed() == ends  # the Kafka group's commits, seen by Stream
+        assert member.poll(timeout=0.2) == []
+        stream.append(b"after", key=b"k0")
+        (record,) = member.poll(timeout=2)
+        member.commit()
+        member.close()
+    probe = KafkaConsumer(bootstrap_servers=server.bootstrap, group_id="shared")
+    partition = TopicPartition("events", record.partition)
+    assert probe.committed(partition) == record.offset + 1  # Stream's commit, seen by Kafka
+    probe.close()
+
+
+def test_confluent_kafka_produces_and_consumes_through_the_gateway(
+    server: Server, db_path: Path
+) -> None:
+    producer = ConfluentProducer({"bootstrap.servers": server.bootstrap, "linger.ms": 5})
+    for i in range(50):
+        producer.produce("c", key=b"k%d" % (i % 5), value=b"v%d" % i, headers={"n": b"%d" % i})
+    assert producer.flush(10) == 0
+    got = consume_confluent(server.bootstrap, "c", "cg", 50)
+    assert sorted(v for *_, v in got) == sorted(b"v%d" % i for i in range(50))
+    with Stream(db_path, "c") as stream:
+        assert [r.payload for r in stream.read(0, 0, 100)] == [b"v%d" % i for i in range(50)]
+        assert stream.groups()[0].lag == 0
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lz4", "zstd", "snappy"])
+def test_compressed_batches_are_stored_or_refused_with_the_protocols_error(
+    server: Server, db_path: Path, compression: str
+) -> None:
+    """gzip always works; lz4, zstd and snappy when kafka-python finds their package, else
+    the producer gets UNSUPPORTED_COMPRESSION_TYPE and nothing is stored."""
+    available = getattr(codecs, f"has_{compression}")()
+    producer = ConfluentProducer(
+        {"bootstrap.servers": server.bootstrap, "compression.type": compression, "retries": 0}
+    )
+    errors = []
+    for i in range(30):
+        producer.produce(
+            "z", value=b"payload %d " % i * 20, on_delivery=lambda err, _m: errors.append(err)
+        )
+    assert producer.flush(10) == 0
+    with Stream(db_path, "z") as stream:
+        stored = [r.payload for r in stream.read(0, 0, 100)]
+    if available:
+        assert stored == [b"payload %d " % i * 20 for i in range(30)]
+        assert errors == [None] * 30
+    else:
+        assert stored == []
+        assert {e.code() for e in errors} == {KafkaError.UNSUPPORTED_COMPRESSION_TYPE}
