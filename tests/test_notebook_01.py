@@ -41,5 +41,7 @@ def test_the_notebook_runs_a_small_comparison_and_reads_it(tmp_path: Path) -> No
     for name in ("throughput", "latency_cdf", "resources"):
         assert (folder / "report" / f"{name}.png").exists()
     assert "seed-clickstream: lowest end-to-end p99 was" in text
-    assert "SQLite under 1 ms" in text  # the answer, from the run just made
+    assert f"**This run** (`{folder}`)" in text  # the answer, from the run just made
+    assert f"From run `{folder.name}`" in text and "SQLite under 1 ms" in text
+    assert text.index("From run `reference`") < text.index(f"From run `{folder.name}`")
     assert "image/png" in str(nb.cells)  # type: ignore[attr-defined]

@@ -50,6 +50,7 @@ class Capacity(NamedTuple):
     """One backend's max-rate search, over its repeats.
 
     ``median``, ``low`` and ``high`` are ``max_sustainable_rate`` over the ``n`` repeats;
+    ``failed`` the median lowest rate that missed twice in a row (None when none did);
     ``outcomes`` counts how the searches ended (empty for runs that did not record it).
     """
 
@@ -60,6 +61,7 @@ class Capacity(NamedTuple):
     high: float
     n: int
     outcomes: Mapping[SearchOutcome, int]
+    failed: float | None = None
 
     @property
     def converged(self) -> bool:
@@ -85,16 +87,20 @@ class Capacity(NamedTuple):
         return "; ".join(parts)
 
     def describe(self) -> str:
-        """ "at least 9,700 msg/s (budget ended before convergence)" and the like."""
+        """ "at least 9,700 msg/s, below 16,000 (budget ended before convergence)" and the
+        like: the figure, its spread over repeats, and what it is when not the maximum."""
         rate = f"{format_number(self.median)} msg/s"
         spread = f", {self.spread} over {self.n} repeats" if self.n > 1 else ""
+        below = f", below {format_number(self.failed)}" if self.failed else ""
         worst = next((o for o in MEANING if o in self.outcomes and o in NOT_A_MAXIMUM), None)
-        if worst is SearchOutcome.FLOOR and not self.median:
-            return f"none: the p99 target was missed at every rate tried{spread}"
         if worst is SearchOutcome.CEILING:
-            return f"above {rate}{spread} (the harness's ceiling: the harness was the limit)"
+            return f"{rate} or more{spread} (the harness's ceiling was the limit)"
+        if not self.median and self.outcomes:
+            missed = f"{format_number(self.failed)} msg/s missed" if self.failed else ""
+            why = "; ".join(x for x in (missed, str(worst or "")) if x)
+            return "no rate met the target" + (f" ({why})" if why else "")
         if worst is not None:
-            return f"at least {rate}{spread} ({worst}: {MEANING[worst]})"
+            return f"at least {rate}{below}{spread} ({worst})"
         return f"{rate}{spread}"
 
 
@@ -132,9 +138,22 @@ def search_outcomes(res: Results) -> list[Capacity]:
             if outcome is not None:
                 outcomes[outcome] += 1
         ordered = sorted(rates)
-        median = float(_median(ordered))
+        failed = sorted(
+            _number(s["max_rate_failed"])
+            for s in repeats.values()
+            if _present(s.get("max_rate_failed"))
+        )
         found.append(
-            Capacity(backend, workload, median, ordered[0], ordered[-1], len(rates), outcomes)
+            Capacity(
+                backend,
+                workload,
+                _median(ordered),
+                ordered[0],
+                ordered[-1],
+                len(rates),
+                outcomes,
+                _median(failed) if failed else None,
+            )
         )
     return found
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlitequeue.bench.report import workloads as w
+from sqlitequeue.bench.report.formatting import format_number
 from sqlitequeue.bench.report.problems import problems, problems_html
 from sqlitequeue.bench.report.seed_claim import seed_claim_lines
 from sqlitequeue.bench.report.verdict import team_verdict, verdict_html
@@ -52,23 +53,44 @@ CAPTIONS = {
     "over the workloads. Better: lower, for the same work.",
 }
 
+#: table name -> one line: how to read it
+TABLE_CAPTIONS = {
+    "max_rate": "The highest rate whose end-to-end p99 met the target, from the max-rate "
+    "search (median over repeats; spread = lowest-highest). Higher is better. Only a "
+    "'converged' search's figure is the backend's maximum: at the 'harness ceiling' it is "
+    "higher, and when the 'budget ended before convergence' the figure is a lower bound.",
+    "summary": "Medians over the repeats. Latencies are from each message's scheduled send "
+    "time; cpu % and rss MB add up clients and broker (100 % = one core). Lower latency, "
+    "CPU and memory are better; lost, dups, errors and unsent should be 0.",
+}
+
 STYLE = (
     "<style>"
-    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;"
-    "margin:1.5em auto;padding:0 1em;color:#222;line-height:1.4}"
-    "h1{font-size:1.5em;margin-bottom:0.2em}h2{font-size:1.2em;margin-top:1.6em}"
-    "p.meta{color:#555;margin-top:0}"
-    ".verdict-box{border-left:6px solid #888;background:#fafafa;padding:0.2em 1em 0.6em}"
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1240px;"
+    "margin:1em auto;padding:0 1em;color:#222;line-height:1.35}"
+    "h1{font-size:1.4em;margin:0 0 0.1em}h2{font-size:1.2em;margin-top:1.6em}"
+    "p.meta{color:#555;margin-top:0;font-size:0.9em}"
+    ".verdict-box{border-left:6px solid #888;background:#fafafa;padding:0.1em 1em 0.4em}"
     ".verdict-box.fits{border-color:#17692b}.verdict-box.stay{border-color:#b3261e}"
-    ".verdict-box h2{margin-top:0.6em}.verdict-box p.evidence{color:#444;font-size:0.9em}"
-    ".problems{border:2px solid #b3261e;background:#fdecea;padding:0.2em 1em;margin:1em 0}"
-    ".problems h2{color:#b3261e;margin-top:0.5em}"
+    ".verdict-box h2{margin:0.4em 0 0.2em}.verdict-box p.evidence{color:#444;font-size:0.9em}"
+    ".verdict-box section>p:first-of-type{color:#555;font-size:0.9em;margin:0}"
+    ".verdict-box section>p{margin:0.4em 0;font-size:0.95em}.verdict-box .decision{max-width:none}"
+    ".verdict-box .decision table{width:100%}"
+    ".verdict-box .decision td,.verdict-box .decision th{font-size:13px;padding:2px 6px;"
+    "line-height:1.3}"
+    ".verdict-box .decision td:first-child{width:17%;font-weight:600}"
+    ".verdict-box .decision td:nth-child(3),.verdict-box .decision td:nth-child(4){width:33%}"
+    ".verdict-box .decision tr.fail td:first-child{color:#b3261e}"
+    ".verdict-box h3{font-size:1em;margin:0.5em 0 0.1em}.verdict-box ul{margin:0.2em 0}"
+    ".problems{border:2px solid #b3261e;background:#fdecea;padding:0.1em 1em;margin:1em 0}"
+    ".problems h2{color:#b3261e;margin-top:0.4em}.problems li{margin:0.2em 0}"
+    ".scroll{overflow-x:auto}"
     "table.t{border-collapse:collapse;font-size:13px;margin:0.5em 0}"
     "table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
     "table.t th{vertical-align:bottom}"
-    "table.t td:first-child,table.t.text2 td:nth-child(2){text-align:left;white-space:nowrap}"
+    "table.t td.l,table.t th.l{text-align:left}table.t td.l{white-space:nowrap}"
     "details{margin:0.2em 0}summary{cursor:pointer;color:#444}"
-    "figure{margin:1em 0 2em}figcaption{color:#444;margin:0.3em 0 0.6em}"
+    "figure{margin:1em 0 2em}figcaption,p.how{color:#444;margin:0.3em 0 0.6em}"
     "img{max-width:100%}dt{font-weight:bold}dd{margin:0 0 0.5em 1.5em}"
     "code{background:#f0f0f0;padding:0 0.2em}"
     "</style>"
@@ -119,9 +141,11 @@ def page_html(res: Results, verdict: str, charts: Mapping[str, Path]) -> str:
         )
     parts += [
         f"<h2>Maximum sustainable rate (e2e p99 &le; {w.p99_target(res):g} ms)</h2>",
+        f"<p class='how'>{e(TABLE_CAPTIONS['max_rate'])}</p>",
         _html_table(w.max_rate_table(res)),
         "<h2>Summary, one row per workload and backend</h2>",
-        _html_table(w.summary_table(res), text_columns=2),
+        f"<p class='how'>{e(TABLE_CAPTIONS['summary'])}</p>",
+        _html_table(w.summary_table(res)),
         *_notes_html(res),
         "<h2>What ran where</h2><dl>",
         *(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _facts(res)),
@@ -131,10 +155,16 @@ def page_html(res: Results, verdict: str, charts: Mapping[str, Path]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _when(created: Any) -> str:
+    """ "2026-12-06 19:44 UTC" from run.json's ISO time stamp."""
+    text = str(created or "")
+    return text[:16].replace("T", " ") + " UTC" if text.endswith("+00:00") else text
+
+
 def _subtitle(res: Results) -> str:
     m = res.meta
     mode = "quick mode (indicative)" if m.get("suite") == "quick" or m.get("quick") else ""
-    when = str(m.get("created", "")).replace("T", " ").replace("+00:00", " UTC")
+    when = _when(m.get("created"))
     bits = [f"created {when}" if when else "", mode, f"folder {res.path}"]
     return " · ".join(b for b in bits if b)
 
@@ -143,16 +173,25 @@ def _data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
-def _html_table(df: pd.DataFrame, text_columns: int = 1) -> str:
-    """``df`` as a table, numbers rounded; the first ``text_columns`` left-aligned, unbroken."""
+def _html_table(df: pd.DataFrame) -> str:
+    """``df`` as a table, numbers rounded and right-aligned, text columns left-aligned; it
+    scrolls sideways rather than overflow a narrow window."""
     if df.empty:
         return "<p>(no results)</p>"
-    shown = df.copy()
-    for col in shown.columns:
-        if shown[col].dtype.kind in "fiu":
-            shown[col] = shown[col].map(w.format_number)
-    classes = ["t", f"text{text_columns}"]
-    return str(shown.to_html(index=False, border=0, classes=classes, escape=True, na_rep="-"))
+    e = html.escape
+    text = [df[col].dtype.kind not in "fiub" for col in df.columns]
+    left = [" class='l'" if t else "" for t in text]
+    head = "".join(f"<th{a}>{e(str(c))}</th>" for c, a in zip(df.columns, left, strict=True))
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td{a}>{e(format_number(v))}</td>" for v, a in zip(row, left, strict=True))
+        + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return (
+        f"<div class='scroll'><table class='t'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _list_section(title: str, lines: list[str]) -> list[str]:
@@ -188,7 +227,7 @@ def _plain(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return " / ".join(_plain(v) for v in value)
     if isinstance(value, float):
-        return w.format_number(value)
+        return format_number(value)
     return str(value)
 
 
@@ -197,7 +236,7 @@ def _facts(res: Results) -> list[tuple[str, str]]:
     host = m.get("host", {})
     facts = [
         ("run", str(m.get("run_id", res.path.name))),
-        ("created", str(m.get("created", ""))),
+        ("created", _when(m.get("created"))),
         ("command", " ".join(map(str, m.get("command", [])))),
         ("git commit", str(m.get("git_commit"))),
         (

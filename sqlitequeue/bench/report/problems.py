@@ -3,9 +3,11 @@
 :func:`problems` lists, in order: each failed backend x workload run (run.json ``failures``,
 ``"BACKEND / WORKLOAD: error"``) with the paths of its logs (run.json ``logs``: a mapping
 of name -> path, or a list of paths), a harness self-check that was not met
-(``selfcheck.ok`` false), and quick mode (``suite == "quick"`` or ``quick: true``), whose
-figures are indicative. The report shows them in a red box under the verdict; the
-terminal summary prints them first.
+(``selfcheck.ok`` false), max-rate searches that ended before converging (their figures
+are lower bounds, :mod:`~sqlitequeue.bench.report.capacity`), a machine already busy when
+the run began (1-minute load average above :data:`BUSY_LOAD` x its CPUs), and quick mode
+(``suite == "quick"`` or ``quick: true``), whose figures are indicative. The report shows
+them in a red box under the verdict; the terminal summary prints them first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from sqlitequeue.bench.results import Results
+
+
+#: a run that began with a 1-minute load average above this many times the CPU count
+#: shared the machine with other work
+BUSY_LOAD = 1.5
 
 
 class Problem(NamedTuple):
@@ -74,6 +81,10 @@ def problems(res: Results) -> list[Problem]:
                 "that rate may measure the harness, not the backend",
             )
         )
+    found += _capacity_problems(res)
+    busy = _busy(meta)
+    if busy:
+        found.append(Problem("busy machine", busy))
     if meta.get("suite") == "quick" or meta.get("quick") is True:
         found.append(
             Problem(
@@ -83,6 +94,39 @@ def problems(res: Results) -> list[Problem]:
             )
         )
     return found
+
+
+def _capacity_problems(res: Results) -> list[Problem]:
+    """One problem for the searches that did not converge, naming them."""
+    from sqlitequeue.bench.report.capacity import search_outcomes
+
+    stopped = [c for c in search_outcomes(res) if not c.converged]
+    if not stopped:
+        return []
+    by_end: dict[str, list[str]] = {}
+    for c in stopped:
+        by_end.setdefault(c.ended, []).append(c.backend)
+    names = "; ".join(f"{', '.join(backends)}: {ended}" for ended, backends in by_end.items())
+    return [
+        Problem(
+            "capacity search did not converge",
+            f"{names}. Their maximum-rate figures are lower bounds, not capacities; a longer "
+            "max-rate workload (the full suite's) lets the search converge",
+        )
+    ]
+
+
+def _busy(meta: dict[str, Any]) -> str:
+    """What to say when other work already loaded the machine at the start ("" if not)."""
+    start = meta.get("load_average_at_start") or []
+    cpus = (meta.get("host") or {}).get("cpu_count") or 0
+    if not start or not cpus or float(start[0]) <= BUSY_LOAD * cpus:
+        return ""
+    return (
+        f"the 1-minute load average was {float(start[0]):.1f} on {cpus} CPUs when the run "
+        "began: other work shared the machine, so rates may be lower and latencies higher "
+        "than on a quiet one"
+    )
 
 
 def problems_html(found: list[Problem]) -> str:

@@ -260,7 +260,7 @@ def _rate_reading(res: Results) -> list[str]:
     target = p99_target(res)
     top = searched.loc[searched["searched max msg/s"].idxmax()]
     searches = {c.backend: c for c in sorted(search_outcomes(res), key=lambda c: c.median)}
-    parts = ", ".join(
+    parts = "; ".join(
         f"{r['backend']} {searches[r['backend']].describe()}"
         if r["backend"] in searches
         else f"{r['backend']} {_fmt(r['searched max msg/s'])} msg/s"
