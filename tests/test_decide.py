@@ -280,7 +280,10 @@ def test_a_redelivery_failure_names_the_lease_and_says_kafka_fails_too(tmp_path:
 
 def test_every_criterion_shows_kafkas_figure_from_the_same_runs(tmp_path: Path) -> None:
     bench, faults = bench_run(tmp_path, steady_p99_ms=12.0), faults_run(tmp_path)
-    decision, paths = decide.decide(seed_data(p99_target_ms=10), [bench, faults])
+    # kafka_network: every Kafka run counts (the fixture's runs record no network)
+    decision, paths = decide.decide(
+        seed_data(p99_target_ms=10, kafka_network=None), [bench, faults]
+    )
     got = criteria_of(decision)
     assert all(c.kafka_evidence for c in decision.criteria), [
         c.key for c in decision.criteria if not c.kafka_evidence
@@ -482,6 +485,89 @@ def test_report_is_written_as_markdown_html_and_json(tmp_path: Path) -> None:
     assert str(bench) in data["sources"]
 
 
+# ------------------------------------------------------------------------------ kafka_network
+
+
+def network_bench_run(root: Path, run_id: str, network: str, p99: dict[str, float]) -> Path:
+    """A compare run on ``--network network`` with steady-1kb's e2e p99 per backend label."""
+    with RunWriter(root, run_id, kind="bench") as w:
+        w.metadata(network={"name": network}, backend_order=list(p99))
+        for backend, value in p99.items():
+            w.metric(backend, "steady-1kb", "target_rate", 1000.0)
+            w.metric(backend, "steady-1kb", "e2e_latency_ms.p99", value)
+            w.metric(backend, "max-rate-1kb", "max_sustainable_rate", 6000.0)
+            w.metric(backend, "max-rate-1kb", "target_rate", 0.0)
+        step = {"workload": "max-rate-1kb", "target": 6000.0, "ok": True}
+        w.table("rate_steps", [{"backend": b, **step} for b in p99])
+    return root / run_id
+
+
+def test_the_seed_team_runs_managed_kafka_across_zones() -> None:
+    assert decide.load_profile(SEED).kafka_network == "cross-az"
+
+
+def test_latency_uses_the_kafka_runs_over_the_profiles_network(tmp_path: Path) -> None:
+    loopback = network_bench_run(
+        tmp_path,
+        "loopback-run",
+        "loopback",
+        # an unlabelled kafka-managed on a loopback run spans zones over cross-az
+        {"sqlite-queue": 2.0, "kafka-confluent": 3.0, "kafka-managed": 30.0},
+    )
+    labelled = network_bench_run(
+        tmp_path, "labelled-run", "loopback", {"kafka-managed@cross-az": 45.0}
+    )
+    evidence = decide.gather_evidence([loopback, labelled])
+
+    def kafka(network: str | None) -> decide.Criterion:
+        profile = seed_profile(p99_target_ms=40, kafka_network=network)
+        return criteria_of(decide.evaluate(profile, evidence))["latency"]
+
+    assert (kafka("loopback").kafka_measured, kafka("loopback").kafka_status) == (3.0, "pass")
+    over_az = kafka("cross-az")
+    assert (over_az.kafka_measured, over_az.kafka_status) == (45.0, "fail")
+    assert "kafka-managed@cross-az" in over_az.kafka_evidence
+    assert criteria_of(decide.evaluate(seed_profile(p99_target_ms=40), evidence))[
+        "latency"
+    ].kafka_evidence.startswith("worst e2e p99 45 ms (kafka-managed@cross-az")
+    region = kafka("cross-region")
+    assert region.kafka_measured is None and region.kafka_status == decide.UNKNOWN
+    assert (
+        "no fixed-rate Kafka runs over cross-region (the profile's kafka_network); measure "
+        "them: `sqlitequeue bench compare --quick --backends kafka-managed@cross-region`"
+    ) in region.kafka_evidence
+    assert region.status == "pass"  # SQLite is still judged (2 ms against 40 ms)
+
+
+def test_decide_measures_kafka_over_the_profiles_network_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlitequeue.bench import compare
+
+    make_old(network_bench_run(tmp_path, "loopback", "loopback", {"kafka-confluent": 3.0}), 1)
+    faults_run(tmp_path)
+    asked: list[Any] = []
+
+    def fake_compare(quick: bool = False, backends: Any = None, out: Any = None, **_: Any):
+        asked.append((quick, backends, out))
+        return network_bench_run(tmp_path, "az-run", "loopback", {"kafka-managed@cross-az": 9.0})
+
+    monkeypatch.setattr(compare, "run_compare", fake_compare)
+    lines: list[str] = []
+    profile = seed_data(p99_target_ms=20)  # the seed's kafka_network: cross-az
+    decision, _ = decide.decide(profile, out=tmp_path, say=lines.append)
+    assert asked == [(True, ["kafka-managed@cross-az"], tmp_path)]
+    assert any(
+        "has no Kafka runs over cross-az" in line
+        and "sqlitequeue bench compare --quick --backends kafka-managed@cross-az" in line
+        for line in lines
+    )
+    assert criteria_of(decision)["latency"].kafka_measured == 9.0
+    asked.clear()  # the next decision finds the cross-az run and measures nothing
+    decide.decide(profile, out=tmp_path, say=lines.append)
+    assert asked == []
+
+
 # ------------------------------------------------------------------------------ profile errors
 
 
@@ -500,6 +586,8 @@ def test_report_is_written_as_markdown_html_and_json(tmp_path: Path) -> None:
         ({"kafka_ecosystem": "ksqldb"}, "kafka_ecosystem"),
         ({"object_store": "gcs"}, "object_store"),
         ({"peak_rte": 10}, "peak_rte"),
+        ({"kafka_network": "cross_az"}, "kafka_network"),
+        ({"kafka_network": "custom"}, "kafka_network"),
     ],
 )
 def test_bad_profile_names_the_field(change: dict[str, Any], field: str) -> None:

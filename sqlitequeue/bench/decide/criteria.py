@@ -27,6 +27,7 @@ from sqlitequeue.bench.decide.evidence import (
     Outage,
     Recovery,
     fixed_rate_latency,
+    measure_network_command,
 )
 from sqlitequeue.bench.decide.team_profile import Profile
 
@@ -238,9 +239,16 @@ def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | Non
     mine = fixed_rate_latency(
         evidence, SQLITE, profile.peak_rate, capacity.backend if capacity else None
     )
-    theirs = fixed_rate_latency(evidence, KAFKA, profile.peak_rate)
+    network = profile.kafka_network
+    theirs = fixed_rate_latency(evidence, KAFKA, profile.peak_rate, network=network)
     kafka_p99 = theirs.p99_ms if isinstance(theirs, Latency) else None
     kafka_status = judge(kafka_p99, target)
+    kafka_text = _latency_text(theirs, profile.peak_rate, "Kafka")
+    if network is not None and theirs is None:
+        kafka_text = (
+            f"no fixed-rate Kafka runs over {network} (the profile's kafka_network); "
+            f"measure them: `{measure_network_command(network)}`"
+        )
     common: dict[str, Any] = {
         "key": "latency",
         "title": "Latency: end-to-end p99 within target",
@@ -248,8 +256,7 @@ def check_latency(profile: Profile, evidence: Evidence, capacity: Capacity | Non
         "threshold": target,
         "unit": "ms",
         "higher_is_better": False,
-        "kafka_evidence": _latency_text(theirs, profile.peak_rate, "Kafka")
-        + against(kafka_status, f"{fmt(target)} ms target"),
+        "kafka_evidence": kafka_text + against(kafka_status, f"{fmt(target)} ms target"),
         "kafka_status": kafka_status,
         "kafka_measured": kafka_p99,
     }

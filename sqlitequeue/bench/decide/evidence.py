@@ -4,7 +4,8 @@
 ``kind: faults`` for recovery). For either system (:data:`SQLITE` or :data:`KAFKA`):
 
 * :func:`capacity` reads the max sustainable rates of the bench runs;
-* :func:`fixed_rate_latency` the worst end-to-end p99 of the fixed-rate runs at a given rate;
+* :func:`fixed_rate_latency` the worst end-to-end p99 of the fixed-rate runs at a given rate
+  (for Kafka, optionally only the runs over one network: :func:`kafka_network_of`);
 * :func:`recovery_by_durability` the failure lab's figures per durability setting: *write
   unavailability* (:data:`UNAVAILABILITY`: SQLite's host loss, Kafka's broker kill and leader
   failover), *redelivery delay* (:data:`REDELIVERY`: a consumer kill, set by SQLite's lease
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -191,17 +192,71 @@ class Latency:
     run: str
 
 
+def kafka_network_of(meta: Mapping[str, Any], backend: str) -> str | None:
+    """The network Kafka backend ``backend`` ran over in a run described by ``meta`` (run.json).
+
+    A label names it (``kafka-managed@cross-az``); else the run's ``--network`` (loopback when
+    unrecorded), except that a managed-shaped cluster on a loopback run spans zones over
+    ``cross-az`` (as ``bench compare`` starts it). None for a backend that is not Kafka.
+    """
+    from sqlitequeue.bench.kafka import deployments
+
+    name, network = deployments.split_label(str(backend))
+    if system_of(name) != KAFKA:
+        return None
+    if network:
+        return network
+    run_network = str((meta.get("network") or {}).get("name") or "loopback")
+    if deployments.DEPLOYMENT_OF.get(name) == "managed" and run_network == "loopback":
+        return deployments.MANAGED_DEFAULT_NETWORK
+    return run_network
+
+
+def measure_network_command(network: str, quick: bool = True) -> str:
+    """The command that measures Kafka over ``network`` (the managed shape teams run)."""
+    quick_flag = " --quick" if quick else ""
+    return f"sqlitequeue bench compare{quick_flag} --backends kafka-managed@{network}"
+
+
+def has_kafka_runs_over(evidence: Evidence, network: str) -> bool:
+    """True when some bench run holds a Kafka backend that ran over ``network``."""
+    return any(
+        kafka_network_of(res.meta, backend) == network
+        for res in evidence.bench
+        for backend in res.metrics.backend.unique()
+    )
+
+
+def _over_network(evidence: Evidence, df: pd.DataFrame, network: str) -> pd.DataFrame:
+    """Kafka rows of ``df`` that ran over ``network``, backends labelled ``name@network``."""
+    metas = {str(res.path): res.meta for res in evidence.bench}
+    keep = [
+        kafka_network_of(metas.get(run, {}), backend) == network
+        for backend, run in zip(df.backend, df.run, strict=True)
+    ]
+    df = df.loc[keep].copy()
+    df["backend"] = [b if "@" in str(b) else f"{b}@{network}" for b in df.backend]
+    return df
+
+
 def fixed_rate_latency(
-    evidence: Evidence, system: str, min_rate: float, backend: str | None = None
+    evidence: Evidence,
+    system: str,
+    min_rate: float,
+    backend: str | None = None,
+    network: str | None = None,
 ) -> Latency | float | None:
     """Return the worst e2e p99 over the system's fixed-rate runs at >= ``min_rate`` msg/s.
 
-    ``backend`` narrows to one backend when it has runs. Returns the highest fixed rate
-    measured (a float) when every run is below ``min_rate``, and None without fixed-rate
-    runs with an e2e p99.
+    ``backend`` narrows to one backend when it has runs; ``network`` (Kafka only) to the
+    runs over that network, each backend labelled ``name@network``. Returns the highest
+    fixed rate measured (a float) when every run is below ``min_rate``, and None without
+    fixed-rate runs with an e2e p99.
     """
     df = scalars(evidence)
     df = df[df.backend.map(system_of) == system]
+    if network is not None and system == KAFKA:
+        df = _over_network(evidence, df, network)
     if backend is not None and (df.backend == backend).any():
         df = df[df.backend == backend]
     if df.empty:

@@ -7,7 +7,9 @@ Where the evidence comes from (:func:`gather_sources`):
 * otherwise: the newest finished compare run and failure-lab run under the results root
   (:mod:`~sqlitequeue.bench.decide.sources`), and a measurement only of what they lack: a
   compare run when there is none, the failure lab's missing cases
-  (:data:`~sqlitequeue.bench.decide.sources.NEEDED_EXPERIMENTS`) when they are absent.
+  (:data:`~sqlitequeue.bench.decide.sources.NEEDED_EXPERIMENTS`) when they are absent, and
+  Kafka over the profile's ``kafka_network`` (a ``kafka-managed@<network>`` compare run) when
+  the latency criterion needs it and the reused compare run has no Kafka run over it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlitequeue.bench import cost
-from sqlitequeue.bench.decide.evidence import gather_evidence
+from sqlitequeue.bench.decide.evidence import (
+    gather_evidence,
+    has_kafka_runs_over,
+    measure_network_command,
+)
 from sqlitequeue.bench.decide.report import write_report
 from sqlitequeue.bench.decide.sources import (
     GIVEN,
@@ -83,12 +89,14 @@ def gather_sources(
     quick: bool = True,
     measure: bool = False,
     say: Say | None = None,
+    kafka_network: str | None = None,
 ) -> list[Source]:
     """Return the results folders a decision uses (see the module docstring for the rules).
 
     ``root`` is where runs are looked up and new ones written (default ``results/``).
     Measures only when ``measure`` or something is missing; raises what the measurement
-    raises.
+    raises. ``kafka_network``: Kafka runs over that network are needed too (a reused
+    compare run without them gets a ``kafka-managed@<network>`` run beside it).
     """
     from sqlitequeue.bench.results import DEFAULT_ROOT
 
@@ -117,7 +125,25 @@ def gather_sources(
             say=tell,
         )
         sources += [Source.of(f, MEASURED) for f in new]
+    if kafka_network is not None and bench is not None:
+        sources += _measure_network(bench, kafka_network, quick, root, tell)
     return sources
+
+
+def _measure_network(
+    bench: Path, network: str, quick: bool, root: str | os.PathLike[str] | None, tell: Say
+) -> list[Source]:
+    """A compare run of Kafka over ``network`` when ``bench`` has none (else nothing)."""
+    if has_kafka_runs_over(gather_evidence([bench]), network):
+        return []
+    label = f"kafka-managed@{network}"
+    tell(
+        f"{bench} has no Kafka runs over {network} (the profile's kafka_network); measuring: "
+        f"{measure_network_command(network, quick)} (a few minutes, progress below)"
+    )
+    from sqlitequeue.bench.compare import run_compare
+
+    return [Source.of(run_compare(quick=quick, backends=[label], out=root), MEASURED)]
 
 
 def decide(
@@ -141,7 +167,11 @@ def decide(
     """
     tell = say or _quiet
     prof = load_profile(profile)
-    sources = gather_sources(results, root=out, quick=quick, measure=measure, say=tell)
+    # the profile's Kafka network matters to the latency criterion, judged with a p99 target
+    network = prof.kafka_network if prof.p99_target_ms is not None else None
+    sources = gather_sources(
+        results, root=out, quick=quick, measure=measure, say=tell, kafka_network=network
+    )
     if not sources:
         raise BenchError("no results to decide on; run `sqlitequeue bench compare` first")
     for source in sources:

@@ -6,6 +6,10 @@ wait, how much data may be lost, retention, consumer groups, Kafka ecosystem nee
 capacity; :data:`FIELDS` lists every field with its meaning. (Not to be confused with
 :mod:`sqlitequeue.bench.profiles`, the backend settings profiles.)
 
+``kafka_network`` names the network the team's Kafka is reached over (``cross-az`` for a
+managed cluster in one region): decide's latency criterion then judges Kafka by the runs over
+that network only (backend labels such as ``kafka-managed@cross-az``).
+
 ``redelivery_tolerance_s`` came later than the other fields: a profile without it gets
 :data:`DEFAULT_REDELIVERY_TOLERANCE_S`, which the queue's default lease (30 s), the stream's
 (10 s) and Kafka's default ``session.timeout.ms`` (45 s) all meet.
@@ -23,11 +27,14 @@ from typing import Any
 
 from sqlitequeue.bench import cost
 from sqlitequeue.bench.errors import ProfileError
+from sqlitequeue.bench.network.profiles import CUSTOM, network_names
 
 #: Kafka ecosystem pieces a profile may name under ``kafka_ecosystem``
 ECOSYSTEM = ("kafka-streams", "ksqldb", "kafka-connect", "schema-registry", "mirrormaker", "flink")
 TEAM_CAPACITY = ("small", "kafka-ops")
 OBJECT_STORES = ("s3", "r2", "b2")
+#: networks a profile may name under ``kafka_network`` (``custom`` has no fixed round trip)
+KAFKA_NETWORKS = tuple(n for n in network_names() if n != CUSTOM)
 #: seconds a crashed consumer's messages may wait, for profiles that do not say
 DEFAULT_REDELIVERY_TOLERANCE_S = 60.0
 
@@ -66,6 +73,12 @@ FIELDS: dict[str, tuple[str, bool, str]] = {
     "monthly_budget_usd": ("num", False, "what the team is willing to pay per month"),
     "vm_exists": ("bool", False, "true if the queue can ride on a VM you already pay for"),
     "object_store": ("str", False, f"Litestream target, one of {list(OBJECT_STORES)}"),
+    "kafka_network": (
+        "str",
+        False,
+        "the network between your Kafka clients and brokers, whose runs the latency criterion "
+        f"uses: one of {list(KAFKA_NETWORKS)} (default: every Kafka run)",
+    ),
 }
 
 
@@ -92,6 +105,7 @@ class Profile:
     monthly_budget_usd: float | None = None
     vm_exists: bool = False
     object_store: str = "s3"
+    kafka_network: str | None = None
     description: str = ""
 
     def traffic(self) -> cost.Traffic:
@@ -153,6 +167,11 @@ def _check_ranges(where: str, v: dict[str, Any]) -> None:
         raise _bad(where, "team_capacity", f"is {v['team_capacity']!r}")
     if v.get("object_store", "s3") not in OBJECT_STORES:
         raise _bad(where, "object_store", f"is {v['object_store']!r}")
+    network = v.get("kafka_network")
+    if network is not None and network not in KAFKA_NETWORKS:
+        close = difflib.get_close_matches(network, KAFKA_NETWORKS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise _bad(where, "kafka_network", f"is {network!r}{hint}")
     unknown = [e for e in v["kafka_ecosystem"] if e not in ECOSYSTEM]
     if unknown:
         raise _bad(where, "kafka_ecosystem", f"names unknown tool(s) {unknown}")
