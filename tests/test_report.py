@@ -404,7 +404,7 @@ def test_a_search_the_budget_ended_is_labelled_a_lower_bound_not_a_capacity(
     assert rates.loc["kafka-confluent", "search ended"] == "budget ended before convergence"
     assert rates.loc["sqlite-queue", "search ended"] == "converged"
     text = " ".join(workload_report.reading(res))
-    assert "kafka-confluent at least 8,000 msg/s, below 16,000 (budget ended before" in text
+    assert "kafka-confluent at least 8,000 msg/s (below 16,000; budget ended before" in text
     assert "sqlite-queue 3,000 msg/s" in text
     assert "sustained at least 2.7x the rate of sqlite-queue" in text
     page = html.unescape(write_page(folder).read_text())

@@ -87,21 +87,28 @@ class Capacity(NamedTuple):
         return "; ".join(parts)
 
     def describe(self) -> str:
-        """ "at least 9,700 msg/s, below 16,000 (budget ended before convergence)" and the
-        like: the figure, its spread over repeats, and what it is when not the maximum."""
+        """ "at least 9,700 msg/s (8,900-9,900 over 3 repeats; below 16,000; budget ended
+        before convergence)" and the like: the figure, its spread over repeats, and what it
+        is when not the maximum."""
         rate = f"{format_number(self.median)} msg/s"
-        spread = f", {self.spread} over {self.n} repeats" if self.n > 1 else ""
-        below = f", below {format_number(self.failed)}" if self.failed else ""
+        spread = f"{self.spread} over {self.n} repeats" if self.n > 1 else ""
+        below = f"below {format_number(self.failed)}" if self.failed else ""
         worst = next((o for o in MEANING if o in self.outcomes and o in NOT_A_MAXIMUM), None)
         if worst is SearchOutcome.CEILING:
-            return f"{rate} or more{spread} (the harness's ceiling was the limit)"
+            return f"{rate} or more" + _aside(spread, "the harness's ceiling was the limit")
         if not self.median and self.outcomes:
             missed = f"{format_number(self.failed)} msg/s missed" if self.failed else ""
-            why = "; ".join(x for x in (missed, str(worst or "")) if x)
-            return "no rate met the target" + (f" ({why})" if why else "")
+            ended = str(worst) if worst is not SearchOutcome.FLOOR else ""
+            return "no rate met the target" + _aside(missed, ended)
         if worst is not None:
-            return f"at least {rate}{below}{spread} ({worst})"
-        return f"{rate}{spread}"
+            return f"at least {rate}" + _aside(spread, below, str(worst))
+        return rate + _aside(spread)
+
+
+def _aside(*parts: str) -> str:
+    """ " (a; b)" of the non-empty ``parts``; "" when there are none."""
+    shown = [p for p in parts if p]
+    return f" ({'; '.join(shown)})" if shown else ""
 
 
 def search_outcome(scalars: Mapping[str, Any], notes: str = "") -> SearchOutcome | None:
