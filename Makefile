@@ -41,15 +41,18 @@ quick: setup
 
 # The committed reference runs behind README.md's results section (about 30 minutes).
 reference: setup
-	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/.tmp
+	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/reference-network results/.tmp
 	$(PY) -m sqlitequeue bench compare --run-id reference
+	$(PY) -m sqlitequeue bench compare --run-id reference-network --workloads steady-1kb,seed-clickstream \
+		--backends sqlite-queue,sqlite-stream,kafka-confluent,kafka-confluent@cross-az,kafka-managed@cross-az \
+		--repeats 2 --no-selfcheck
 	$(PY) -m sqlitequeue bench faults --out results/.tmp
 	mv results/.tmp/* results/reference-faults
 	$(PY) -m sqlitequeue bench locust --backend sqlite-queue,sqlite-stream,kafka,kafka-confluent --run-time 60 --out results/.tmp
 	mv results/.tmp/* results/reference-locust
 	$(PY) -m sqlitequeue bench fairness --out results/.tmp
 	mv results/.tmp/* results/reference-fairness && rmdir results/.tmp
-	$(PY) -m sqlitequeue decide examples/profiles/seed.yaml --results results/reference --results results/reference-faults
+	$(PY) -m sqlitequeue decide examples/profiles/seed.yaml --results results/reference --results results/reference-faults --results results/reference-network
 	$(PY) -m sqlitequeue bench queue > results/reference-queue.txt
 	$(PY) tools/render_docs.py
 

@@ -169,3 +169,34 @@ def test_clients_cannot_bypass_the_proxies_and_replication_is_proxied_too() -> N
             f":{p}" not in props["controller.quorum.voters"]
             for p in (n.controller_port for n in cluster.nodes)
         )
+
+
+def test_the_seed_claim_and_the_network_block_read_a_results_folder(tmp_path: Path) -> None:
+    from sqlitequeue.bench.report.seed_claim import seed_claim_sentence
+    from sqlitequeue.bench.results import RunWriter, load
+    from tools import render_docs
+
+    figures = {"sqlite-stream": (0.5, 3.0), "kafka-managed@cross-az": (45.0, 80.0)}
+    with RunWriter(tmp_path, "reference-network", kind="bench") as w:
+        w.metadata(
+            backend_order=list(figures),
+            placement={"kafka-managed@cross-az": "3 broker(s) over cross-az"},
+            command=["sqlitequeue", "bench", "compare"],
+            created="2026-01-01T00:00:00+00:00",
+            finished="2026-01-01T00:05:00+00:00",
+        )
+        for backend, (p50, p99) in figures.items():
+            for workload in ("seed-clickstream", "steady-1kb"):
+                w.metric(backend, workload, "e2e_latency_ms.p50", p50)
+                w.metric(backend, workload, "e2e_latency_ms.p99", p99)
+                w.metric(backend, workload, "publish_latency_ms.p50", p50 / 2)
+                w.metric(backend, workload, "publish_latency_ms.p99", p99 / 2)
+    sentence = seed_claim_sentence(load(tmp_path / "reference-network"))
+    assert "under 1 ms for SQLite holds (sqlite-stream: e2e p50 0.50 ms" in sentence
+    assert "kafka-managed@cross-az measures e2e p50 45.0 ms" in sentence
+    assert "the seed's 40-50 ms appears at the median" in sentence
+    block = render_docs.reference_network(tmp_path)
+    assert "| seed-clickstream | kafka-managed@cross-az | 22.5 ms | 40.0 ms | 45.0 ms |" in block
+    assert "- `kafka-managed@cross-az`: 3 broker(s) over cross-az." in block
+    assert block.endswith(f"**Seed claim.** {sentence}")
+    assert "make reference" in render_docs.reference_network(tmp_path / "none")

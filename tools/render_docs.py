@@ -5,8 +5,9 @@ picks one function of :data:`RENDERERS`, and every figure it writes comes from f
 ``results/``: ``results/reference`` (``bench compare``, with the seed profile's
 ``decision-seed.md`` written into it by ``decide``), ``results/reference-faults``
 (``bench faults``), ``results/reference-locust`` (``bench locust``),
-``results/reference-fairness`` (``bench fairness``) and ``results/reference-queue.txt``
-(``bench queue``'s printed tables). ``make reference`` produces all five and then runs
+``results/reference-fairness`` (``bench fairness``), ``results/reference-queue.txt``
+(``bench queue``'s printed tables), and ``results/reference-network`` (``bench compare`` of
+Kafka over emulated networks and the managed shape). ``make reference`` produces them and runs
 this script; ``--check`` exits 1 naming every block that is out of date, and an unknown
 or unclosed marker is an error (tests/test_docs.py runs the same check).
 
@@ -383,6 +384,50 @@ def workbench_reference(root: Path = RESULTS) -> str:
     )
 
 
+def _spread_ms(res: Results, metric: str) -> dict[tuple[str, str], str]:
+    """(backend, workload) -> "median (min-max)" of ``metric`` over the repeats, in ms."""
+    cells = {}
+    for row in res.spread(metric).itertuples():
+        text = _ms(row.median)
+        if row.n > 1:
+            text += f" ({row.min:.3g}-{row.max:.3g})"
+        cells[(str(row.backend), str(row.workload))] = text
+    return cells
+
+
+def reference_network(root: Path = RESULTS) -> str:
+    """The managed-shaped reference run: publish and e2e p50/p99 per backend label, where
+    each sits, and the seed claim's reading in one sentence."""
+    from sqlitequeue.bench.report.seed_claim import seed_claim_sentence
+
+    folder = root / "reference-network"
+    if not (folder / "run.json").exists():
+        return "No managed-shaped reference run is committed yet: `make reference` runs it."
+    res = _load(folder)
+    meta = res.meta
+    metrics = ("publish_latency_ms.p50", "publish_latency_ms.p99")
+    metrics += ("e2e_latency_ms.p50", "e2e_latency_ms.p99")
+    cells = {m: _spread_ms(res, m) for m in metrics}
+    repeats = int(meta.get("repeats") or 1)
+    lines = [
+        f"**Kafka as teams run it** (`{_command(meta)}`): {_facts(meta)}; it took "
+        f"{_minutes(meta)}. "
+        + (f"Median over {repeats} repeats (min-max)." if repeats > 1 else "One run each."),
+        "",
+        "| workload | backend | publish p50 | publish p99 | e2e p50 | e2e p99 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload in dict.fromkeys(str(w) for w in res.metrics.workload):
+        for backend in meta.get("backend_order", []):
+            row = [cells[m].get((backend, workload), "-") for m in metrics]
+            if row != ["-"] * 4:
+                lines.append(f"| {workload} | {backend} | " + " | ".join(row) + " |")
+    placement = meta.get("placement") or {}
+    lines += ["", *(f"- `{b}`: {where}." for b, where in placement.items())]
+    sentence = seed_claim_sentence(res)
+    return "\n".join([*lines, *(["", f"**Seed claim.** {sentence}"] if sentence else [])])
+
+
 # -- docs/locust.md: Locust against the workbench ---------------------------------------------
 
 
@@ -584,6 +629,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "workbench-reference": workbench_reference,
     "locust-vs-workbench": locust_vs_workbench,
     "queue-bench-reading": queue_bench_reading,
+    "reference-network": reference_network,
 }
 
 

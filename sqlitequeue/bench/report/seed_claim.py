@@ -65,3 +65,34 @@ def seed_claim_lines(res: Any) -> list[str]:
         where = _where(placement.get(backend))
         lines.append(f"{backend}: e2e p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}: {verdict}{where}.")
     return lines
+
+
+def _kafka_verdict(p50: float, p99: float) -> str:
+    low, high = KAFKA_CLAIM_MS
+    if low <= p50 <= high:
+        return f"the seed's {low:g}-{high:g} ms appears at the median"
+    if low <= p99 <= high:
+        return f"the seed's {low:g}-{high:g} ms appears only in the tail (p99)"
+    side = "below" if p50 < low else "above"
+    return f"{side} the seed's {low:g}-{high:g} ms"
+
+
+def seed_claim_sentence(res: Any) -> str:
+    """The claim's reading in one sentence: SQLite's best median, and Kafka as teams run it
+    (the first ``kafka-managed`` label, else the slowest Kafka median). "" without the seed
+    workload on both systems."""
+    latencies = _latencies(res)
+    sqlite = {b: v for b, v in latencies.items() if b.startswith("sqlite")}
+    kafka = {b: v for b, v in latencies.items() if b.startswith("kafka")}
+    if not sqlite or not kafka:
+        return ""
+    best = min(sqlite, key=lambda b: sqlite[b][0])
+    managed = [b for b in kafka if b.startswith("kafka-managed")]
+    theirs = managed[0] if managed else max(kafka, key=lambda b: kafka[b][0])
+    (p50, p99), (k50, k99) = sqlite[best], kafka[theirs]
+    holds = "holds" if p50 < SQLITE_CLAIM_MS else "does not hold"
+    return (
+        f"On {SEED_WORKLOAD}, the seed's under {SQLITE_CLAIM_MS:g} ms for SQLite {holds} "
+        f"({best}: e2e p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}), and {theirs} measures e2e p50 "
+        f"{_fmt_ms(k50)}, p99 {_fmt_ms(k99)}: {_kafka_verdict(k50, k99)}."
+    )
