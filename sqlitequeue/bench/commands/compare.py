@@ -3,10 +3,13 @@
 Runs a harness self-check (the `memory` backend at 5x the suite's peak rate and at the top
 rate of each max-rate search), then every
 workload of the suite against every backend: sqlite-queue, sqlite-stream, sqlite-seed (the
-seed article's table), kafka-confluent and kafka (kafka-python). The full suite runs each
+seed article's table), kafka-confluent and kafka (kafka-python) on one broker, and
+kafka-managed (3 brokers, RF 3, across emulated zones). A max-rate search doubles the rate
+until a step misses the p99 target, then bisects to 10 %; the report says when a search
+ended at the harness's ceiling or ran out of time first. The full suite runs each
 workload 3 times (--repeats) and shows median and spread; --quick runs once, and its
-figures are indicative. Kafka is started automatically (KAFKA_BOOTSTRAP_SERVERS, else a
-local broker from the cached jars); when it cannot be, a note says how to add it and the
+figures are indicative. Kafka is started automatically (KAFKA_BOOTSTRAP_SERVERS, else
+local brokers from the cached jars); when it cannot be, a note says how to add it and the
 SQLite backends still run. Ends with results/<run-id>/report/index.html written (the
 verdict for --team first) and the summary printed. Each backend's and each broker's log is
 kept under results/<run-id>/logs/.

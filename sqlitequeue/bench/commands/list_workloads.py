@@ -27,7 +27,7 @@ OpenMessaging Benchmark fields (an OMB workload file runs unchanged):
   consumerPerSubscription   consumers in each group (default 1)
   producersPerTopic         producers per topic, sharing producerRate (default 1)
   producerRate              msg/s for the whole workload; 0 = find the max sustainable rate
-  producerStartRate         first rate of the max-rate search (default 50)
+  producerStartRate         first rate of the max-rate search, after its warm-up (default 50)
   consumerBacklogSizeGB     build this backlog with consumers paused, then drain it
   testDurationMinutes       run length (default 1); testDurationSeconds for finer
   warmupDurationMinutes     excluded from results; warmupDurationSeconds for finer
@@ -45,8 +45,15 @@ Extensions:
                             speed (default 1), timestampUnit s|ms|us, loop true|false
   consumerBacklogMessages   backlog size as a message count
   p99TargetMs               latency target for the max-rate search and report (default 50)
-  producerMaxRate           last rate of the max-rate search (default 20000)
+  producerMaxRate           the highest rate the max-rate search offers (default 100000,
+                            the harness's ceiling, verified by the self-check); a search
+                            that passes it ends there and says the harness was the limit
   rampStepSeconds           length of each max-rate step (default 3)
+  searchResolution          the max-rate search doubles the rate until a step misses the
+                            p99 target (or < 95 % arrives), then bisects until the lowest
+                            failing rate is within this fraction of the highest passing
+                            one (default 0.1); testDuration is its time budget, and a
+                            search that runs out of it first is labelled a lower bound
 """
 
 
