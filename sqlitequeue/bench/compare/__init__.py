@@ -507,7 +507,12 @@ def _one_line(result: Any, seconds: float, what: str) -> str:
         f"p99 {s['e2e_latency_ms.p99']:>8.2f} ms  lost {int(s['lost'])}"
     )
     if "max_sustainable_rate" in s:
+        from sqlitequeue.bench.report.capacity import SearchOutcome, search_outcome
+
         text += f"  max sustainable {s['max_sustainable_rate']:,.0f} msg/s"
-        if s.get("max_rate_harness_limited"):
+        ended = search_outcome(s, " ".join(result.notes))
+        if ended is SearchOutcome.CEILING:
             text += " (the harness's ceiling: the harness, not the backend, was the limit)"
+        elif ended not in (None, SearchOutcome.CONVERGED):
+            text += f" ({ended}: a lower bound)"
     return text + f"  ({seconds:.0f} s)"
