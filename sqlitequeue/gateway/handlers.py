@@ -137,47 +137,76 @@ def _partition_response(index: int, code: int, offset: int = -1, start: int = -1
 
 
 async def produce(ctx: Context, req: Request) -> Any:
-    """Check every partition's batch, store the good ones in one transaction, answer."""
+    """Answer one Produce request (see :func:`produce_many`)."""
+    return produce_many(ctx, [req])[0]
+
+
+def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
+    """Check every partition's batch of every request, store the good ones in one
+    transaction (one commit for requests a client pipelined), and return each request's
+    response (None for acks=0) in order, once stored."""
+    answers: list[dict[tuple[str, int], Any]] = []
+    writes: list[tuple[int, Batch]] = []
+    places: list[tuple[int, tuple[str, int]]] = []
+    pending: dict[tuple[int, int], int] = {}
+    for number, req in enumerate(requests):
+        answers.append({})
+        if req.body.transactional_id is not None:
+            continue
+        for topic in req.body.topic_data:
+            row = ctx.log.topic(topic.name)
+            for part in topic.partition_data:
+                key = (topic.name, part.index)
+                if row is None or not 0 <= part.index < row.partitions:
+                    answers[number][key] = _partition_response(
+                        part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    )
+                    continue
+                pid = row.pids[part.index]
+                try:
+                    batch = check_batch(part.records, MAX_BATCH_BYTES)
+                except BatchError as exc:
+                    logger.warning("produce to %s[%d] refused: %s", topic.name, part.index, exc)
+                    answers[number][key] = _partition_response(part.index, exc.code)
+                    continue
+                code, original = ctx.producers.check(pid, batch, pending)
+                if code or original is not None:
+                    at = -1 if original is None else original
+                    answers[number][key] = _partition_response(part.index, code, at)
+                    continue
+                writes.append((pid, batch))
+                places.append((number, key))
+    if writes:
+        _store(ctx, writes, places, answers)
+    return [
+        _produce_response(ctx, req, found) for req, found in zip(requests, answers, strict=True)
+    ]
+
+
+def _store(
+    ctx: Context,
+    writes: list[tuple[int, Batch]],
+    places: list[tuple[int, tuple[str, int]]],
+    answers: list[dict[tuple[str, int], Any]],
+) -> None:
+    try:
+        offsets = ctx.log.append(writes)
+    except QueueError as exc:
+        logger.error("produce failed, nothing stored: %s", exc)
+        for (number, key), (pid, _batch) in zip(places, writes, strict=True):
+            ctx.producers.forget(pid)
+            answers[number][key] = _partition_response(key[1], ErrorCode.KAFKA_STORAGE_ERROR)
+        return
+    for (number, key), (pid, batch), offset in zip(places, writes, offsets, strict=True):
+        ctx.producers.stored(pid, batch, offset)
+        answers[number][key] = _partition_response(key[1], ErrorCode.NONE, offset, 0)
+    ctx.notify_append()
+
+
+def _produce_response(ctx: Context, req: Request, answers: dict[tuple[str, int], Any]) -> Any:
     body = req.body
     if body.transactional_id is not None:
         return _produce_refused(body, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    answers: dict[tuple[str, int], Any] = {}
-    writes: list[tuple[int, Batch]] = []
-    keys: list[tuple[str, int]] = []
-    for topic in body.topic_data:
-        row = ctx.log.topic(topic.name)
-        for part in topic.partition_data:
-            key = (topic.name, part.index)
-            if row is None or not 0 <= part.index < row.partitions:
-                answers[key] = _partition_response(part.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                continue
-            pid = row.pids[part.index]
-            try:
-                batch = check_batch(part.records, MAX_BATCH_BYTES)
-            except BatchError as exc:
-                logger.warning("produce to %s[%d] refused: %s", topic.name, part.index, exc)
-                answers[key] = _partition_response(part.index, exc.code)
-                continue
-            code, original = ctx.producers.check(pid, batch)
-            if code or original is not None:
-                answers[key] = _partition_response(
-                    part.index, code, original if original is not None else -1
-                )
-                continue
-            writes.append((pid, batch))
-            keys.append(key)
-    if writes:
-        try:
-            offsets = ctx.log.append(writes)
-        except QueueError as exc:
-            logger.error("produce failed, nothing stored: %s", exc)
-            for key in keys:
-                answers[key] = _partition_response(key[1], ErrorCode.KAFKA_STORAGE_ERROR)
-        else:
-            for key, (pid, batch), offset in zip(keys, writes, offsets, strict=True):
-                ctx.producers.stored(pid, batch, offset)
-                answers[key] = _partition_response(key[1], ErrorCode.NONE, offset, 0)
-            ctx.notify_append()
     if body.acks == 0:
         return None
     return ProduceResponse(

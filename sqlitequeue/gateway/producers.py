@@ -64,10 +64,34 @@ class Producers:
             state.epoch = epoch
             state.batches.append((first, (first + count - 1) % SEQUENCE_MOD, base))
 
-    def check(self, pid: int, batch: Batch) -> tuple[int, int | None]:
-        """Before storing: (error code, offset of the stored original if a retry)."""
+    def check(
+        self, pid: int, batch: Batch, pending: dict[tuple[int, int], int] | None = None
+    ) -> tuple[int, int | None]:
+        """Before storing: (error code, offset of the stored original if a retry).
+
+        ``pending`` holds (pid, producer id) -> last sequence of the batches accepted for
+        the same transaction but not stored yet; an accepted batch is added to it.
+        """
         if batch.producer_id < 0 or batch.base_sequence < 0:
             return ErrorCode.NONE, None
+        key = (pid, batch.producer_id)
+        if pending is not None and key in pending:
+            if batch.base_sequence != (pending[key] + 1) % SEQUENCE_MOD:
+                return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
+            pending[key] = _last_sequence(batch)
+            return ErrorCode.NONE, None
+        code, original = self._check_stored(pid, batch)
+        if pending is not None and code == ErrorCode.NONE and original is None:
+            pending[key] = _last_sequence(batch)
+        return code, original
+
+    def forget(self, pid: int) -> None:
+        """Drop what is known of a partition (reloaded from the file on next use)."""
+        self._loaded.discard(pid)
+        for key in [k for k in self._states if k[0] == pid]:
+            del self._states[key]
+
+    def _check_stored(self, pid: int, batch: Batch) -> tuple[int, int | None]:
         self._load(pid)
         state = self._states.get((pid, batch.producer_id))
         if state is None or batch.producer_epoch > state.epoch:

@@ -29,10 +29,12 @@ from types import TracebackType
 from sqlitequeue.errors import QueueError
 from sqlitequeue.gateway.context import Context
 from sqlitequeue.gateway.dispatch import dispatch
+from sqlitequeue.gateway.handlers import produce_many
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
 from sqlitequeue.gateway.wire import (
     FrameError,
+    Request,
     api_versions_error,
     decode_request,
     encode_response,
@@ -46,6 +48,10 @@ MAX_REQUEST_BYTES = 104857600
 #: How long close() lets in-flight requests finish before cancelling them (seconds).
 DRAIN_SECONDS = 5.0
 API_VERSIONS = 18
+PRODUCE = 0
+#: Requests read ahead of the one being answered, per connection (Kafka clients pipeline
+#: up to 5 by default).
+IN_FLIGHT = 16
 
 
 def cluster_id_for(path: Path) -> str:
@@ -209,31 +215,85 @@ class Server:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
     ) -> None:
-        while not self._closing:
-            size = int.from_bytes(await reader.readexactly(4), "big", signed=True)
-            if not 8 <= size <= self.max_request_bytes:
-                logger.warning(
-                    "connection from %s: request of %d bytes (allowed 8..%d); connection closed",
-                    peer,
-                    size,
-                    self.max_request_bytes,
+        """Read requests ahead (up to IN_FLIGHT) while answering them in order."""
+        queue: asyncio.Queue[Request | bytes | None] = asyncio.Queue(IN_FLIGHT)
+        reading = asyncio.create_task(self._read_requests(reader, peer, queue))
+        try:
+            await self._answer(queue, writer)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+
+    async def _read_requests(
+        self,
+        reader: asyncio.StreamReader,
+        peer: object,
+        queue: asyncio.Queue[Request | bytes | None],
+    ) -> None:
+        """Put each request (or a ready answer, or None to close) on ``queue``."""
+        try:
+            while not self._closing:
+                size = int.from_bytes(await reader.readexactly(4), "big", signed=True)
+                if not 8 <= size <= self.max_request_bytes:
+                    logger.warning(
+                        "connection from %s: request of %d bytes (allowed 8..%d); closed",
+                        peer,
+                        size,
+                        self.max_request_bytes,
+                    )
+                    break
+                frame = await reader.readexactly(size)
+                try:
+                    await queue.put(decode_request(frame))
+                except FrameError as exc:
+                    api_key, _version, correlation_id = peek(frame)
+                    if api_key == API_VERSIONS:  # as Kafka: answer with the versions it has
+                        await queue.put(api_versions_error(correlation_id))
+                        continue
+                    logger.warning("connection from %s: %s; connection closed", peer, exc)
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        await queue.put(None)
+
+    async def _answer(
+        self, queue: asyncio.Queue[Request | bytes | None], writer: asyncio.StreamWriter
+    ) -> None:
+        """Answer queued requests in order; Produce requests queued together share one
+        transaction (a producer's pipelined requests cost one commit)."""
+        ahead: Request | bytes | None = None
+        while True:
+            item = ahead if ahead is not None else await queue.get()
+            ahead = None
+            if item is None:
+                return
+            if isinstance(item, bytes):
+                writer.write(item)
+            elif item.api_key == PRODUCE:
+                group = [item]
+                while not queue.empty():
+                    nxt = queue.get_nowait()
+                    if isinstance(nxt, Request) and nxt.api_key == PRODUCE:
+                        group.append(nxt)
+                    else:
+                        ahead = nxt
+                        break
+                responses = produce_many(self._ctx, group)
+                writer.write(
+                    b"".join(
+                        encode_response(request, response)
+                        for request, response in zip(group, responses, strict=True)
+                        if response is not None
+                    )
                 )
+            else:
+                response = await dispatch(self._ctx, item)
+                if response is not None:
+                    writer.write(encode_response(item, response))
+            await writer.drain()
+            if ahead is None and self._closing and queue.empty():
                 return
-            frame = await reader.readexactly(size)
-            try:
-                request = decode_request(frame)
-            except FrameError as exc:
-                api_key, _version, correlation_id = peek(frame)
-                if api_key == API_VERSIONS:  # as Kafka: answer with the versions it has
-                    writer.write(api_versions_error(correlation_id))
-                    await writer.drain()
-                    continue
-                logger.warning("connection from %s: %s; connection closed", peer, exc)
-                return
-            response = await dispatch(self._ctx, request)
-            if response is not None:
-                writer.write(encode_response(request, response))
-                await writer.drain()
 
 
 @contextlib.contextmanager
