@@ -409,3 +409,20 @@ def test_a_search_the_budget_ended_is_labelled_a_lower_bound_not_a_capacity(
     assert "sustained at least 2.7x the rate of sqlite-queue" in text
     page = html.unescape(write_page(folder).read_text())
     assert "budget ended before convergence" in page
+
+
+def test_a_failed_kafka_run_names_its_own_log_not_the_brokers(tmp_path: Path) -> None:
+    from sqlitequeue.bench.report.problems import problems
+
+    folder = make_results(tmp_path)
+    _set_meta(
+        folder,
+        failures=["kafka / steady-1kb: KafkaError: no broker"],
+        logs={
+            "kafka": "logs/kafka.log",
+            "kafka-confluent": "logs/kafka-confluent.log",
+            "broker-single/node-0/kafka.out": "logs/broker-single/node-0/kafka.out",
+        },
+    )
+    (failed,) = problems(load(folder))
+    assert failed.logs == (str(folder / "logs" / "kafka.log"),)

@@ -47,15 +47,12 @@ def _log_paths(res: Results) -> dict[str, str]:
 
 
 def _logs_for(backend: str, logs: dict[str, str]) -> tuple[str, ...]:
-    """The logs whose name or file name is ``backend``'s (or starts with it)."""
+    """The logs named ``backend`` (or ``backend.*``, ``backend/*``); a broker's own
+    ``kafka.out`` is not the ``kafka`` backend's log."""
     mine = [
         path
         for name, path in logs.items()
-        if name == backend
-        or name.startswith(f"{backend}.")
-        or name.startswith(f"{backend}/")
-        or Path(path).stem == backend
-        or Path(path).stem.startswith(f"{backend}.")
+        if name == backend or name.startswith((f"{backend}.", f"{backend}/"))
     ]
     return tuple(mine)
 
