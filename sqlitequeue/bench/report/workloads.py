@@ -362,7 +362,7 @@ def _legend(fig: Any, axes: Any) -> None:
             labels,
             loc="upper center",
             ncol=min(len(labels), 6),
-            fontsize=9,
+            fontsize=11,
             frameon=False,
         )
 
@@ -405,7 +405,7 @@ def _latency_vs_rate(res: Results, path: Path) -> None:
     ax.set_xlabel("achieved rate (msg/s)")
     ax.set_ylabel("end-to-end p99 (ms)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
