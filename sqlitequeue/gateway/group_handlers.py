@@ -284,7 +284,6 @@ async def describe_groups(ctx: Context, req: Request) -> Any:
                 protocol_type=(group.protocol_type if group else "consumer") if stored else "",
                 protocol_data=group.protocol if group else "",
                 members=members,
-                authorized_operations=-2147483648,
             )
         )
     return DescribeGroupsResponse(throttle_time_ms=0, groups=described)

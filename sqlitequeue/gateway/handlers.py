@@ -429,5 +429,4 @@ async def describe_cluster(ctx: Context, req: Request) -> Any:
                 broker_id=NODE_ID, host=ctx.host, port=ctx.port, rack=None, is_fenced=False
             )
         ],
-        authorized_operations=-2147483648,
     )
