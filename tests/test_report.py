@@ -268,13 +268,15 @@ def test_failures_show_in_the_red_box_with_their_logs(tmp_path: Path) -> None:
         suite="quick",
     )
     page = write_page(folder).read_text()
-    box = page[page.index("<div class='problems'>") :]
+    box = page[page.index("<div class='problems'") :]
     box = box[: box.index("</div>")]
     assert page.index("verdict-section") < page.index("class='problems'") < page.index("<img")
     assert "kafka-confluent / steady-1kb: KafkaError: no broker at 127.0.0.1:9" in box
     assert f"log: <code>{log}</code>" in box and "broker.log" not in box
     assert "self-check not met" in box and "4,000 of 10,000" in box
     assert "quick mode" in box and "indicative" in box
+    top = page[: page.index("verdict-section")]  # the first screen points to the red box
+    assert "href='#problems'>3 problem(s): failed run, harness self-check not met" in top
     text = workload_report.terminal_summary(folder)
     assert text.startswith("PROBLEM failed run: kafka-confluent / steady-1kb")
     assert f"log: {log}" in text

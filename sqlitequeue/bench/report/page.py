@@ -69,7 +69,7 @@ STYLE = (
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1240px;"
     "margin:1em auto;padding:0 1em;color:#222;line-height:1.35}"
     "h1{font-size:1.4em;margin:0 0 0.1em}h2{font-size:1.2em;margin-top:1.6em}"
-    "p.meta{color:#555;margin-top:0;font-size:0.9em}"
+    "p.meta{color:#555;margin-top:0;font-size:0.9em}a.warn{color:#b3261e;font-weight:600}"
     ".verdict-box{border-left:6px solid #888;background:#fafafa;padding:0.1em 1em 0.4em}"
     ".verdict-box.fits{border-color:#17692b}.verdict-box.stay{border-color:#b3261e}"
     ".verdict-box h2{margin:0.4em 0 0.2em}.verdict-box p.evidence{color:#444;font-size:0.9em}"
@@ -122,14 +122,15 @@ def write_report(
 def page_html(res: Results, verdict: str, charts: Mapping[str, Path]) -> str:
     """The whole page: ``verdict`` (an HTML section) first, then the rest (module docstring)."""
     e = html.escape
+    found = problems(res)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>SQLite vs Kafka: {e(res.path.name)}</title>{STYLE}</head><body>",
         f"<h1>Can one SQLite file replace Kafka? Run {e(res.path.name)}</h1>",
-        f"<p class='meta'>{e(_subtitle(res))}</p>",
+        f"<p class='meta'>{e(_subtitle(res))}{_problems_link(found)}</p>",
         verdict,
-        problems_html(problems(res)),
+        problems_html(found),
         *_list_section("The seed article's latency claim", seed_claim_lines(res)),
         *_list_section("Where each system sits", _placement_lines(res)),
         *_list_section("Reading", w.reading(res)),
@@ -153,6 +154,17 @@ def page_html(res: Results, verdict: str, charts: Mapping[str, Path]) -> str:
         "</dl></body></html>",
     ]
     return "\n".join(p for p in parts if p)
+
+
+def _problems_link(found: list[Any]) -> str:
+    """ " · 2 problems: failed run, quick mode (below the verdict)", linked; "" if none."""
+    if not found:
+        return ""
+    titles = ", ".join(dict.fromkeys(p.title for p in found))
+    return (
+        f" · <a class='warn' href='#problems'>{len(found)} problem(s): {html.escape(titles)}"
+        "</a> (below the verdict)"
+    )
 
 
 def _when(created: Any) -> str:

@@ -135,7 +135,7 @@ def problems_html(found: list[Problem]) -> str:
     for p in found:
         logs = "".join(f"<br>log: <code>{e(path)}</code>" for path in p.logs)
         items.append(f"<li><b>{e(p.title)}</b>: {e(p.detail)}{logs}</li>")
-    return f"<div class='problems'><h2>Problems</h2><ul>{''.join(items)}</ul></div>"
+    return f"<div class='problems' id='problems'><h2>Problems</h2><ul>{''.join(items)}</ul></div>"
 
 
 def problems_text(found: list[Problem]) -> list[str]:
