@@ -276,6 +276,15 @@ def test_a_search_stopped_early_says_what_it_knows() -> None:
     assert "time budget" in note and "at least 1,000 msg/s" in note
 
 
+def test_a_search_stopped_before_any_rate_passed_claims_no_lower_bound() -> None:
+    search = RateSearch(1000, 100_000)
+    search.record(1000, False)
+    search.record(1000, False)
+    search.stop(SearchEnd.BUDGET)
+    note = search_note(search, [])
+    assert "at least 0" not in note and "no rate tried met the target" in note
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     capacity=st.floats(min_value=70, max_value=99_000),

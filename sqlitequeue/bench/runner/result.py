@@ -166,7 +166,10 @@ def search_note(search: RateSearch, steps: list[RateStep]) -> str:
                 f"max-rate search: the target was missed at every rate tried, down to "
                 f"{hi or 0:,.0f} msg/s{why}"
             )
-    bounds = f"at least {lo:,.0f} msg/s" + (f" and below {hi:,.0f} msg/s" if hi else "")
+    if lo:
+        bounds = f"at least {lo:,.0f} msg/s" + (f" and below {hi:,.0f} msg/s" if hi else "")
+    else:
+        bounds = f"below {hi:,.0f} msg/s (no rate tried met the target)" if hi else "unknown"
     cause = (
         "its time budget (the workload's duration) ran out"
         if search.ended is SearchEnd.BUDGET
