@@ -385,9 +385,17 @@ class LeaderKill(BrokerFault):
 
     def notes(self, bootstrap: str, topic: str, events: list[FaultEvent], errors: int) -> str:
         """Which node died, which took over, the delivery errors."""
+        from sqlitequeue.bench.network.topology import zone_of
+
         new_leader = partition_leader(bootstrap, topic)
+        network = getattr(self.cluster, "network", None)
+        where = (
+            f" (zone {zone_of(self.leader)} -> {zone_of(new_leader)}, over {network.name})"
+            if network is not None and network.emulated and new_leader > 0
+            else ""
+        )
         return (
-            f"leader node {self.leader} killed, node {new_leader} took over; "
+            f"leader node {self.leader} killed, node {new_leader} took over{where}; "
             f"{errors} delivery errors; RF=3, min.insync.replicas=2"
         )
 
