@@ -39,7 +39,8 @@ compare: setup
 quick: setup
 	$(PY) -m sqlitequeue bench compare --quick $(ARGS)
 
-# The committed reference runs behind README.md's results section (about 30 minutes).
+# The committed reference runs behind README.md's results section (about 30 minutes; the
+# network run, reference-network, adds about 8 minutes on 2 cores).
 reference: setup
 	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/reference-network results/.tmp
 	$(PY) -m sqlitequeue bench compare --run-id reference
