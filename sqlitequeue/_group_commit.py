@@ -3,10 +3,23 @@
 Under ``durability="full"`` every commit fsyncs the WAL, so a put costs a whole fsync
 however small it is, and threads that put at the same time wait for each other's fsyncs
 one after another. With :class:`GroupCommit`, a thread that writes while no commit is under
-way becomes the *leader*: it runs its write and every write that is waiting in one write
-transaction and commits once (one fsync), then hands each waiting thread its result.
+way becomes the *leader*: it opens one write transaction, runs its write and every write
+that is waiting, waits briefly for the threads that are likely to write next, runs their
+writes too, and commits once (one fsync); then each waiting thread gets its result.
 Writes that arrive during that commit wait, and the first of them leads the next batch.
 One thread alone pays a transaction of one write, as before.
+
+Where the time goes (measured on 2 cores, see docs/benchmarks.md): the fsync itself
+releases the GIL, but every other step of a put is Python that runs one thread at a time,
+and each thread that waits costs a sleep and a wake-up (a context switch, on a VM often
+tens of microseconds). So the design keeps the work between two fsyncs small:
+
+* the leader opens the transaction and runs the writes already waiting *before* it waits
+  for the others, so their SQL overlaps the wait instead of following it;
+* after the commit the leader wakes only the first writer of the batch, and each writer
+  wakes the next one as it returns: one thread at a time competes for the GIL with the
+  one running, instead of all of them at once (a thundering herd in which most wake-ups
+  end in a second sleep, on the GIL).
 
 Guarantees:
 
@@ -16,6 +29,9 @@ Guarantees:
   transaction is rolled back, nothing of the batch is stored, and every write in it raises
   (the leader the error itself, the others a copy of it);
 * a thread's own writes keep their order (each waits for the previous one to return);
+* an interrupt (KeyboardInterrupt) of a waiting thread is raised once its write is done
+  and it has passed on the wake-up or the lead it was handed, so no other thread is left
+  waiting for it;
 * fork: a child starts with no batch and no leader (the state is rebuilt in a new process).
 """
 
@@ -28,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from itertools import pairwise
 from typing import Any, Generic, TypeVar
 
 from sqlitequeue.errors import DatabaseError
@@ -39,7 +56,7 @@ Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
 #: A leader waits for the threads that wrote in the last two batches at most this share of
-#: the last commit's duration (and at most LINGER_MAX seconds) before it commits.
+#: the last COMMIT's duration (and at most LINGER_MAX seconds) before it commits.
 LINGER_SHARE = 0.5
 LINGER_MAX = 0.002
 
@@ -47,9 +64,9 @@ LINGER_MAX = 0.002
 class _Write(Generic[T]):
     """One thread's write: what to run, and (once its batch committed) what came of it.
     A write that waits behind a leader gets ``wake``, a lock held until the write is done
-    or its thread is handed the lead."""
+    or its thread is handed the lead; ``next`` is the writer it wakes when it is done."""
 
-    __slots__ = ("done", "error", "result", "thread", "wake", "work")
+    __slots__ = ("done", "error", "next", "result", "thread", "wake", "work")
 
     def __init__(self, work: Callable[[sqlite3.Connection], T], thread: int) -> None:
         self.work = work
@@ -58,6 +75,7 @@ class _Write(Generic[T]):
         self.result: T | None = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None
+        self.next: _Write[Any] | None = None
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -68,13 +86,11 @@ class _Write(Generic[T]):
 class GroupCommit:
     """Runs concurrent writes in shared transactions (see the module docstring).
 
-    One leader at a time commits a batch; the others wait on their own lock (no thundering
-    herd), and when the batch is done the leader wakes its writers and hands the lead to
-    the first waiting one. Threads that wrote in the last two batches are likely to write
-    again at once (they were waiting for their commit), so a new leader waits a little for
-    them (bounded by LINGER_SHARE of the last commit's duration): without it the writers
-    split into two alternating halves and each commit carries only half of them. A lone
-    thread never waits.
+    One leader at a time commits a batch; the others wait on their own lock. Threads that
+    wrote in the last two batches are likely to write again at once (they were waiting for
+    their commit), so a leader waits a little for them (bounded by LINGER_SHARE of the last
+    COMMIT's duration): without it the writers split into two alternating halves and each
+    commit carries only half of them. A lone thread never waits.
     """
 
     def __init__(self) -> None:
@@ -86,10 +102,15 @@ class GroupCommit:
         self._arrived = threading.Condition(self._lock)
         self._waiting: list[_Write[Any]] = []
         self._leading = False
-        self._expected = 0  # while a leader lingers: how many waiting writes it waits for
+        self._expected = 0  # while a leader lingers: how many writes it waits for
+        # While a leader lingers, its open transaction: writes that arrive run in it at once
+        # (their SQL overlaps the wait for the others), and join ``_joined``.
+        self._open: sqlite3.Connection | None = None
+        self._joined: list[_Write[Any]] = []
+        self._failure: BaseException | None = None  # a joined write raised this
         self._last_threads: set[int] = set()
         self._recent_threads: set[int] = set()  # of the last two batches
-        self._last_commit = 0.0  # seconds
+        self._last_commit = 0.0  # seconds the last COMMIT took
 
     def run(self, work: Callable[[sqlite3.Connection], T], transaction: Transaction) -> T:
         """Run ``work(conn)`` inside a transaction opened by ``transaction()``, possibly
@@ -100,46 +121,101 @@ class GroupCommit:
             self._reset()  # forked: the parent's threads and batch are not here
         write: _Write[T] = _Write(work, threading.get_ident())
         with self._lock:
-            self._waiting.append(write)
-            if self._leading:
+            if not self._leading:
+                self._leading = True
+                self._waiting.append(write)
+                wake = None
+            else:
                 write.wake = wake = threading.Lock()
                 wake.acquire()
-                if self._expected and len(self._waiting) >= self._expected:
-                    self._arrived.notify()  # the lingering leader has all it waits for
-            else:
-                self._leading = True
-                wake = None
+                if self._open is None:
+                    self._waiting.append(write)
+                else:
+                    self._join(write)
+        interrupted = None
         if wake is not None:
-            wake.acquire()
+            interrupted = _wait(wake)
             if write.done:
+                if write.next is not None:
+                    write.next.wake.release()  # type: ignore[union-attr]
+                if interrupted is not None:
+                    raise interrupted
                 return write.outcome()
-        batch = self._take_batch()
-        started = time.monotonic()
         try:
-            _commit(batch, transaction, write)
+            self._lead(write, transaction)
         finally:
-            self._hand_over(batch, write, time.monotonic() - started)
+            if interrupted is not None:
+                raise interrupted
         return write.outcome()
 
-    def _take_batch(self) -> list[_Write[Any]]:
-        """As the leader: wait briefly for the recent writers, then take every waiting write."""
-        expected = len(self._recent_threads)
+    def _join(self, write: _Write[Any]) -> None:
+        """Run ``write`` in the lingering leader's open transaction (lock held); wake the
+        leader once every write it waits for is in."""
+        if self._failure is None:
+            try:
+                write.result = write.work(self._open)  # type: ignore[arg-type]
+            except BaseException as exc:  # the leader rolls the batch back
+                self._failure = exc
+        self._joined.append(write)
+        if len(self._joined) >= self._expected:
+            self._arrived.notify()
+
+    def _lead(self, leader: _Write[Any], transaction: Transaction) -> None:
+        """As the leader: run the waiting writes in one transaction, wait briefly for the
+        recent writers (running theirs as they come), commit, record each outcome, hand
+        over."""
+        batch = self._take()
+        committing = 0.0
+        try:
+            with transaction() as conn:
+                for write in batch:
+                    write.result = write.work(conn)
+                self._linger(conn, batch)
+                committing = time.monotonic()
+        except BaseException as exc:
+            for write in batch:
+                write.result = None
+                write.error = exc if write is leader else _copy_of(exc)
+        finally:
+            for write in batch:
+                write.done = True
+            took = time.monotonic() - committing if committing else self._last_commit
+            self._hand_over(batch, leader, took)
+
+    def _take(self) -> list[_Write[Any]]:
         with self._lock:
-            if len(self._waiting) < expected:
-                self._expected = expected
+            batch, self._waiting = self._waiting, []
+        return batch
+
+    def _linger(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+        """Wait (briefly) until the recent writers not yet in ``batch`` have written into
+        the open transaction ``conn``; add their writes to ``batch`` (also on error).
+        Raises what one of them raised."""
+        missing = len(self._recent_threads) - len(batch)
+        if missing <= 0:
+            return
+        with self._lock:
+            self._open, self._expected = conn, missing
+            try:
+                for write in self._waiting:  # came while the first writes ran
+                    self._join(write)
+                self._waiting = []
                 deadline = time.monotonic() + min(self._last_commit * LINGER_SHARE, LINGER_MAX)
-                while len(self._waiting) < expected:
+                while len(self._joined) < missing and self._failure is None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._arrived.wait(left)
-                self._expected = 0
-            batch, self._waiting = self._waiting, []
-        return batch
+            finally:
+                batch += self._joined
+                failure = self._failure
+                self._open, self._expected, self._joined, self._failure = None, 0, [], None
+        if failure is not None:
+            raise failure
 
     def _hand_over(self, batch: list[_Write[Any]], leader: _Write[Any], took: float) -> None:
-        """As the leader, after the commit: wake the batch's writers; the first waiting
-        write (if any) leads the next batch."""
+        """As the leader, after the commit: wake the batch's first writer (each wakes the
+        next as it returns); the first waiting write (if any) leads the next batch."""
         threads = {w.thread for w in batch}
         self._recent_threads = threads | self._last_threads
         self._last_threads = threads
@@ -147,26 +223,25 @@ class GroupCommit:
         with self._lock:
             following = self._waiting[0] if self._waiting else None
             self._leading = following is not None
-        for write in batch:
-            if write.wake is not None:  # every write but the leader's
-                write.wake.release()
-        if following is not None and following.wake is not None:
-            following.wake.release()  # not done: it takes the lead
+        waiters = [w for w in batch if w is not leader]  # each has a wake lock
+        for write, after in pairwise(waiters):
+            write.next = after
+        if waiters:
+            waiters[0].wake.release()  # type: ignore[union-attr]
+        if following is not None:
+            following.wake.release()  # type: ignore[union-attr]  # not done: it leads
 
 
-def _commit(batch: list[_Write[Any]], transaction: Transaction, leader: _Write[Any]) -> None:
-    """Run every write of ``batch`` in one transaction and record each outcome."""
-    try:
-        with transaction() as conn:
-            results = [write.work(conn) for write in batch]
-    except BaseException as exc:
-        for write in batch:
-            write.error = exc if write is leader else _copy_of(exc)
-    else:
-        for write, result in zip(batch, results, strict=True):
-            write.result = result
-    for write in batch:
-        write.done = True
+def _wait(wake: threading.Lock) -> BaseException | None:
+    """Block until ``wake`` is released; return an interrupt that came meanwhile (raised by
+    the caller once it has passed on what it was handed), else None."""
+    interrupted = None
+    while True:
+        try:
+            wake.acquire()
+            return interrupted
+        except BaseException as exc:  # KeyboardInterrupt: finish the hand-off first
+            interrupted = exc
 
 
 def _copy_of(exc: BaseException) -> BaseException:

@@ -147,3 +147,47 @@ def test_a_lone_thread_is_never_held_back(db_path: Path, many: bool) -> None:
                 q.put(str(i).encode())
         log.close()
         assert log.batches == [2 if many else 1] * 20
+
+
+def test_no_put_of_a_batch_returns_before_its_commit_has_returned(db_path: Path) -> None:
+    """The COMMIT of a batch of several puts is held open: none of them may return until it
+    has returned, whatever the order in which the waiting threads are woken."""
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        db = q._db
+        commit = db._commit
+        commits = 0
+        gate = threading.Event()
+        holding = threading.Event()
+
+        def held_commit() -> None:
+            nonlocal commits
+            commits += 1
+            if commits == 2:  # the second batch: the puts that waited behind the first
+                holding.set()
+                assert gate.wait(10)
+            commit()
+
+        db._commit = held_commit  # type: ignore[method-assign]
+        returned: list[int] = []
+        log.hold_next = 0.3  # the first put leads and holds its transaction open ...
+        first = threading.Thread(target=lambda: returned.append(q.put(b"first")))
+        first.start()
+        time.sleep(0.05)
+        threads = [  # ... while these pile up: together they are the second batch
+            threading.Thread(target=lambda n=n: returned.append(q.put(b"%d" % n)))
+            for n in range(THREADS)
+        ]
+        for t in threads:
+            t.start()
+        assert holding.wait(10)
+        time.sleep(0.2)  # time for any put of the held batch to return, were it allowed to
+        assert len(returned) == 1  # only the first put (its own batch committed)
+        gate.set()
+        for t in [first, *threads]:
+            t.join()
+        db._commit = commit  # type: ignore[method-assign]
+        log.close()
+        assert len(returned) == THREADS + 1
+        assert log.batches[:2] == [1, THREADS]  # the held commit carried all of them
+        assert log.committed >= set(returned)
