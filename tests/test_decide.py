@@ -167,6 +167,27 @@ def test_a_search_that_never_failed_is_a_lower_bound(tmp_path: Path) -> None:
     assert "lower bound" in criterion.evidence
 
 
+@pytest.mark.parametrize(("gap", "lower_bound"), [(0.5, True), (0.08, False)])
+def test_a_search_that_ran_out_of_time_is_a_lower_bound(
+    tmp_path: Path, gap: float, lower_bound: bool
+) -> None:
+    """A search whose budget ended before it converged gives no capacity to judge a need by."""
+    run = tmp_path / "run"
+    with RunWriter(tmp_path, "run", kind="bench") as w:
+        for name, value in {
+            "max_sustainable_rate": 500.0,
+            "max_rate_failed": 1000.0,
+            "max_rate_gap": gap,
+            "max_rate_resolution": 0.1,
+            "max_rate_harness_limited": 0.0,
+            "p99_target_ms": 50.0,
+        }.items():
+            w.metric("sqlite-queue", "max-rate-1kb", name, value)
+    criterion = decide.evaluate(seed_profile(), decide.gather_evidence([run])).criteria[0]
+    assert criterion.status == (decide.UNKNOWN if lower_bound else decide.FAIL)
+    assert ("lower bound" in criterion.evidence) == lower_bound
+
+
 def test_a_failed_first_ramp_step_is_unknown_not_zero_capacity(tmp_path: Path) -> None:
     evidence = decide.gather_evidence([bench_run(tmp_path, sqlite_rate=0.0)])
     criterion = decide.evaluate(seed_profile(), evidence).criteria[0]
@@ -480,6 +501,7 @@ def test_report_is_written_as_markdown_html_and_json(tmp_path: Path) -> None:
     md, page = paths[0].read_text(), paths[1].read_text()
     assert "**SQLite fits**" in md and "| Throughput" in md
     assert page.startswith("<section") and "<table>" in page and "<html" not in page
+    assert "`" in md and "`" not in page and "<code>" in page  # commands shown as code
     data = json.loads(paths[2].read_text())
     assert data["verdict"] == decision.verdict == decide.SQLITE_FITS
     assert str(bench) in data["sources"]

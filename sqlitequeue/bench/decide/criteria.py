@@ -148,7 +148,7 @@ def count(n: int, noun: str) -> str:
 
 def _capacity_text(cap: Capacity) -> str:
     target = f" at p99 <= {fmt(cap.p99_target_ms)} ms" if cap.p99_target_ms else ""
-    bound = ", a lower bound as every ramp step passed" if cap.lower_bound else ""
+    bound = ", a lower bound as its search ended before converging" if cap.lower_bound else ""
     others = ", ".join(f"{b} {fmt(r)}" for b, r in sorted(cap.others.items()))
     return (
         f"{cap.backend} sustained {fmt(cap.rate)} msg/s{target} on {cap.workload}{bound} "
@@ -208,7 +208,8 @@ def check_throughput(
         PASS: f"a peak above {top} msg/s",
         FAIL: f"a peak at or below {top} msg/s, less required headroom, a faster machine, "
         "or batching producers",
-        UNKNOWN: "a max-rate search that goes higher (it stopped at its top rate)",
+        UNKNOWN: "a max-rate search that converges (a longer max-rate-1kb budget, or a "
+        "quieter machine)",
     }[status]
     ratio = times(capacity.rate / profile.peak_rate)
     return Criterion(

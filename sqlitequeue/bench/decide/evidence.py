@@ -133,8 +133,10 @@ def capacity(evidence: Evidence, system: str = SQLITE) -> Capacity | None:
     """Return the highest, over the system's backends, of each one's lowest max sustainable rate.
 
     A team picks its best implementation; within it the lowest rate over the max-rate
-    workloads is used (conservative). ``lower_bound`` is True when every ramp step passed
-    (the search hit its ceiling, so the true capacity is higher). None without data.
+    workloads is used (conservative). ``lower_bound`` is True when its search did not
+    converge (it ended at the harness's ceiling, on its time budget or on a backlog, so the
+    true capacity is higher); for runs that did not record how, when every step passed.
+    None without data.
     """
     df = scalars(evidence)
     rows = df[(df.metric == "max_sustainable_rate") & (df.backend.map(system_of) == system)]
@@ -154,7 +156,7 @@ def capacity(evidence: Evidence, system: str = SQLITE) -> Capacity | None:
         workload=str(best.workload),
         run=str(best.run),
         p99_target_ms=None if target.empty else float(target.value.iloc[0]),
-        lower_bound=_all_steps_passed(evidence, str(best.backend), str(best.workload)),
+        lower_bound=_is_lower_bound(evidence, str(best.backend), str(best.workload)),
         others={str(r.backend): float(r.value) for r in worst.itertuples()},
     )
 
@@ -168,6 +170,16 @@ def kafka_capacity(evidence: Evidence) -> Capacity | None:
     """:func:`capacity` of the Kafka backends (None without data, or when every search failed)."""
     found = capacity(evidence, KAFKA)
     return found if found is not None and found.rate > 0 else None
+
+
+def _is_lower_bound(evidence: Evidence, backend: str, workload: str) -> bool:
+    from sqlitequeue.bench.report.capacity import SearchOutcome, search_outcomes
+
+    for res in evidence.bench:
+        for found in search_outcomes(res):
+            if (found.backend, found.workload) == (backend, workload) and found.outcomes:
+                return not found.converged and SearchOutcome.FLOOR not in found.outcomes
+    return _all_steps_passed(evidence, backend, workload)
 
 
 def _all_steps_passed(evidence: Evidence, backend: str, workload: str) -> bool:

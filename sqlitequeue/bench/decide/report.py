@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlitequeue.bench import cost
 from sqlitequeue.bench.decide.criteria import FAIL, PASS, UNKNOWN, Criterion, fmt, times
+from sqlitequeue.bench.report.formatting import inline_html
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -204,17 +205,18 @@ def render_verdict_html(decision: Decision) -> str:
     p = decision.profile
     rows = "".join(
         f"<tr class='{c.status}'><td>{e(c.title)}</td><td>{'hard' if c.hard else 'soft'}</td>"
-        f"<td>{_status_html(c.status)}: {e(c.evidence)}</td>"
+        f"<td>{_status_html(c.status)}: {inline_html(c.evidence)}</td>"
         f"<td>{_status_html(c.kafka_status)}{': ' if c.kafka_status else ''}"
-        f"{e(c.kafka_evidence)}</td><td>{e(c.headroom)}</td></tr>"
+        f"{inline_html(c.kafka_evidence)}</td><td>{e(c.headroom)}</td></tr>"
         for c in decision.criteria
     )
-    changes = "".join(f"<li>{e(x)}</li>" for x in decision.changes) or "<li>nothing found</li>"
+    changes = "".join(f"<li>{inline_html(x)}</li>" for x in decision.changes)
+    changes = changes or "<li>nothing found</li>"
     return (
         f"<section class='decision verdict-section'>{_STYLE}"
         f"<h2>Decision for profile <code>{e(p.name)}</code>: "
         f"<strong class='verdict'>{e(decision.verdict)}</strong></h2><p>{e(p.description)}</p>"
-        f"<p>{e(summary_text(decision))}</p>"
+        f"<p>{inline_html(summary_text(decision))}</p>"
         "<table><thead><tr><th>criterion</th><th>kind</th><th>SQLite, measured</th>"
         "<th>Kafka, same runs</th><th>SQLite's headroom</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"

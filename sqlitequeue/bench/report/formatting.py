@@ -7,7 +7,9 @@ leaks out.
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -66,3 +68,8 @@ def _shown(value: Any) -> str:
 
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def inline_html(text: str) -> str:
+    """``text`` escaped for HTML, with each `backticked` span shown as ``<code>``."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlitequeue.bench.report.formatting import inline_html
+
 if TYPE_CHECKING:
     from sqlitequeue.bench.decide.sources import Source
     from sqlitequeue.bench.decide.team_profile import Profile
@@ -111,7 +113,7 @@ def verdict_html(verdict: TeamVerdict) -> str:
             f"<code>{MEASURE_FAULTS}</code> (a few minutes), then write this report again."
         )
     else:
-        notes.append(f"Failure-lab figures from {e(_describe(verdict.faults))}.")
+        notes.append(f"Failure-lab figures from {inline_html(_describe(verdict.faults))}.")
     tone = {"SQLite fits": "fits", "stay on Kafka": "stay"}.get(verdict.decision.verdict, "open")
     body = "".join(f"<p class='evidence'>{n}</p>" for n in notes)
     return f"<div class='verdict-box {tone}'>{render_verdict_html(verdict.decision)}{body}</div>"
