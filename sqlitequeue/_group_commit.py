@@ -3,23 +3,23 @@
 Under ``durability="full"`` every commit fsyncs the WAL, so a put costs a whole fsync
 however small it is, and threads that put at the same time wait for each other's fsyncs
 one after another. With :class:`GroupCommit`, a thread that writes while no commit is under
-way becomes the *leader*: it opens one write transaction, runs its write and every write
-that is waiting, waits briefly for the threads that are likely to write next, runs their
-writes too, and commits once (one fsync); then each waiting thread gets its result.
+way becomes the *leader*: it waits briefly for the threads that are likely to write next,
+then runs its write and every waiting write in one write transaction and commits once
+(one fsync); then each waiting thread gets its result.
 Writes that arrive during that commit wait, and the first of them leads the next batch.
 One thread alone pays a transaction of one write, as before.
 
-Where the time goes (measured on 2 cores, see docs/benchmarks.md): the fsync itself
-releases the GIL, but every other step of a put is Python that runs one thread at a time,
-and each thread that waits costs a sleep and a wake-up (a context switch, on a VM often
-tens of microseconds). So the design keeps the work between two fsyncs small:
-
-* the leader opens the transaction and runs the writes already waiting *before* it waits
-  for the others, so their SQL overlaps the wait instead of following it;
-* after the commit the leader wakes only the first writer of the batch, and each writer
-  wakes the next one as it returns: one thread at a time competes for the GIL with the
-  one running, instead of all of them at once (a thundering herd in which most wake-ups
-  end in a second sleep, on the GIL).
+Where the time goes (measured on 2 cores with 8 threads, see docs/benchmarks.md): the
+fsync releases the GIL, but everything else in a put is Python that runs one thread at a
+time, and each waiting thread costs a sleep and a wake-up (a context switch; on a VM often
+tens of microseconds). Between two fsyncs the 8 threads each wake, return, put again and
+wait again, one after another, and that, not the SQL, is most of the time between commits.
+So after a commit the leader wakes only the first writer of its batch, and each writer
+wakes the next one as it returns: one woken thread at a time competes for the GIL with the
+running one. Woken all at once, most of them would find the GIL taken and sleep a second
+time on it, and each SQLite statement of the next leader (which releases the GIL while it
+runs) would hand the GIL to one of them and wait to get it back. The leader waits for the
+others *before* it begins its transaction, so its statements run while no one competes.
 
 Guarantees:
 
@@ -102,12 +102,7 @@ class GroupCommit:
         self._arrived = threading.Condition(self._lock)
         self._waiting: list[_Write[Any]] = []
         self._leading = False
-        self._expected = 0  # while a leader lingers: how many writes it waits for
-        # While a leader lingers, its open transaction: writes that arrive run in it at once
-        # (their SQL overlaps the wait for the others), and join ``_joined``.
-        self._open: sqlite3.Connection | None = None
-        self._joined: list[_Write[Any]] = []
-        self._failure: BaseException | None = None  # a joined write raised this
+        self._expected = 0  # while a leader lingers: how many waiting writes it waits for
         self._last_threads: set[int] = set()
         self._recent_threads: set[int] = set()  # of the last two batches
         self._last_commit = 0.0  # seconds the last COMMIT took
@@ -128,10 +123,9 @@ class GroupCommit:
             else:
                 write.wake = wake = threading.Lock()
                 wake.acquire()
-                if self._open is None:
-                    self._waiting.append(write)
-                else:
-                    self._join(write)
+                self._waiting.append(write)
+                if self._expected and len(self._waiting) >= self._expected:
+                    self._arrived.notify()  # the lingering leader has all it waits for
         interrupted = None
         if wake is not None:
             interrupted = _wait(wake)
@@ -142,35 +136,22 @@ class GroupCommit:
                     raise interrupted
                 return write.outcome()
         try:
-            self._lead(write, transaction)
+            interrupted = self._lead(write, transaction) or interrupted
         finally:
             if interrupted is not None:
                 raise interrupted
         return write.outcome()
 
-    def _join(self, write: _Write[Any]) -> None:
-        """Run ``write`` in the lingering leader's open transaction (lock held); wake the
-        leader once every write it waits for is in."""
-        if self._failure is None:
-            try:
-                write.result = write.work(self._open)  # type: ignore[arg-type]
-            except BaseException as exc:  # the leader rolls the batch back
-                self._failure = exc
-        self._joined.append(write)
-        if len(self._joined) >= self._expected:
-            self._arrived.notify()
-
-    def _lead(self, leader: _Write[Any], transaction: Transaction) -> None:
-        """As the leader: run the waiting writes in one transaction, wait briefly for the
-        recent writers (running theirs as they come), commit, record each outcome, hand
-        over."""
-        batch = self._take()
+    def _lead(self, leader: _Write[Any], transaction: Transaction) -> BaseException | None:
+        """As the leader: wait briefly for the recent writers, run every waiting write in
+        one transaction, commit, record each outcome, hand over. Returns an interrupt that
+        came while it waited (the caller raises it)."""
+        batch, interrupted = self._take_batch()
         committing = 0.0
         try:
             with transaction() as conn:
                 for write in batch:
                     write.result = write.work(conn)
-                self._linger(conn, batch)
                 committing = time.monotonic()
         except BaseException as exc:
             for write in batch:
@@ -181,37 +162,30 @@ class GroupCommit:
                 write.done = True
             took = time.monotonic() - committing if committing else self._last_commit
             self._hand_over(batch, leader, took)
+        return interrupted
 
-    def _take(self) -> list[_Write[Any]]:
+    def _take_batch(self) -> tuple[list[_Write[Any]], BaseException | None]:
+        """Wait (briefly) for the writers of the last two batches, then take every waiting
+        write (the leader's own among them). An interrupt ends the wait early; it is
+        returned with the batch."""
+        expected = len(self._recent_threads)
+        interrupted = None
         with self._lock:
-            batch, self._waiting = self._waiting, []
-        return batch
-
-    def _linger(self, conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
-        """Wait (briefly) until the recent writers not yet in ``batch`` have written into
-        the open transaction ``conn``; add their writes to ``batch`` (also on error).
-        Raises what one of them raised."""
-        missing = len(self._recent_threads) - len(batch)
-        if missing <= 0:
-            return
-        with self._lock:
-            self._open, self._expected = conn, missing
-            try:
-                for write in self._waiting:  # came while the first writes ran
-                    self._join(write)
-                self._waiting = []
+            if len(self._waiting) < expected:
+                self._expected = expected
                 deadline = time.monotonic() + min(self._last_commit * LINGER_SHARE, LINGER_MAX)
-                while len(self._joined) < missing and self._failure is None:
+                while len(self._waiting) < expected:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self._arrived.wait(left)
-            finally:
-                batch += self._joined
-                failure = self._failure
-                self._open, self._expected, self._joined, self._failure = None, 0, [], None
-        if failure is not None:
-            raise failure
+                    try:
+                        self._arrived.wait(left)
+                    except BaseException as exc:  # KeyboardInterrupt: commit the batch first
+                        interrupted = exc
+                        break
+                self._expected = 0
+            batch, self._waiting = self._waiting, []
+        return batch, interrupted
 
     def _hand_over(self, batch: list[_Write[Any]], leader: _Write[Any], took: float) -> None:
         """As the leader, after the commit: wake the batch's first writer (each wakes the
