@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka.protocol.consumer import (
@@ -23,6 +24,7 @@ from kafka.protocol.producer import (
     ProduceResponse,
 )
 from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecords
 
 from sqlitequeue import Stream
 from sqlitequeue.gateway import Server, serve
@@ -142,7 +144,9 @@ def test_a_corrupt_batch_is_refused_and_nothing_is_written(
     assert produce(conn, batch([b"fine"])) == (0, 0)  # the connection still works
 
 
-def fetch(conn: RawConnection, offset: int, wait_ms: int = 0, min_bytes: int = 1) -> object:
+def fetch(
+    conn: RawConnection, offset: int, wait_ms: int = 0, min_bytes: int = 1, max_bytes: int = 1 << 20
+) -> Any:
     request = FetchRequest(
         replica_id=-1,
         max_wait_ms=wait_ms,
@@ -156,7 +160,7 @@ def fetch(conn: RawConnection, offset: int, wait_ms: int = 0, min_bytes: int = 1
                 topic="t",
                 partitions=[
                     FetchRequest.FetchTopic.FetchPartition(
-                        partition=0, fetch_offset=offset, partition_max_bytes=1 << 20
+                        partition=0, fetch_offset=offset, partition_max_bytes=max_bytes
                     )
                 ],
             )
@@ -179,6 +183,19 @@ def test_fetch_reports_watermarks_out_of_range_and_long_polls(
     started = time.monotonic()
     part = fetch(conn, 3, wait_ms=300)
     assert part.records in (b"", None) and time.monotonic() - started >= 0.25
+
+
+def test_fetch_max_bytes_limits_records_but_returns_at_least_one(
+    conn: RawConnection, db_path: Path
+) -> None:
+    with Stream(db_path, "t") as stream:
+        stream.append_many([b"x" * 1000] * 10)
+    batches = MemoryRecords(fetch(conn, 0, max_bytes=2500).records)
+    offsets = [record.offset for fetched in batches for record in fetched]
+    assert 1 <= len(offsets) <= 3 and offsets[0] == 0
+    produce(conn, batch([b"y" * 5000]))
+    one = list(MemoryRecords(fetch(conn, 10, max_bytes=100).records))
+    assert [r.offset for b in one for r in b] == [10]  # over the limit, still one batch
 
 
 def test_list_offsets_earliest_latest_and_by_timestamp(conn: RawConnection, db_path: Path) -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,8 @@ PRODUCE = 0
 #: Requests read ahead of the one being answered, per connection (Kafka clients pipeline
 #: up to 5 by default).
 IN_FLIGHT = 16
+#: How often the server applies the topics' retention (seconds).
+RETENTION_INTERVAL = 5.0
 
 
 def cluster_id_for(path: Path) -> str:
@@ -191,9 +194,17 @@ class Server:
                 await asyncio.wait(pending, timeout=1.0)
 
     async def _expire_members(self) -> None:
+        """Session timeouts every 0.25 s; topics' retention every RETENTION_INTERVAL."""
+        retention_due = 0.0
         while True:
             await asyncio.sleep(0.25)
             self._ctx.coordinator.expire()
+            if time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + RETENTION_INTERVAL
+                try:
+                    self._ctx.log.apply_retention()
+                except QueueError as exc:
+                    logger.warning("retention skipped: %s", exc)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

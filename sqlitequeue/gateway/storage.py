@@ -117,12 +117,16 @@ class Log:
         for rid, ts, count, key, headers, payload in rows:
             first = rid - base
             if count is None:
-                if first >= offset:
+                if first >= offset and ((not parts and not plain) or size < max_bytes):
                     plain.append((first, ts, key, headers, payload))
-                    size += len(payload) + 20
+                    size += len(payload) + (len(key) if key else 0) + 20
+                elif first >= offset:
+                    break
                 continue
             if first + count <= offset:
                 continue
+            if plain and size >= max_bytes:
+                break
             if plain:
                 parts.append(build_batch(plain[0][0], plain))
                 plain = []
@@ -159,6 +163,23 @@ class Log:
                 (base, base + log.OFFSET_LIMIT, rows),
             ).fetchall()
         return [(rid - base, head) for rid, head in found]
+
+    def apply_retention(self) -> int:
+        """Delete what each topic's retention (set through Stream) no longer keeps, a chunk
+        per partition; return how many records were deleted."""
+        deleted = 0
+        with self.db.read() as conn:
+            topics = conn.execute(
+                "SELECT name, retention_age, retention_bytes FROM stream_topics"
+                " WHERE retention_age IS NOT NULL OR retention_bytes IS NOT NULL"
+            ).fetchall()
+        for name, age, size in topics:
+            row = self.topic(name)
+            for pid in row.pids if row else ():
+                with self.db.write() as conn:
+                    first, cut = log.retention_step(conn, pid, age, size, time.time())
+                deleted += cut - first
+        return deleted
 
     # -- committed offsets ---------------------------------------------------------------
 
