@@ -15,8 +15,9 @@ import pytest
 from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError
 from confluent_kafka import Producer as ConfluentProducer
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import codec as codecs
+from kafka.admin import NewTopic
 
 from sqlitequeue import Stream
 from sqlitequeue.gateway import Server, serve
@@ -150,3 +151,50 @@ def test_compressed_batches_are_stored_or_refused_with_the_protocols_error(
     else:
         assert stored == []
         assert {e.code() for e in errors} == {KafkaError.UNSUPPORTED_COMPRESSION_TYPE}
+
+
+def test_kafka_and_stream_see_the_same_records_at_the_same_offsets(
+    server: Server, db_path: Path
+) -> None:
+    """Appends through both interfaces, interleaved: every reader sees one sequence."""
+    producer = KafkaProducer(bootstrap_servers=server.bootstrap, linger_ms=0)
+    with Stream(db_path, "mixed") as stream:
+        for i in range(6):
+            if i % 2:
+                stream.append_many([b"stream-%d-%d" % (i, j) for j in range(3)])
+            else:
+                for j in range(3):
+                    producer.send("mixed", b"kafka-%d-%d" % (i, j))
+                producer.flush()
+        from_stream = [(r.offset, r.payload) for r in stream.read(0, 0, 100)]
+    producer.close()
+    consumer = KafkaConsumer(
+        "mixed",
+        bootstrap_servers=server.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    from_kafka = [(m.offset, m.value) for m in consumer]
+    consumer.close()
+    assert (
+        from_kafka
+        == from_stream
+        == list(
+            enumerate(
+                b"%s-%d-%d" % (b"stream" if i % 2 else b"kafka", i, j)
+                for i in range(6)
+                for j in range(3)
+            )
+        )
+    )
+
+
+def test_admin_creates_and_deletes_topics(server: Server, db_path: Path) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    admin.create_topics([NewTopic("made", num_partitions=3, replication_factor=1)])
+    with Stream(db_path, "made", create=False) as stream:
+        assert stream.partitions == 3
+    admin.delete_topics(["made"])
+    admin.close()
+    with Stream(db_path, "other") as stream:
+        assert [t.name for t in stream.topics()] == ["other"]
