@@ -102,6 +102,7 @@ class Server:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._readers: set[asyncio.Task[None]] = set()  # each connection's request reader
         self._closing = False
 
     @property
@@ -186,6 +187,10 @@ class Server:
             log.close()
 
     async def _drain(self) -> None:
+        """Stop reading new requests; let each connection answer what it has read (up to
+        DRAIN_SECONDS), then cancel what is left (e.g. long polls)."""
+        for reader in list(self._readers):
+            reader.cancel()
         if self._connections:
             _done, pending = await asyncio.wait(self._connections, timeout=DRAIN_SECONDS)
             for task in pending:
@@ -229,6 +234,8 @@ class Server:
         """Read requests ahead (up to IN_FLIGHT) while answering them in order."""
         queue: asyncio.Queue[Request | bytes | None] = asyncio.Queue(IN_FLIGHT)
         reading = asyncio.create_task(self._read_requests(reader, peer, queue))
+        self._readers.add(reading)
+        reading.add_done_callback(self._readers.discard)
         try:
             await self._answer(queue, writer)
         finally:
@@ -264,8 +271,8 @@ class Server:
                         continue
                     logger.warning("connection from %s: %s; connection closed", peer, exc)
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client left, or the server is closing
         await queue.put(None)
 
     async def _answer(
