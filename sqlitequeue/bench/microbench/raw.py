@@ -333,14 +333,16 @@ class _RawStreamConsumer(Consumer):
         while True:
             conn.execute("BEGIN")
             start = self._base + self._position
-            rows = conn.execute(stream_log.FETCH, (start, self._limit, max_records)).fetchall()
+            params = (start, start, self._limit, max_records)  # rows from offset start on
+            rows = conn.execute(stream_log.FETCH, params).fetchall()
             version = conn.execute("PRAGMA data_version").fetchone()[0] if not rows else 0
             conn.execute("COMMIT")
             if rows or timeout <= 0 or not wait_for_change(conn, version, deadline):
                 break
         if rows:
             self._position = rows[-1][0] - self._base + 1
-        return [Received(None, r[4], 0, r[0] - self._base) for r in rows]
+        # Rows of one record each (this loop writes no batch rows): payload is column 5.
+        return [Received(None, r[5], 0, r[0] - self._base) for r in rows]
 
     def commit(self) -> None:
         """The owner-guarded offset update, when something was polled since the last one."""
