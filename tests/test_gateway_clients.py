@@ -7,6 +7,7 @@ and a Stream group of the same name share committed offsets.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError
 from confluent_kafka import Producer as ConfluentProducer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import NewTopic as ConfluentNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import codec as codecs
 from kafka.admin import NewTopic
@@ -198,3 +201,20 @@ def test_admin_creates_and_deletes_topics(server: Server, db_path: Path) -> None
     admin.close()
     with Stream(db_path, "other") as stream:
         assert [t.name for t in stream.topics()] == ["other"]
+
+
+def test_a_topic_created_with_a_larger_max_message_bytes_takes_larger_records(
+    server: Server, db_path: Path
+) -> None:
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    config = {"max.message.bytes": str(4 * 1024 * 1024)}
+    admin.create_topics([ConfluentNewTopic("large", 1, 1, config=config)])["large"].result(10)
+    big = os.urandom(1024 * 1024)
+    errors: list[object] = []
+    producer = ConfluentProducer(
+        {"bootstrap.servers": server.bootstrap, "message.max.bytes": 4 * 1024 * 1024}
+    )
+    producer.produce("large", big, on_delivery=lambda err, _m: errors.append(err))
+    assert producer.flush(10) == 0 and errors == [None]
+    with Stream(db_path, "large") as stream:
+        assert [r.payload for r in stream.read(0, 0)] == [big]

@@ -25,8 +25,15 @@ class Context:
     cluster_id: str
     producers: Producers
     coordinator: Coordinator = field(default_factory=Coordinator)
+    #: Topic -> largest batch, from CreateTopics' ``max.message.bytes`` (kept in memory:
+    #: after a restart the default applies again).
+    max_message_bytes: dict[str, int] = field(default_factory=dict)
     #: Set (and replaced) whenever records are appended: wakes long-polling fetches.
     appended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def batch_limit(self, topic: str) -> int:
+        """The largest batch ``topic`` accepts."""
+        return self.max_message_bytes.get(topic, MAX_BATCH_BYTES)
 
     def notify_append(self) -> None:
         """Wake every fetch waiting for new records."""

@@ -102,6 +102,9 @@ async def create_topics(ctx: Context, req: Request) -> Any:
             code, message = ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} exists"
         elif not req.body.validate_only:
             ctx.log.create_topic(topic.name, count)
+            for config in topic.configs or ():
+                if config.name == "max.message.bytes" and (config.value or "").isdigit():
+                    ctx.max_message_bytes[topic.name] = int(config.value)
         results.append(
             CreateTopicsResponse.CreatableTopicResult(
                 name=topic.name,
@@ -164,7 +167,7 @@ def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
                     continue
                 pid = row.pids[part.index]
                 try:
-                    batch = check_batch(part.records, MAX_BATCH_BYTES)
+                    batch = check_batch(part.records, ctx.batch_limit(topic.name))
                 except BatchError as exc:
                     logger.warning("produce to %s[%d] refused: %s", topic.name, part.index, exc)
                     answers[number][key] = _partition_response(part.index, exc.code)
@@ -384,6 +387,9 @@ async def describe_configs(ctx: Context, req: Request) -> Any:
     results = []
     for resource in req.body.resources:
         configs = TOPIC_CONFIGS if resource.resource_type == 2 else BROKER_CONFIGS
+        if resource.resource_type == 2:
+            limit = str(ctx.batch_limit(resource.resource_name))
+            configs = {**configs, "max.message.bytes": limit}
         code = ErrorCode.NONE
         if resource.resource_type == 2 and ctx.log.topic(resource.resource_name) is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
