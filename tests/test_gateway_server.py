@@ -4,13 +4,14 @@ loopback, retention applied to what Kafka clients produced, auto-create switched
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from sqlitequeue import Retention, Stream
@@ -74,3 +75,29 @@ def test_without_auto_create_an_unknown_topic_is_refused(db_path: Path) -> None:
         producer.close()
     with Stream(db_path, "present") as stream:
         assert [t.name for t in stream.topics()] == ["present"]
+
+
+def test_a_produce_waiting_for_the_files_lock_does_not_stall_other_clients(
+    db_path: Path,
+) -> None:
+    with Stream(db_path, "t") as stream:
+        stream.append(b"before")
+    with serve(db_path) as server:
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+        producer = KafkaProducer(bootstrap_servers=server.bootstrap, linger_ms=0)
+        future = producer.send("t", b"after")
+        time.sleep(0.5)
+        assert not future.is_done  # the produce waits for the lock ...
+        reader = KafkaConsumer(
+            "t",
+            bootstrap_servers=server.bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
+        assert [m.value for m in reader][:1] == [b"before"]  # ... the others are served
+        reader.close()
+        blocker.execute("COMMIT")
+        assert future.get(timeout=10).offset == 1
+        producer.close()
+        blocker.close()

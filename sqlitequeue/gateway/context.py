@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlitequeue.gateway.groups import Coordinator
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
+
+T = TypeVar("T")
 
 #: The single node's id; it is every partition's leader and every group's coordinator.
 NODE_ID = 0
@@ -17,9 +22,16 @@ MAX_BATCH_BYTES = 1048588
 
 @dataclass
 class Context:
-    """The server's state, handed to every handler."""
+    """The server's state, handed to every handler.
+
+    ``log`` is read on the event loop's thread (reads never wait for writers in WAL mode);
+    ``writer`` is a second connection that only :meth:`write` uses, on one worker thread,
+    so that a write waiting for the file's lock (another process's transaction, a
+    checkpoint) never stalls the loop and the other connections.
+    """
 
     log: Log
+    writer: Log
     host: str
     port: int
     cluster_id: str
@@ -30,6 +42,14 @@ class Context:
     max_message_bytes: dict[str, int] = field(default_factory=dict)
     #: Set (and replaced) whenever records are appended: wakes long-polling fetches.
     appended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-write")
+    )
+
+    async def write(self, work: Callable[..., T], *args: object) -> T:
+        """Run ``work(*args)`` (a write through :attr:`writer`) on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
 
     def batch_limit(self, topic: str) -> int:
         """The largest batch ``topic`` accepts."""

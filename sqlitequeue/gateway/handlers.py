@@ -141,10 +141,10 @@ def _partition_response(index: int, code: int, offset: int = -1, start: int = -1
 
 async def produce(ctx: Context, req: Request) -> Any:
     """Answer one Produce request (see :func:`produce_many`)."""
-    return produce_many(ctx, [req])[0]
+    return (await produce_many(ctx, [req]))[0]
 
 
-def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
+async def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
     """Check every partition's batch of every request, store the good ones in one
     transaction (one commit for requests a client pipelined), and return each request's
     response (None for acks=0) in order, once stored."""
@@ -180,20 +180,20 @@ def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
                 writes.append((pid, batch))
                 places.append((number, key))
     if writes:
-        _store(ctx, writes, places, answers)
+        await _store(ctx, writes, places, answers)
     return [
         _produce_response(ctx, req, found) for req, found in zip(requests, answers, strict=True)
     ]
 
 
-def _store(
+async def _store(
     ctx: Context,
     writes: list[tuple[int, Batch]],
     places: list[tuple[int, tuple[str, int]]],
     answers: list[dict[tuple[str, int], Any]],
 ) -> None:
     try:
-        offsets = ctx.log.append(writes)
+        offsets = await ctx.write(ctx.writer.append, writes)
     except QueueError as exc:
         logger.error("produce failed, nothing stored: %s", exc)
         for (number, key), (pid, _batch) in zip(places, writes, strict=True):

@@ -155,7 +155,10 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         log = Log(self.path, auto_create=self.auto_create, partitions=self.partitions)
+        writer: Log | None = None
+        ctx: Context | None = None
         try:
+            writer = Log(self.path, auto_create=self.auto_create, partitions=self.partitions)
             try:
                 listener = await asyncio.start_server(self._connection, self.host, self.port)
             except OSError as exc:
@@ -165,8 +168,13 @@ class Server:
                 ) from exc
             self.port = listener.sockets[0].getsockname()[1]
             advertised = self.host if self.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
-            self._ctx = Context(
-                log, advertised, self.port, cluster_id_for(self.path), Producers(log.recent_batches)
+            self._ctx = ctx = Context(
+                log,
+                writer,
+                advertised,
+                self.port,
+                cluster_id_for(self.path),
+                Producers(log.recent_batches),
             )
             if not is_loopback(self.host):
                 logger.warning(
@@ -184,6 +192,10 @@ class Server:
                 await self._drain()
             expiry.cancel()
         finally:
+            if ctx is not None:
+                ctx.executor.shutdown(wait=True)
+            if writer is not None:
+                writer.close()
             log.close()
 
     async def _drain(self) -> None:
@@ -207,7 +219,7 @@ class Server:
             if time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + RETENTION_INTERVAL
                 try:
-                    self._ctx.log.apply_retention()
+                    await self._ctx.write(self._ctx.writer.apply_retention)
                 except QueueError as exc:
                     logger.warning("retention skipped: %s", exc)
 
@@ -297,7 +309,7 @@ class Server:
                     else:
                         ahead = nxt
                         break
-                responses = produce_many(self._ctx, group)
+                responses = await produce_many(self._ctx, group)
                 writer.write(
                     b"".join(
                         encode_response(request, response)
