@@ -52,7 +52,10 @@ async def metadata(ctx: Context, req: Request) -> Any:
     )
     topics = []
     for name in names:
-        row = ctx.log.topic(name, create=allow)
+        row = ctx.log.topic(name)
+        if row is None and allow and ctx.log.auto_create and TOPIC_NAME.fullmatch(name):
+            await ctx.write(ctx.writer.create_topic, name, ctx.log.default_partitions)
+            row = ctx.log.topic(name)
         if row is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if not TOPIC_NAME.fullmatch(name):
@@ -101,7 +104,7 @@ async def create_topics(ctx: Context, req: Request) -> Any:
         elif ctx.log.topic(topic.name) is not None:
             code, message = ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} exists"
         elif not req.body.validate_only:
-            ctx.log.create_topic(topic.name, count)
+            await ctx.write(ctx.writer.create_topic, topic.name, count)
             for config in topic.configs or ():
                 if config.name == "max.message.bytes" and (config.value or "").isdigit():
                     ctx.max_message_bytes[topic.name] = int(config.value)
@@ -122,7 +125,8 @@ async def delete_topics(ctx: Context, req: Request) -> Any:
     names = [t.name for t in req.body.topics] if req.version >= 6 else req.body.topic_names
     results = []
     for name in names:
-        found = ctx.log.delete_topic(name)
+        found = await ctx.write(ctx.writer.delete_topic, name)
+        ctx.log.forget(name)
         code = ErrorCode.NONE if found else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         results.append(DeleteTopicsResponse.DeletableTopicResult(name=name, error_code=code))
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlitequeue import _stream_log as log
 from sqlitequeue._db import Database
 from sqlitequeue.gateway.batches import Batch, build_batch
-from sqlitequeue.stream import MAX_PARTITIONS, TOPIC_NAME
+from sqlitequeue.stream import MAX_PARTITIONS
 
 #: Most rows one partition's fetch reads at once.
 FETCH_ROWS = 2000
@@ -29,7 +29,7 @@ class Log:
 
     def __init__(self, path: str | Path, *, auto_create: bool = True, partitions: int = 1) -> None:
         self.path = Path(path)
-        self.auto_create = auto_create
+        self.auto_create = auto_create  # the handlers create topics on first use
         self.default_partitions = partitions
         self.db = Database(path, durability="normal")
         self._topics: dict[str, log.TopicRow] = {}
@@ -39,18 +39,13 @@ class Log:
 
     # -- topics --------------------------------------------------------------------------
 
-    def topic(self, name: str, *, create: bool = False) -> log.TopicRow | None:
-        """The topic ``name``; created (default partitions) when ``create`` and auto-create
-        allow it. None if it does not exist (or its name is not a valid Kafka topic name)."""
+    def topic(self, name: str) -> log.TopicRow | None:
+        """The topic ``name``, or None if the file has none (cached once found)."""
         row = self._topics.get(name)
         if row is not None:
             return row
         with self.db.read() as conn:
             row = log.load_topic(conn, name)
-        if row is None and create and self.auto_create and TOPIC_NAME.fullmatch(name):
-            self.create_topic(name, self.default_partitions)
-            with self.db.read() as conn:
-                row = log.load_topic(conn, name)
         if row is not None:
             self._topics[name] = row
         return row
