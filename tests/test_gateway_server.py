@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from sqlitequeue import Retention, Stream
+from sqlitequeue import QueueError, Retention, Stream
 from sqlitequeue import stream as stream_module
 from sqlitequeue.gateway import Server, serve
 from sqlitequeue.gateway import server as server_module
@@ -101,3 +101,8 @@ def test_a_produce_waiting_for_the_files_lock_does_not_stall_other_clients(
         assert future.get(timeout=10).offset == 1
         producer.close()
         blocker.close()
+
+
+def test_a_port_in_use_is_a_clear_error(db_path: Path) -> None:
+    with serve(db_path) as server, pytest.raises(QueueError, match="choose another --port"):
+        Server(db_path, port=server.port).start()

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         f"serving {args.file} on {server.bootstrap} (bootstrap.servers={server.bootstrap})",
         flush=True,
     )
-    while server._thread is not None and server._thread.is_alive():
-        server._thread.join(0.5)
+    while not server.wait(0.5):  # short waits, so that signal handlers run
+        pass
     print("stopped", file=sys.stderr, flush=True)
     return ExitCode.OK
 

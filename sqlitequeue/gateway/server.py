@@ -141,6 +141,14 @@ class Server:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a server started with :meth:`start` has stopped (or ``timeout``
+        seconds pass); return True once it has stopped."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
     def __enter__(self) -> Server:
         return self.start()
 
