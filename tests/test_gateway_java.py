@@ -3,7 +3,9 @@ console producer and consumer, and `kafka-consumer-groups --describe` showing la
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from sqlitequeue import Stream
@@ -13,9 +15,11 @@ from sqlitequeue.gateway import serve
 TOOLS = "org.apache.kafka.tools"
 
 
-def java_tool(main: str, *args: str, stdin: str = "") -> str:
-    """Run one of Kafka's command-line tools; return its stdout (fails the test on error)."""
+def java_tool(main: str, *args: str, stdin: str = "", check: bool = True) -> str:
+    """Run one of Kafka's command-line tools; return its stdout (and, unless ``check``,
+    its stderr and log too; with ``check`` a failure fails the test)."""
     dist = distribution.ensure()
+    logs = Path(tempfile.mkdtemp(prefix="kafka-tool-logs-"))
     done = subprocess.run(
         [
             dist.java,
@@ -23,6 +27,7 @@ def java_tool(main: str, *args: str, stdin: str = "") -> str:
             "-cp",
             dist.classpath,
             f"-Dlog4j2.configurationFile={dist.log4j_config}",
+            f"-Dkafka.logs.dir={logs}",
             main,
             *args,
         ],
@@ -32,8 +37,13 @@ def java_tool(main: str, *args: str, stdin: str = "") -> str:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    log_file = logs / "server.log"
+    log = log_file.read_text() if log_file.exists() else ""
+    shutil.rmtree(logs, ignore_errors=True)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr + log
+        return done.stdout
+    return done.stdout + done.stderr + log
 
 
 def test_console_producer_consumer_and_consumer_groups_describe(db_path: Path) -> None:
@@ -80,3 +90,23 @@ def test_console_producer_consumer_and_consumer_groups_describe(db_path: Path) -
         )
         row = next(line.split() for line in out.splitlines() if line.startswith("jg "))
         assert row[:6] == ["jg", "jt", "0", "3", "4", "1"]  # committed 3, end 4, lag 1
+
+
+def test_the_kip_848_consumer_protocol_is_refused_with_the_protocols_error(db_path: Path) -> None:
+    """ConsumerGroupHeartbeat is not advertised: the Java client says to use classic."""
+    with serve(db_path) as server:
+        out = java_tool(
+            f"{TOOLS}.consumer.ConsoleConsumer",
+            "--bootstrap-server",
+            server.bootstrap,
+            "--topic",
+            "k",
+            "--group",
+            "g",
+            "--consumer-property",
+            "group.protocol=consumer",
+            "--timeout-ms",
+            "5000",
+            check=False,
+        )
+    assert "does not support the new CONSUMER group protocol" in out

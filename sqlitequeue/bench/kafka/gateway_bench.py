@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ LATENCY = re.compile(r"([\d.]+) ms avg latency.*?(\d+) ms 50th, (\d+) ms 95th, (
 def producer_performance(bootstrap: str, topic: str, records: int, size: int) -> dict[str, float]:
     """Run ProducerPerformance once (acks=all); return records/s and its latency figures."""
     dist = distribution.ensure()
+    logs = tempfile.mkdtemp(prefix="producer-performance-")
     done = subprocess.run(
         [
             dist.java,
@@ -45,6 +47,7 @@ def producer_performance(bootstrap: str, topic: str, records: int, size: int) ->
             "-cp",
             dist.classpath,
             f"-Dlog4j2.configurationFile={dist.log4j_config}",
+            f"-Dkafka.logs.dir={logs}",
             "org.apache.kafka.tools.ProducerPerformance",
             "--topic",
             topic,
@@ -63,6 +66,7 @@ def producer_performance(bootstrap: str, topic: str, records: int, size: int) ->
         timeout=900,
         check=False,
     )
+    shutil.rmtree(logs, ignore_errors=True)
     found = SUMMARY.findall(done.stdout)
     latency = LATENCY.findall(done.stdout)
     if done.returncode != 0 or not found or not latency:
