@@ -55,6 +55,40 @@ class Context:
         """The largest batch ``topic`` accepts."""
         return self.max_message_bytes.get(topic, MAX_BATCH_BYTES)
 
+    #: Fetches waiting in :meth:`wait_for_change`, and the task that watches the file
+    #: for them (one for all of them, so idle consumers cost little CPU).
+    waiting: int = 0
+    watcher: asyncio.Task[None] | None = None
+
+    async def wait_for_change(
+        self, event: asyncio.Event, token: tuple[int, int], timeout: float
+    ) -> None:
+        """Wait until ``event`` is set (an append here) or the file changed since ``token``
+        (a commit by anyone: one watcher polls PRAGMA data_version for every waiting
+        fetch, from every 2 ms after a change to every 50 ms when idle), or ``timeout``."""
+        if self.log.change_token() != token:
+            return
+        self.waiting += 1
+        if self.watcher is None or self.watcher.done():
+            self.watcher = asyncio.create_task(self._watch(token))
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.waiting -= 1
+
+    async def _watch(self, token: tuple[int, int]) -> None:
+        pause = 0.002
+        while self.waiting:
+            await asyncio.sleep(pause)
+            now = self.log.change_token()
+            if now != token:
+                token, pause = now, 0.002
+                self.notify_append()
+            else:
+                pause = min(pause * 2, 0.05)
+
     def notify_append(self) -> None:
         """Wake every fetch waiting for new records."""
         self.appended.set()

@@ -308,17 +308,7 @@ async def _wait_for_append(
     ctx: Context, event: asyncio.Event, token: tuple[int, int], left: float
 ) -> None:
     """Until this server appends, another process commits to the file, or ``left`` s pass."""
-    deadline = time.monotonic() + left
-    pause = 0.002
-    while time.monotonic() < deadline:
-        try:
-            await asyncio.wait_for(event.wait(), min(pause, max(deadline - time.monotonic(), 0)))
-            return
-        except TimeoutError:
-            pass
-        if ctx.log.change_token() != token:
-            return
-        pause = min(pause * 2, 0.05)
+    await ctx.wait_for_change(event, token, left)
 
 
 async def list_offsets(ctx: Context, req: Request) -> Any:
