@@ -8,6 +8,7 @@ and a Stream group of the same name share committed offsets.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +219,31 @@ def test_a_topic_created_with_a_larger_max_message_bytes_takes_larger_records(
     assert producer.flush(10) == 0 and errors == [None]
     with Stream(db_path, "large") as stream:
         assert [r.payload for r in stream.read(0, 0)] == [big]
+
+
+def test_concurrent_producers_share_commits_and_lose_nothing(server: Server, db_path: Path) -> None:
+    """Several producers (several connections) at once: their appends may share a
+    transaction; every record is stored once and each producer's order is kept."""
+
+    def send(name: bytes) -> None:
+        producer = ConfluentProducer(
+            {"bootstrap.servers": server.bootstrap, "linger.ms": 1, "enable.idempotence": True}
+        )
+        for i in range(400):
+            producer.produce("busy", key=name, value=b"%s-%d" % (name, i))
+            producer.poll(0)
+        assert producer.flush(20) == 0
+
+    with Stream(db_path, "busy"):
+        pass
+    threads = [threading.Thread(target=send, args=(b"p%d" % n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with Stream(db_path, "busy") as stream:
+        records = stream.read(0, 0, 10_000)
+    assert [r.offset for r in records] == list(range(1600))
+    for n in range(4):
+        mine = [r.payload for r in records if r.key == b"p%d" % n]
+        assert mine == [b"p%d-%d" % (n, i) for i in range(400)]

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from sqlitequeue.gateway.batches import Batch
 from sqlitequeue.gateway.groups import Coordinator
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
@@ -46,6 +47,38 @@ class Context:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-write")
     )
+
+    #: Appends waiting for the writer thread (see :meth:`append`), and whether a flush runs.
+    appends: list[tuple[list[tuple[int, Batch]], asyncio.Future[list[int]]]] = field(
+        default_factory=list
+    )
+    flusher: asyncio.Task[None] | None = None
+
+    async def append(self, writes: list[tuple[int, Batch]]) -> list[int]:
+        """Store batches through the writer; return their base offsets once committed.
+
+        Appends of several connections that arrive while a transaction runs share the
+        next one (one commit for all of them); if it fails, each of them gets the error.
+        """
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self.appends.append((writes, future))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush_appends())
+        return await future
+
+    async def _flush_appends(self) -> None:
+        while self.appends:
+            jobs, self.appends = self.appends, []
+            try:
+                results = await self.write(self.writer.append_all, [w for w, _ in jobs])
+            except Exception as exc:
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, future), offsets in zip(jobs, results, strict=True):
+                    if not future.done():
+                        future.set_result(offsets)
 
     async def write(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a write through :attr:`writer`) on the writer thread."""

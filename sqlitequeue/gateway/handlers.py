@@ -197,7 +197,7 @@ async def _store(
     answers: list[dict[tuple[str, int], Any]],
 ) -> None:
     try:
-        offsets = await ctx.write(ctx.writer.append, writes)
+        offsets = await ctx.append(writes)
     except QueueError as exc:
         logger.error("produce failed, nothing stored: %s", exc)
         for (number, key), (pid, _batch) in zip(places, writes, strict=True):

@@ -86,6 +86,15 @@ class Log:
         with self.db.write() as conn:
             return [log.append_batch(conn, pid, b.data, b.count, now) for pid, b in writes]
 
+    def append_all(self, jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+        """Like :meth:`append` for several callers' writes, in one transaction."""
+        now = time.time()
+        with self.db.write() as conn:
+            return [
+                [log.append_batch(conn, pid, b.data, b.count, now) for pid, b in writes]
+                for writes in jobs
+            ]
+
     def bounds(self, pid: int) -> tuple[int, int]:
         """(log start offset, high watermark) of a partition."""
         with self.db.read() as conn:
