@@ -12,6 +12,9 @@ and consume from the file's Stream topics; see docs/gateway.md. The modules, one
 * :mod:`.producers`       producer ids and idempotent produce
 * :mod:`.batches`         record batch checks, decompression and encoding
 * :mod:`.storage`         the file as Kafka sees it (topics, batches, committed offsets)
+* :mod:`.writer`          every write, on one thread; appends share commits
+* :mod:`.changes`         waking long-polling fetches when records arrive
+* :mod:`.context`         the state every handler shares
 * :mod:`.cli`             the ``serve`` command
 """
 

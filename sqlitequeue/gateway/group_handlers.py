@@ -148,7 +148,7 @@ async def offset_commit(ctx: Context, req: Request) -> Any:
             OffsetCommitResponse.OffsetCommitResponseTopic(name=topic.name, partitions=parts)
         )
     if writes:
-        await ctx.write(ctx.writer.commit, body.group_id, writes)
+        await ctx.writer.run(ctx.writer.log.commit, body.group_id, writes)
     return OffsetCommitResponse(throttle_time_ms=0, topics=topics)
 
 

@@ -7,7 +7,6 @@ response object (None when no response is due: Produce with acks=0).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -54,7 +53,7 @@ async def metadata(ctx: Context, req: Request) -> Any:
     for name in names:
         row = ctx.log.topic(name)
         if row is None and allow and ctx.log.auto_create and TOPIC_NAME.fullmatch(name):
-            await ctx.write(ctx.writer.create_topic, name, ctx.log.default_partitions)
+            await ctx.writer.run(ctx.writer.log.create_topic, name, ctx.log.default_partitions)
             row = ctx.log.topic(name)
         if row is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -104,7 +103,7 @@ async def create_topics(ctx: Context, req: Request) -> Any:
         elif ctx.log.topic(topic.name) is not None:
             code, message = ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} exists"
         elif not req.body.validate_only:
-            await ctx.write(ctx.writer.create_topic, topic.name, count)
+            await ctx.writer.run(ctx.writer.log.create_topic, topic.name, count)
             for config in topic.configs or ():
                 if config.name == "max.message.bytes" and (config.value or "").isdigit():
                     ctx.max_message_bytes[topic.name] = int(config.value)
@@ -125,7 +124,7 @@ async def delete_topics(ctx: Context, req: Request) -> Any:
     names = [t.name for t in req.body.topics] if req.version >= 6 else req.body.topic_names
     results = []
     for name in names:
-        found = await ctx.write(ctx.writer.delete_topic, name)
+        found = await ctx.writer.run(ctx.writer.log.delete_topic, name)
         ctx.log.forget(name)
         code = ErrorCode.NONE if found else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         results.append(DeleteTopicsResponse.DeletableTopicResult(name=name, error_code=code))
@@ -197,7 +196,7 @@ async def _store(
     answers: list[dict[tuple[str, int], Any]],
 ) -> None:
     try:
-        offsets = await ctx.append(writes)
+        offsets = await ctx.writer.append(writes)
     except QueueError as exc:
         logger.error("produce failed, nothing stored: %s", exc)
         for (number, key), (pid, _batch) in zip(places, writes, strict=True):
@@ -207,7 +206,7 @@ async def _store(
     for (number, key), (pid, batch), offset in zip(places, writes, offsets, strict=True):
         ctx.producers.stored(pid, batch, offset)
         answers[number][key] = _partition_response(key[1], ErrorCode.NONE, offset, 0)
-    ctx.notify_append()
+    ctx.changes.notify()
 
 
 def _produce_response(ctx: Context, req: Request, answers: dict[tuple[str, int], Any]) -> Any:
@@ -293,22 +292,15 @@ async def fetch(ctx: Context, req: Request) -> Any:
     body = req.body
     deadline = time.monotonic() + max(body.max_wait_ms, 0) / 1000
     while True:
-        token = ctx.log.change_token()
-        event = ctx.appended
+        token = ctx.changes.token()
+        event = ctx.changes.event
         responses, total = _fetch_partitions(ctx, body)
         errors = any(p.error_code for t in responses for p in t.partitions)
         left = deadline - time.monotonic()
         if total >= max(body.min_bytes, 1) or errors or left <= 0:
             break
-        await _wait_for_append(ctx, event, token, left)
+        await ctx.changes.wait(event, token, left)
     return FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=responses)
-
-
-async def _wait_for_append(
-    ctx: Context, event: asyncio.Event, token: tuple[int, int], left: float
-) -> None:
-    """Until this server appends, another process commits to the file, or ``left`` s pass."""
-    await ctx.wait_for_change(event, token, left)
 
 
 async def list_offsets(ctx: Context, req: Request) -> Any:

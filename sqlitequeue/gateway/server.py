@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sqlitequeue.errors import QueueError
+from sqlitequeue.gateway.changes import Changes
 from sqlitequeue.gateway.context import Context
 from sqlitequeue.gateway.dispatch import dispatch
 from sqlitequeue.gateway.handlers import produce_many
@@ -41,6 +42,7 @@ from sqlitequeue.gateway.wire import (
     encode_response,
     peek,
 )
+from sqlitequeue.gateway.writer import Writer
 
 logger = logging.getLogger("sqlitequeue.gateway")
 
@@ -163,10 +165,9 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         log = Log(self.path, auto_create=self.auto_create, partitions=self.partitions)
-        writer: Log | None = None
-        ctx: Context | None = None
+        writer: Writer | None = None
         try:
-            writer = Log(self.path, auto_create=self.auto_create, partitions=self.partitions)
+            writer = Writer(Log(self.path))
             try:
                 listener = await asyncio.start_server(self._connection, self.host, self.port)
             except OSError as exc:
@@ -176,9 +177,10 @@ class Server:
                 ) from exc
             self.port = listener.sockets[0].getsockname()[1]
             advertised = self.host if self.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
-            self._ctx = ctx = Context(
+            self._ctx = Context(
                 log,
                 writer,
+                Changes(log),
                 advertised,
                 self.port,
                 cluster_id_for(self.path),
@@ -200,8 +202,6 @@ class Server:
                 await self._drain()
             expiry.cancel()
         finally:
-            if ctx is not None:
-                ctx.executor.shutdown(wait=True)
             if writer is not None:
                 writer.close()
             log.close()
@@ -227,7 +227,7 @@ class Server:
             if time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + RETENTION_INTERVAL
                 try:
-                    await self._ctx.write(self._ctx.writer.apply_retention)
+                    await self._ctx.writer.run(self._ctx.writer.log.apply_retention)
                 except QueueError as exc:
                     logger.warning("retention skipped: %s", exc)
 
