@@ -34,7 +34,7 @@ OTHER_TOOLS = {
     "--standalone": "Kafka's StorageTool",
 }
 #: Fenced blocks in these languages hold no shell commands.
-NOT_SHELL = {"python", "py", "yaml", "yml", "json", "sql", "toml", "ini"}
+NOT_SHELL = {"python", "py", "yaml", "yml", "json", "sql", "toml", "ini", "text"}  # text: output
 #: ``make`` targets that pass their ARGS to a command.
 MAKE_TARGETS = {"compare": ["bench", "compare"], "quick": ["bench", "compare"]}
 STOP = {"|", "||", "&&", ";", ">", ">>", "2>", "<"}

@@ -158,6 +158,22 @@ def test_round_trip_with_kafka_python(kafka_bootstrap: str) -> None:
     assert sorted(_consume(kafka_bootstrap, topic, len(sent))) == sorted(sent)
 
 
+def test_a_kafka_python_consumer_joins_knowing_its_topics_partitions(kafka_bootstrap: str) -> None:
+    """Joining before the metadata lists the topic leads to a rejoin kafka-python can miss."""
+    from sqlitequeue.bench.backends import open_backend
+    from sqlitequeue.bench.profiles import backend_spec
+
+    topic = _topic()
+    with open_backend(backend_spec("kafka", bootstrap_servers=kafka_bootstrap)) as backend:
+        backend.create_topic(topic, partitions=3)
+        consumer = backend.consumer(topic, f"group-{topic}")
+        try:
+            client = consumer._client  # type: ignore[attr-defined]
+            assert client._client.cluster.partitions_for_topic(topic) == {0, 1, 2}
+        finally:
+            consumer.close()
+
+
 def test_broker_answers_metadata_and_exposes_its_jvm(kafka_session_broker: KafkaBroker) -> None:
     host, port = parse_bootstrap(kafka_session_broker.bootstrap_servers)[0]
     meta = fetch_metadata(host, port)

@@ -163,6 +163,20 @@ def test_the_reading_is_computed_not_written(results: Path, tmp_path: Path) -> N
     )
 
 
+def test_the_rate_ratio_compares_the_fastest_of_each_family(results: Path) -> None:
+    """A slow extra SQLite backend does not inflate Kafka's lead: best against best."""
+    metrics = results / "metrics.csv"
+    slow = [
+        line.replace("sqlite-queue", "sqlite-seed").replace(",3000.0", ",100.0")
+        for line in metrics.read_text().splitlines()
+        if ",sqlite-queue,max-rate-1kb,max_sustainable_rate," in line
+    ]
+    metrics.write_text(metrics.read_text() + "\n".join(slow) + "\n")
+    text = " ".join(workload_report.reading(load(results)))
+    assert "sqlite-seed 100 msg/s" in text  # the extra backend is there
+    assert "kafka-confluent sustained 2.7x the rate of sqlite-queue" in text
+
+
 def test_the_report_command_prints_the_summary(
     results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
