@@ -34,6 +34,8 @@ from sqlitequeue.bench.errors import BackendError, KafkaError
 from sqlitequeue.bench.profiles import backend_spec
 
 KAFKA_BACKENDS = ("kafka", "kafka-confluent", "kafka-managed")
+#: The Kafka clients pointed at `sqlitequeue serve`: each starts its own server on its data dir.
+GATEWAY_BACKENDS = ("gateway-confluent", "gateway-kafka-python")
 #: backend -> the session fixture with its bootstrap servers
 KAFKA_FIXTURES = {"kafka-managed": "kafka_managed_bootstrap"}
 
@@ -42,6 +44,11 @@ FAST: dict[str, dict[str, Any]] = {
     "sqlite-queue": {"lease_s": 2.0},
     "sqlite-stream": {"lease_s": 2.0},
     "kafka-managed": {"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000},
+    # the gateway has no minimum session timeout: a dead member is noticed within 2 s
+    **{
+        name: {"consumer.session.timeout.ms": 2000, "consumer.heartbeat.interval.ms": 500}
+        for name in GATEWAY_BACKENDS
+    },
 }
 
 
@@ -346,10 +353,33 @@ def test_describe_records_versions_and_settings(backend: Backend) -> None:
     if backend.name.startswith("sqlite"):
         assert info["sqlite_version"] == sqlite3.sqlite_version
         assert info["synchronous"] in ("OFF", "NORMAL", "FULL")
-    if backend.name in KAFKA_BACKENDS:
+    if backend.name in KAFKA_BACKENDS + GATEWAY_BACKENDS:
         assert info["client"]
         assert info["settings"]["producer.acks"] == info["acks"] == "all"
         assert info["linger_ms"] == (5 if backend.name == "kafka-managed" else 1)
+    if backend.name in GATEWAY_BACKENDS:
+        assert "sqlitequeue serve" in info["system"]
+        assert info["placement"].endswith("local disk")
+        assert info["bootstrap_servers"].startswith("127.0.0.1:")
+        assert Path(info["gateway_file"]).exists()
+
+
+@pytest.mark.parametrize("name", GATEWAY_BACKENDS)
+def test_gateway_backends_share_one_server_that_the_last_close_stops(
+    name: str, tmp_path: Path
+) -> None:
+    spec = backend_spec(name, data_dir=tmp_path)
+    first = open_backend(spec)
+    second = open_backend(spec)
+    servers = first.describe()["bootstrap_servers"]
+    assert second.describe()["bootstrap_servers"] == servers
+    first.close()
+    with socket.create_connection(("127.0.0.1", int(servers.rpartition(":")[2])), timeout=5):
+        pass  # still served for the second user
+    second.close()
+    second.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(servers.rpartition(":")[2])), timeout=5)
 
 
 # --------------------------------------------------------------------------- bad settings

@@ -175,6 +175,8 @@ BACKENDS: dict[str, str] = {
     "kafka": "sqlitequeue.bench.backends.kafka_python:KafkaPythonBackend",
     "kafka-confluent": "sqlitequeue.bench.backends.kafka_confluent:KafkaConfluentBackend",
     "kafka-managed": "sqlitequeue.bench.backends.kafka_confluent:KafkaManagedBackend",
+    "gateway-confluent": "sqlitequeue.bench.backends.gateway:GatewayConfluentBackend",
+    "gateway-kafka-python": "sqlitequeue.bench.backends.gateway:GatewayKafkaPythonBackend",
 }
 
 

@@ -38,6 +38,8 @@ DEFAULT_PROFILES: dict[str, str] = {
     "kafka": "kafka-latency",
     "kafka-confluent": "kafka-latency",
     "kafka-managed": "kafka-managed",
+    "gateway-confluent": "gateway-latency",
+    "gateway-kafka-python": "gateway-latency",
 }
 
 

@@ -1,0 +1,290 @@
+"""``gateway-confluent``, ``gateway-kafka-python``: Kafka clients -> sqlitequeue serve -> a file.
+
+The project's two Kafka client backends (:mod:`.kafka_confluent`, :mod:`.kafka_python`),
+unchanged, pointed at a ``sqlitequeue serve`` server (:mod:`sqlitequeue.gateway`) instead of a
+broker. The server serves one SQLite file, ``gateway.sqlite`` in the backend's data dir, on a
+free loopback port.
+
+One server per data dir, shared: the runner opens the backend in several processes (the
+parent creates topics, each producer and consumer process opens its own), and they must all
+reach the same server, since consumer groups and producer ids live in the server. So the
+server runs in its own process, and the openers keep a list of their pids beside the file
+(``gateway.users``, changed under a lock on ``gateway.lock``):
+
+* opening adds this process's pid, starting the server first when none is running (its
+  address is in ``gateway.addr``; its log in ``gateway.log``);
+* closing removes it, and the last user to close stops the server (SIGTERM: in-flight
+  requests finish, the file is closed cleanly);
+* the server also stops by itself once every listed process has died (a SIGKILLed
+  harness leaves no server behind).
+
+Raises :class:`~sqlitequeue.bench.errors.BackendError` when the server cannot start (with
+the end of its log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlitequeue.bench.backends.base import BackendSpec
+from sqlitequeue.bench.backends.kafka_confluent import KafkaConfluentBackend
+from sqlitequeue.bench.backends.kafka_python import KafkaPythonBackend
+from sqlitequeue.bench.errors import BackendError
+
+#: The file the server serves, in the backend's data dir.
+FILE_NAME = "gateway.sqlite"
+#: Where the backends sit: reports show it beside the results.
+PLACEMENT = "producers, consumers, sqlitequeue serve and its file on this host, local disk"
+#: How long opening waits for a new server to bind its port (seconds).
+START_TIMEOUT_S = 30.0
+#: How long closing waits for the server to drain and close the file before SIGKILL.
+STOP_TIMEOUT_S = 15.0
+#: How often the server checks that someone still uses it (seconds).
+WATCH_INTERVAL_S = 0.5
+
+
+def _alive(pid: int) -> bool:
+    """True when process ``pid`` runs (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+class SharedServer:
+    """The ``sqlitequeue serve`` process of one data dir, shared by every opener."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.dir = Path(data_dir)
+        self.file = self.dir / FILE_NAME
+        self.addr = self.dir / "gateway.addr"
+        self.users = self.dir / "gateway.users"
+        self.log = self.dir / "gateway.log"
+        self.bootstrap = ""
+        self.server_pid = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._attached = False
+
+    @contextlib.contextmanager
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the dir's lock; yield False (not holding it) when ``wait`` is off and it is busy."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "gateway.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read_users(self) -> list[int]:
+        try:
+            text = self.users.read_text()
+        except FileNotFoundError:
+            return []
+        return [pid for pid in (int(word) for word in text.split()) if _alive(pid)]
+
+    def _write_users(self, pids: list[int]) -> None:
+        self.users.write_text("".join(f"{pid}\n" for pid in pids))
+
+    def _running(self) -> tuple[int, str] | None:
+        """The (pid, address) of a live server of this dir, or None."""
+        try:
+            pid_text, address = self.addr.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return None
+        pid = int(pid_text)
+        return (pid, address) if _alive(pid) else None
+
+    def attach(self) -> str:
+        """Use this dir's server (starting it if none runs); return its bootstrap address."""
+        with self._locked():
+            running = self._running()
+            if running is None:
+                running = self._start()
+            self.server_pid, self.bootstrap = running
+            self._write_users([*self._read_users(), os.getpid()])
+            self._attached = True
+        return self.bootstrap
+
+    def _start(self) -> tuple[int, str]:
+        self.addr.unlink(missing_ok=True)
+        with open(self.log, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(self.file), str(self.dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C meant for the harness reaches it as SIGTERM
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            running = self._running()
+            if running is not None:
+                return running
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.02)
+        self._process.kill()
+        self._process.wait()
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        raise BackendError(
+            f"sqlitequeue serve did not start on {self.file} within {START_TIMEOUT_S:.0f} s "
+            f"(log {self.log}):\n{tail}"
+        )
+
+    def release(self) -> None:
+        """Stop using the server; the last user stops it. Safe to call twice."""
+        if not self._attached:
+            return
+        self._attached = False
+        with self._locked():
+            users = self._read_users()
+            if os.getpid() in users:
+                users.remove(os.getpid())
+            self._write_users(users)
+            if not users:
+                self._stop()
+        if self._process is not None:
+            self._process.poll()  # reap it, when it was ours
+
+    def _stop(self) -> None:
+        running = self._running()
+        if running is None:
+            return
+        pid = running[0]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self._running() is not None and time.monotonic() < deadline:
+            if self._process is not None:
+                self._process.poll()
+            time.sleep(0.02)
+        if self._running() is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self.addr.unlink(missing_ok=True)
+
+    def describe(self) -> dict[str, Any]:
+        """What the backend is and where it sits, for ``describe()``."""
+        return {
+            "system": "Kafka clients -> sqlitequeue serve -> one SQLite file",
+            "placement": PLACEMENT,
+            "gateway_file": str(self.file),
+            "gateway_pid": self.server_pid,
+            "sqlite_version": sqlite3.sqlite_version,
+        }
+
+
+class _OnGateway:
+    """Mix-in for a Kafka client backend: open attaches to the gateway, close releases it."""
+
+    gateway: SharedServer
+
+    def _attached_spec(self, spec: BackendSpec) -> BackendSpec:
+        self.gateway = SharedServer(spec.data_dir)
+        return replace(spec, bootstrap_servers=self.gateway.attach())
+
+
+class GatewayConfluentBackend(_OnGateway, KafkaConfluentBackend):
+    """confluent-kafka against ``sqlitequeue serve`` (see the module docstring)."""
+
+    name = "gateway-confluent"
+
+    def __init__(self, spec: BackendSpec) -> None:
+        attached = self._attached_spec(spec)
+        try:
+            super().__init__(attached)
+        except BaseException:
+            self.gateway.release()
+            raise
+
+    def describe(self) -> dict[str, Any]:
+        """The confluent-kafka backend's description, plus the server and its placement."""
+        return {**super().describe(), **self.gateway.describe()}
+
+    def close(self) -> None:
+        """Close the admin client; the last user of the server stops it. Safe to repeat."""
+        try:
+            super().close()
+        finally:
+            self.gateway.release()
+
+
+class GatewayKafkaPythonBackend(_OnGateway, KafkaPythonBackend):
+    """kafka-python against ``sqlitequeue serve`` (see the module docstring)."""
+
+    name = "gateway-kafka-python"
+
+    def __init__(self, spec: BackendSpec) -> None:
+        attached = self._attached_spec(spec)
+        try:
+            super().__init__(attached)
+        except BaseException:
+            self.gateway.release()
+            raise
+
+    def describe(self) -> dict[str, Any]:
+        """The kafka-python backend's description, plus the server and its placement."""
+        return {**super().describe(), **self.gateway.describe()}
+
+    def close(self) -> None:
+        """Close the admin client; the last user of the server stops it. Safe to repeat."""
+        try:
+            super().close()
+        finally:
+            self.gateway.release()
+
+
+def _serve_until_unused(file: str, data_dir: str) -> None:
+    """The server process: serve ``file`` until SIGTERM or until no user process is alive."""
+    from sqlitequeue.gateway import Server
+
+    shared = SharedServer(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = Server(file, port=0).start()
+    temp = shared.addr.with_suffix(".tmp")
+    temp.write_text(f"{os.getpid()} {server.bootstrap}\n")
+    temp.replace(shared.addr)
+    print(f"serving {file} on {server.bootstrap}", flush=True)
+    try:
+        while not stop.wait(WATCH_INTERVAL_S):
+            # never wait for the lock: its holder may be waiting for this server to stop
+            with shared._locked(wait=False) as held:
+                if held and not shared._read_users():
+                    print("every user process has gone: stopping", flush=True)
+                    server.close()
+                    shared.addr.unlink(missing_ok=True)
+                    return
+    finally:
+        server.close()
+        shared.addr.unlink(missing_ok=True)
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    _serve_until_unused(sys.argv[1], sys.argv[2])
