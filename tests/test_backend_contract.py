@@ -382,6 +382,37 @@ def test_gateway_backends_share_one_server_that_the_last_close_stops(
         socket.create_connection(("127.0.0.1", int(servers.rpartition(":")[2])), timeout=5)
 
 
+def _open_then_hang(spec: BackendSpec, conn: Any) -> None:
+    """Child process: open the backend (starting its server), report the address, hang."""
+    conn.send(open_backend(spec).describe()["bootstrap_servers"])
+    time.sleep(600)
+
+
+def test_gateway_server_stops_once_every_user_process_died(tmp_path: Path) -> None:
+    spec = backend_spec("gateway-confluent", data_dir=tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_open_then_hang, args=(spec, child), daemon=True)
+    process.start()
+    try:
+        assert parent.poll(60), "the child never opened the backend"
+        port = int(parent.recv().rpartition(":")[2])
+    finally:
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # never closes: the server notices on its own
+        process.join(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server kept running after its only user was killed")
+    assert not (tmp_path / "gateway.addr").exists()
+
+
 # --------------------------------------------------------------------------- bad settings
 
 
