@@ -36,7 +36,7 @@ from sqlitequeue.errors import QueueError
 
 log = logging.getLogger("sqlitequeue.locust")
 #: backends whose client threads must be greenlets (see run_locust.py)
-GREENLET_BACKENDS = ("kafka",)
+GREENLET_BACKENDS = ("kafka", "gateway-kafka-python")
 #: seconds of each run left for consumers to drain after the producers' last send
 MAX_DRAIN = 5.0
 
@@ -95,6 +95,26 @@ class KafkaManagedUser(BackendUser):
     """A managed-shaped Kafka (3 brokers across zones, RF 3, acks=all) via confluent-kafka."""
 
     backend = "kafka-managed"
+
+    @task
+    def replay(self) -> None:
+        self.replay_workload()
+
+
+class GatewayConfluentUser(BackendUser):
+    """confluent-kafka against `sqlitequeue serve` (one server, started on the run's file)."""
+
+    backend = "gateway-confluent"
+
+    @task
+    def replay(self) -> None:
+        self.replay_workload()
+
+
+class GatewayKafkaPythonUser(BackendUser):
+    """kafka-python against `sqlitequeue serve` (one server, started on the run's file)."""
+
+    backend = "gateway-kafka-python"
 
     @task
     def replay(self) -> None:

@@ -20,7 +20,7 @@ import sys
 
 from gevent import monkey
 
-GREENLET_USERS = ("KafkaPythonUser",)
+GREENLET_USERS = ("KafkaPythonUser", "GatewayKafkaPythonUser")
 mode = os.environ.get("SQLITEQUEUE_LOCUST_THREADS") or (
     "greenlet" if any(arg in GREENLET_USERS for arg in sys.argv[1:]) else "native"
 )

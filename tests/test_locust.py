@@ -87,6 +87,12 @@ def test_sqlite_headless_runs_convert_into_a_report(tmp_path: Path) -> None:
     assert Path(index).exists()
 
 
+def test_gateway_headless_runs_convert_into_a_report(tmp_path: Path) -> None:
+    """Both Kafka clients against `sqlitequeue serve`, which each run starts on its own file."""
+    prefixes = [_headless(b, tmp_path) for b in ("gateway-confluent", "gateway-kafka-python")]
+    _converted_loads_in_report(prefixes, tmp_path / "results")
+
+
 @pytest.mark.kafka
 def test_kafka_headless_runs_convert_into_a_report(kafka_bootstrap: str, tmp_path: Path) -> None:
     """Runs of KAFKA_RUN_SECONDS against the session's Kafka with both clients."""

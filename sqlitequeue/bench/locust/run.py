@@ -41,6 +41,8 @@ USER_CLASSES = {
     "kafka": "KafkaPythonUser",
     "kafka-confluent": "KafkaConfluentUser",
     "kafka-managed": "KafkaManagedUser",
+    "gateway-confluent": "GatewayConfluentUser",
+    "gateway-kafka-python": "GatewayKafkaPythonUser",
 }
 
 
