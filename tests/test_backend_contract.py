@@ -373,6 +373,7 @@ def test_gateway_backends_share_one_server_that_the_last_close_stops(
     second = open_backend(spec)
     servers = first.describe()["bootstrap_servers"]
     assert second.describe()["bootstrap_servers"] == servers
+    assert type(first).server_pids(spec) == [first.describe()["gateway_pid"]]  # sampled by runs
     first.close()
     with socket.create_connection(("127.0.0.1", int(servers.rpartition(":")[2])), timeout=5):
         pass  # still served for the second user
@@ -380,6 +381,7 @@ def test_gateway_backends_share_one_server_that_the_last_close_stops(
     second.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(servers.rpartition(":")[2])), timeout=5)
+    assert type(first).server_pids(spec) == []
 
 
 def _open_then_hang(spec: BackendSpec, conn: Any) -> None:

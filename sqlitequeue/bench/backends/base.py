@@ -152,6 +152,15 @@ class Backend(ABC):
     def consumer(self, topic: str, group: str) -> Consumer:
         """Return a new consumer subscribed to ``topic`` as a member of ``group``."""
 
+    @classmethod
+    def server_pids(cls, spec: BackendSpec) -> list[int]:
+        """Return the pids of processes the backend of ``spec`` runs besides its clients.
+
+        For the runner's resource samples (e.g. a server the backend started); none by
+        default. Never raises.
+        """
+        return []
+
     def describe(self) -> dict[str, Any]:
         """Return versions and effective settings, recorded with every result."""
         return {"backend": self.name, "settings": dict(self.spec.settings)}

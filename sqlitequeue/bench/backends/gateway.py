@@ -203,6 +203,12 @@ class _OnGateway:
 
     gateway: SharedServer
 
+    @classmethod
+    def server_pids(cls, spec: BackendSpec) -> list[int]:
+        """The pid of the server of ``spec``'s data dir while one runs (resource samples)."""
+        running = SharedServer(spec.data_dir)._running()
+        return [] if running is None else [running[0]]
+
     def _attached_spec(self, spec: BackendSpec) -> BackendSpec:
         self.gateway = SharedServer(spec.data_dir)
         return replace(spec, bootstrap_servers=self.gateway.attach())

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -111,6 +112,8 @@ class _Run:
         self.drain_started: float | None = None
         self.drain_ended: float | None = None
         self.disk_baseline = 0
+        #: the processes the backend runs besides its clients (a server it started)
+        self.server_pids: Callable[[], list[int]] | None = None
 
     # setup
     def topics(self) -> list[str]:
@@ -435,6 +438,8 @@ def _create_topics(run: _Run) -> tuple[list[str], dict[str, Any]]:
     Raises NotApplicable when the workload fans out and the backend has no groups.
     """
     backend = open_backend(run.spec)
+    if backend.server_pids(run.spec):  # it runs a server: sample it too
+        run.server_pids = partial(type(backend).server_pids, run.spec)
     try:
         if run.workload.subscriptions_per_topic > 1 and not getattr(backend, "fan_out", True):
             raise NotApplicable(
@@ -459,6 +464,7 @@ def _resource_sampler(run: _Run) -> ResourceSampler:
             "consumers": lambda: run.live.consumer_pids,
             "harness": lambda: [os.getpid()],
             **({"kafka": lambda: [kafka_pid]} if kafka_pid else {}),
+            **({"server": run.server_pids} if run.server_pids is not None else {}),
         },
         disk_paths=lambda: [*data_paths, *run.extra_disk],
     )
