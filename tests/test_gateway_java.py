@@ -21,16 +21,7 @@ def java_tool(main: str, *args: str, stdin: str = "", check: bool = True) -> str
     dist = distribution.ensure()
     logs = Path(tempfile.mkdtemp(prefix="kafka-tool-logs-"))
     done = subprocess.run(
-        [
-            dist.java,
-            "-Xmx256M",
-            "-cp",
-            dist.classpath,
-            f"-Dlog4j2.configurationFile={dist.log4j_config}",
-            f"-Dkafka.logs.dir={logs}",
-            main,
-            *args,
-        ],
+        [*dist.tool_command(main, logs, heap="256M"), *args],
         input=stdin,
         capture_output=True,
         text=True,

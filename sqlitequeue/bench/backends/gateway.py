@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlitequeue.bench.backends.base import BackendSpec
+from sqlitequeue.bench.backends.base import Backend, BackendSpec
 from sqlitequeue.bench.backends.kafka_confluent import KafkaConfluentBackend
 from sqlitequeue.bench.backends.kafka_python import KafkaPythonBackend
 from sqlitequeue.bench.errors import BackendError
@@ -198,10 +198,30 @@ class SharedServer:
         }
 
 
-class _OnGateway:
+class _OnGateway(Backend):
     """Mix-in for a Kafka client backend: open attaches to the gateway, close releases it."""
 
     gateway: SharedServer
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.gateway = SharedServer(spec.data_dir)
+        attached = replace(spec, bootstrap_servers=self.gateway.attach())
+        try:
+            super().__init__(attached)
+        except BaseException:
+            self.gateway.release()
+            raise
+
+    def describe(self) -> dict[str, Any]:
+        """The client backend's description, plus the server and its placement."""
+        return {**super().describe(), **self.gateway.describe()}
+
+    def close(self) -> None:
+        """Close the client backend; the last user of the server stops it. Safe to repeat."""
+        try:
+            super().close()
+        finally:
+            self.gateway.release()
 
     @classmethod
     def server_pids(cls, spec: BackendSpec) -> list[int]:
@@ -209,59 +229,17 @@ class _OnGateway:
         running = SharedServer(spec.data_dir)._running()
         return [] if running is None else [running[0]]
 
-    def _attached_spec(self, spec: BackendSpec) -> BackendSpec:
-        self.gateway = SharedServer(spec.data_dir)
-        return replace(spec, bootstrap_servers=self.gateway.attach())
-
 
 class GatewayConfluentBackend(_OnGateway, KafkaConfluentBackend):
     """confluent-kafka against ``sqlitequeue serve`` (see the module docstring)."""
 
     name = "gateway-confluent"
 
-    def __init__(self, spec: BackendSpec) -> None:
-        attached = self._attached_spec(spec)
-        try:
-            super().__init__(attached)
-        except BaseException:
-            self.gateway.release()
-            raise
-
-    def describe(self) -> dict[str, Any]:
-        """The confluent-kafka backend's description, plus the server and its placement."""
-        return {**super().describe(), **self.gateway.describe()}
-
-    def close(self) -> None:
-        """Close the admin client; the last user of the server stops it. Safe to repeat."""
-        try:
-            super().close()
-        finally:
-            self.gateway.release()
-
 
 class GatewayKafkaPythonBackend(_OnGateway, KafkaPythonBackend):
     """kafka-python against ``sqlitequeue serve`` (see the module docstring)."""
 
     name = "gateway-kafka-python"
-
-    def __init__(self, spec: BackendSpec) -> None:
-        attached = self._attached_spec(spec)
-        try:
-            super().__init__(attached)
-        except BaseException:
-            self.gateway.release()
-            raise
-
-    def describe(self) -> dict[str, Any]:
-        """The kafka-python backend's description, plus the server and its placement."""
-        return {**super().describe(), **self.gateway.describe()}
-
-    def close(self) -> None:
-        """Close the admin client; the last user of the server stops it. Safe to repeat."""
-        try:
-            super().close()
-        finally:
-            self.gateway.release()
 
 
 def _serve_until_unused(file: str, data_dir: str) -> None:

@@ -61,6 +61,19 @@ class KafkaDist:
         """The log4j2 configuration file the broker is started with."""
         return RESOURCES / "log4j2.xml"
 
+    def tool_command(self, main: str, logs: str | Path, heap: str = "512M") -> list[str]:
+        """The command line that runs Kafka's tool class ``main`` (arguments follow), its
+        log under ``logs`` (not the terminal, not the working directory)."""
+        return [
+            self.java,
+            f"-Xmx{heap}",
+            "-cp",
+            self.classpath,
+            f"-Dlog4j2.configurationFile={self.log4j_config}",
+            f"-Dkafka.logs.dir={logs}",
+            main,
+        ]
+
 
 # --------------------------------------------------------------------------- Java
 

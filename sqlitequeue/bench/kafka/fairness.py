@@ -107,13 +107,7 @@ class Comparison:
         from sqlitequeue.bench.errors import KafkaError
 
         self.java_command = [
-            dist.java,
-            "-Xmx512M",
-            "-cp",
-            dist.classpath,
-            f"-Dlog4j2.configurationFile={dist.log4j_config}",
-            f"-Dkafka.logs.dir={logs}",
-            "org.apache.kafka.tools.ProducerPerformance",
+            *dist.tool_command("org.apache.kafka.tools.ProducerPerformance", logs),
             "--topic",
             topic,
             "--num-records",

@@ -42,13 +42,7 @@ def producer_performance(bootstrap: str, topic: str, records: int, size: int) ->
     logs = tempfile.mkdtemp(prefix="producer-performance-")
     done = subprocess.run(
         [
-            dist.java,
-            "-Xmx512M",
-            "-cp",
-            dist.classpath,
-            f"-Dlog4j2.configurationFile={dist.log4j_config}",
-            f"-Dkafka.logs.dir={logs}",
-            "org.apache.kafka.tools.ProducerPerformance",
+            *dist.tool_command("org.apache.kafka.tools.ProducerPerformance", logs),
             "--topic",
             topic,
             "--num-records",
