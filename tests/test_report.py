@@ -442,3 +442,12 @@ def test_a_failed_kafka_run_names_its_own_log_not_the_brokers(tmp_path: Path) ->
     )
     (failed,) = problems(load(folder))
     assert failed.logs == (str(folder / "logs" / "kafka.log"),)
+
+
+def test_the_notebook_answer_names_each_failure_reason_once() -> None:
+    from sqlitequeue.bench.report.notebook import _grouped_failures
+
+    text = _grouped_failures(
+        ["kafka / steady-1kb: no records", "kafka / bursts-512b: no records", "x / y: other"]
+    )
+    assert text == "kafka / steady-1kb, kafka / bursts-512b: no records; x / y: other"

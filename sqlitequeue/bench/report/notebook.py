@@ -117,8 +117,17 @@ def throughput_answer(path: str | os.PathLike[str], team: Any = None) -> str:
     lines.append(_loss_line(w.summary_table(res)))
     failures = res.meta.get("failures") or []
     if failures:
-        lines.append(f"**{len(failures)} run(s) FAILED:** " + "; ".join(map(str, failures)))
+        lines.append(f"**{len(failures)} run(s) FAILED:** " + _grouped_failures(failures))
     return "\n".join(f"- {line}" for line in lines) + f"\n\nFrom {run_facts(res)}."
+
+
+def _grouped_failures(failures: list[object]) -> str:
+    """ "a / w1, a / w2: why; b / w3: other" - runs that failed for the same reason, once."""
+    runs_by_reason: dict[str, list[str]] = {}
+    for failure in map(str, failures):
+        run, _, reason = failure.partition(": ")
+        runs_by_reason.setdefault(reason, []).append(run)
+    return "; ".join(f"{', '.join(runs)}: {reason}" for reason, runs in runs_by_reason.items())
 
 
 def _best(found: list[Capacity], family: str) -> Capacity | None:
