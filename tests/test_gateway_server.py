@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 
 from sqlitequeue import QueueError, Retention, Stream
 from sqlitequeue import stream as stream_module
 from sqlitequeue.gateway import Server, serve
 from sqlitequeue.gateway import server as server_module
+from tests.gateway_wire import RawConnection
 
 
 def test_importing_the_gateway_without_its_extra_names_the_extra() -> None:
@@ -106,3 +108,17 @@ def test_a_produce_waiting_for_the_files_lock_does_not_stall_other_clients(
 def test_a_port_in_use_is_a_clear_error(db_path: Path) -> None:
     with serve(db_path) as server, pytest.raises(QueueError, match="choose another --port"):
         Server(db_path, port=server.port).start()
+
+
+def test_metadata_gives_the_advertised_address_for_a_server_behind_a_proxy(
+    db_path: Path,
+) -> None:
+    with serve(db_path, advertise="proxy.example:19092") as server:
+        connection = RawConnection(server.bootstrap)
+        response = connection.request(MetadataRequest(topics=[]), 12, MetadataResponse)
+    assert [(b.host, b.port) for b in response.brokers] == [("proxy.example", 19092)]
+
+
+def test_a_bad_advertised_address_is_a_clear_error(db_path: Path) -> None:
+    with pytest.raises(QueueError, match="give HOST:PORT"):
+        Server(db_path, advertise="no-port")

@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=9092, help="port (default 9092; 0 = any)")
     parser.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="address Metadata gives clients, for a server behind a proxy (default: the bound one)",
+    )
+    parser.add_argument(
         "--no-auto-create",
         action="store_true",
         help="refuse unknown topics instead of creating them on first use",
@@ -28,7 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = Server(args.file, host=args.host, port=args.port, auto_create=not args.no_auto_create)
+    server = Server(
+        args.file,
+        host=args.host,
+        port=args.port,
+        auto_create=not args.no_auto_create,
+        advertise=args.advertise,
+    )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         threading.Thread(target=server.close, daemon=True).start()

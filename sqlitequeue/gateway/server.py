@@ -65,6 +65,16 @@ def cluster_id_for(path: Path) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` as (host, port); raises QueueError naming the expected form."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise QueueError(
+            f"cannot advertise {address!r}: give HOST:PORT, for example 127.0.0.1:19092"
+        )
+    return host, int(port)
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -76,10 +86,11 @@ class Server:
     """Serve the file at ``path`` over Kafka's wire protocol on ``host``:``port``.
 
     ``port=0`` picks a free port (see :attr:`bootstrap`). ``auto_create`` creates topics
-    on first use, with ``partitions`` partitions. Use :meth:`start` and :meth:`close`, or
-    ``with Server(...) as server:``; :meth:`run` serves in the calling thread until
-    :meth:`close` (the CLI). Raises QueueError if the file cannot be opened or the
-    address cannot be bound.
+    on first use, with ``partitions`` partitions. ``advertise`` (``"HOST:PORT"``) is the
+    address Metadata gives clients, for a server behind a proxy; by default the bound one.
+    Use :meth:`start` and :meth:`close`, or ``with Server(...) as server:``; :meth:`run`
+    serves in the calling thread until :meth:`close` (the CLI). Raises QueueError if the
+    file cannot be opened, the address cannot be bound or ``advertise`` is malformed.
     """
 
     def __init__(
@@ -91,8 +102,10 @@ class Server:
         auto_create: bool = True,
         partitions: int = 1,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        advertise: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.advertise = parse_address(advertise) if advertise is not None else None
         self.host = host
         self.port = port
         self.auto_create = auto_create
@@ -161,6 +174,9 @@ class Server:
 
     # -- serving -------------------------------------------------------------------------
 
+    def _own_host(self) -> str:
+        return self.host if self.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -176,13 +192,13 @@ class Server:
                     "choose another --port (0 picks a free one) or stop what uses it"
                 ) from exc
             self.port = listener.sockets[0].getsockname()[1]
-            advertised = self.host if self.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
+            advertised_host, advertised_port = self.advertise or (self._own_host(), self.port)
             self._ctx = Context(
                 log,
                 writer,
                 Changes(log),
-                advertised,
-                self.port,
+                advertised_host,
+                advertised_port,
                 cluster_id_for(self.path),
                 Producers(log.recent_batches),
             )
