@@ -18,6 +18,13 @@ server runs in its own process, and the openers keep a list of their pids beside
 * the server also stops by itself once every listed process has died (a SIGKILLed
   harness leaves no server behind).
 
+Over an emulated network (``gateway-confluent@cross-az``, or a run's ``--network``; the
+profile travels in the spec's ``gateway.network`` setting, see :func:`on_network`), the
+server's client listener sits behind a Toxiproxy proxy with the profile's delays, as a Kafka
+broker's does (:mod:`sqlitequeue.bench.network`): the server process starts the proxy, and
+advertises the proxy's address, so clients never reach the server's own port. The proxy
+dies with the server.
+
 Raises :class:`~sqlitequeue.bench.errors.BackendError` when the server cannot start (with
 the end of its log).
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import sqlite3
@@ -33,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,11 +50,16 @@ from sqlitequeue.bench.backends.base import Backend, BackendSpec
 from sqlitequeue.bench.backends.kafka_confluent import KafkaConfluentBackend
 from sqlitequeue.bench.backends.kafka_python import KafkaPythonBackend
 from sqlitequeue.bench.errors import BackendError
+from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
 
 #: The file the server serves, in the backend's data dir.
 FILE_NAME = "gateway.sqlite"
 #: Where the backends sit: reports show it beside the results.
 PLACEMENT = "producers, consumers, sqlitequeue serve and its file on this host, local disk"
+#: The spec setting that carries the network profile (a ``NetworkProfile.to_dict()``).
+NETWORK_SETTING = "gateway.network"
+#: The backends of this module (the ones :func:`on_network` applies to).
+NAMES = ("gateway-confluent", "gateway-kafka-python")
 #: How long opening waits for a new server to bind its port (seconds).
 START_TIMEOUT_S = 30.0
 #: How long closing waits for the server to drain and close the file before SIGKILL.
@@ -70,11 +83,44 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-class SharedServer:
-    """The ``sqlitequeue serve`` process of one data dir, shared by every opener."""
+def placement(network: NetworkProfile | None) -> str:
+    """Where the gateway backends sit over ``network`` (None or loopback: all on this host)."""
+    if network is None or not network.emulated:
+        return PLACEMENT
+    return (
+        "producers and consumers on this host; sqlitequeue serve and its file (local disk) "
+        f"over {network.name}"
+    )
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+
+def on_network(spec: BackendSpec, network: NetworkProfile | None) -> BackendSpec:
+    """``spec`` with its gateway behind ``network`` (only for this module's backends).
+
+    Other backends' specs, and any spec when ``network`` is None or loopback, come back as
+    they are.
+    """
+    if spec.name not in NAMES or network is None or not network.emulated:
+        return spec
+    return replace(spec, settings={**spec.settings, NETWORK_SETTING: network.to_dict()})
+
+
+def _network_of(settings: Mapping[str, Any]) -> NetworkProfile | None:
+    raw = settings.get(NETWORK_SETTING)
+    return None if raw is None else NetworkProfile(**raw)
+
+
+class SharedServer:
+    """The ``sqlitequeue serve`` process of one data dir, shared by every opener.
+
+    ``network`` (when emulated) puts a new server's client listener behind a Toxiproxy
+    proxy; a server already running keeps the network it was started with.
+    """
+
+    def __init__(
+        self, data_dir: str | os.PathLike[str], network: NetworkProfile | None = None
+    ) -> None:
         self.dir = Path(data_dir)
+        self.network = network if network is not None and network.emulated else None
         self.file = self.dir / FILE_NAME
         self.addr = self.dir / "gateway.addr"
         self.users = self.dir / "gateway.users"
@@ -132,8 +178,9 @@ class SharedServer:
     def _start(self) -> tuple[int, str]:
         self.addr.unlink(missing_ok=True)
         with open(self.log, "ab") as log:
+            network = json.dumps(self.network.to_dict() if self.network else None)
             self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(self.file), str(self.dir)],
+                [sys.executable, "-m", __name__, str(self.file), str(self.dir), network],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -191,7 +238,8 @@ class SharedServer:
         """What the backend is and where it sits, for ``describe()``."""
         return {
             "system": "Kafka clients -> sqlitequeue serve -> one SQLite file",
-            "placement": PLACEMENT,
+            "placement": placement(self.network),
+            "network": self.network.to_dict() if self.network else load_network(None).to_dict(),
             "gateway_file": str(self.file),
             "gateway_pid": self.server_pid,
             "sqlite_version": sqlite3.sqlite_version,
@@ -204,8 +252,11 @@ class _OnGateway(Backend):
     gateway: SharedServer
 
     def __init__(self, spec: BackendSpec) -> None:
-        self.gateway = SharedServer(spec.data_dir)
-        attached = replace(spec, bootstrap_servers=self.gateway.attach())
+        settings = dict(spec.settings)
+        network = _network_of(settings)
+        settings.pop(NETWORK_SETTING, None)
+        self.gateway = SharedServer(spec.data_dir, network)
+        attached = replace(spec, settings=settings, bootstrap_servers=self.gateway.attach())
         try:
             super().__init__(attached)
         except BaseException:
@@ -242,17 +293,36 @@ class GatewayKafkaPythonBackend(_OnGateway, KafkaPythonBackend):
     name = "gateway-kafka-python"
 
 
-def _serve_until_unused(file: str, data_dir: str) -> None:
-    """The server process: serve ``file`` until SIGTERM or until no user process is alive."""
+def _serve_until_unused(file: str, data_dir: str, network_json: str = "null") -> None:
+    """The server process: serve ``file`` until SIGTERM or until no user process is alive.
+
+    With an emulated network (``network_json``, a profile's dict) clients reach the server
+    through a Toxiproxy proxy this process starts, and the server advertises the proxy.
+    """
+    from sqlitequeue.bench.kafka.node import free_port
+    from sqlitequeue.bench.network.toxiproxy import ToxiproxyServer
     from sqlitequeue.gateway import Server
 
-    shared = SharedServer(data_dir)
+    raw = json.loads(network_json)
+    network = NetworkProfile(**raw) if raw else None
+    shared = SharedServer(data_dir, network)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server = Server(file, port=0).start()
+    proxy: ToxiproxyServer | None = None
+    if shared.network is None:
+        server = Server(file, port=0).start()
+        bootstrap = server.bootstrap
+    else:
+        proxy = ToxiproxyServer(shared.dir / "toxiproxy.log").start()
+        listen = free_port()
+        server = Server(file, port=0, advertise=f"127.0.0.1:{listen}").start()
+        hop = shared.network
+        proxy.add_proxy("gateway", server.port, hop.rtt_ms, hop.jitter_ms, listen_port=listen)
+        bootstrap = f"127.0.0.1:{listen}"
+        print(f"{server.bootstrap} behind a {hop.name} proxy at {bootstrap}", flush=True)
     temp = shared.addr.with_suffix(".tmp")
-    temp.write_text(f"{os.getpid()} {server.bootstrap}\n")
+    temp.write_text(f"{os.getpid()} {bootstrap}\n")
     temp.replace(shared.addr)
     print(f"serving {file} on {server.bootstrap}", flush=True)
     try:
@@ -266,9 +336,11 @@ def _serve_until_unused(file: str, data_dir: str) -> None:
                     return
     finally:
         server.close()
+        if proxy is not None:
+            proxy.stop()
         shared.addr.unlink(missing_ok=True)
     print("stopped", flush=True)
 
 
 if __name__ == "__main__":
-    _serve_until_unused(sys.argv[1], sys.argv[2])
+    _serve_until_unused(*sys.argv[1:4])

@@ -286,11 +286,31 @@ def _record_setup(
         kafka_deployments=deployments,
         network=kafka.network.to_dict(),
         suite=suite_name,
-        placement={name: kafka.placement(name) for name in names},
+        placement={name: _placement(name, kafka) for name in names},
         load_average_at_start=list(os.getloadavg()),
         setup_notes=notes,
         failures=[],
     )
+
+
+def _is_gateway(label: str) -> bool:
+    """True for the gateway backends (Kafka clients against ``sqlitequeue serve``)."""
+    return split_label(label)[0].startswith("gateway-")
+
+
+def _gateway_network(label: str, run_network: NetworkProfile) -> NetworkProfile:
+    """The network a gateway backend's server sits behind: its label's, else the run's."""
+    named = split_label(label)[1]
+    return load_network(named) if named is not None else run_network
+
+
+def _placement(label: str, kafka: KafkaDeployments) -> str:
+    """Where backend ``label`` sits (a gateway backend: its server over its network)."""
+    if _is_gateway(label):
+        from sqlitequeue.bench.backends.gateway import placement
+
+        return placement(_gateway_network(label, kafka.network))
+    return kafka.placement(label)
 
 
 def _profiles(names: Sequence[str], given: Sequence[str]) -> dict[str, str]:
@@ -465,6 +485,10 @@ class _Runs:
             self.profiles.get(name) or self.profiles.get(base),
             bootstrap_servers=broker.bootstrap_servers if broker is not None else None,
         )
+        if broker is None and _is_gateway(name):
+            from sqlitequeue.bench.backends.gateway import on_network
+
+            return on_network(spec, _gateway_network(name, self.kafka.network))
         if broker is None:
             return spec
         return replace(spec, settings={**spec.settings, "log.file": str(log)})
