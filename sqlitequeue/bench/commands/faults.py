@@ -1,14 +1,16 @@
-"""Failure-recovery lab: crash consumers, producers, Kafka brokers and the SQLite host.
+"""Failure-recovery lab: crash consumers, producers, Kafka brokers, the gateway, the SQLite host.
 
 Each experiment runs a real workload, injects one fault, and counts from message ids what
 was acknowledged, lost and duplicated, and how long recovery took (RTO). Host loss uses the
 real Litestream binary (install it with `make litestream`); Kafka experiments start local
-brokers; disk-full and read-only need root (otherwise they are reported as unavailable).
+brokers; broker-kill:gateway SIGKILLs and restarts `sqlitequeue serve` (the gateway extra);
+disk-full and read-only need root (otherwise they are reported as unavailable).
 
 examples:
   sqlitequeue bench faults --quick
   sqlitequeue bench faults --experiment host-loss --repeats 5
   sqlitequeue bench faults --experiment consumer-kill:sqlite-queue --quick --out /tmp/results
+  sqlitequeue bench faults --experiment broker-kill:gateway --quick
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from sqlitequeue.bench.commands.arguments import add_network_arguments, network_from
 from sqlitequeue.cli.command import Command, ExitCode
 
-HELP = "failure-recovery experiments: SIGKILLs, host loss + Litestream restore, full disk"
+HELP = "failure-recovery experiments: SIGKILLs (clients, brokers, gateway), host loss, full disk"
 
 EXPERIMENT_NAMES = (
     "consumer-kill",
@@ -42,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=(
             f"run only this experiment (repeatable): {', '.join(EXPERIMENT_NAMES)}; "
-            "optionally NAME:BACKEND[:DURABILITY], e.g. host-loss:sqlite-queue:full"
+            "optionally NAME:BACKEND[:DURABILITY], e.g. host-loss:sqlite-queue:full, "
+            "broker-kill:gateway"
         ),
     )
     parser.add_argument(

@@ -1,8 +1,9 @@
 """Failure-recovery experiments: what each architecture loses, and how long it is down.
 
 Every experiment runs a real workload in separate processes, injects one fault (SIGKILL of
-a consumer, a producer, a Kafka broker or partition leader; the loss of the SQLite host,
-restored from Litestream's replica; a full or read-only disk), and counts from message ids:
+a consumer, a producer, a Kafka broker or partition leader, or the ``sqlitequeue serve``
+gateway; the loss of the SQLite host, restored from Litestream's replica; a full or
+read-only disk), and counts from message ids:
 
 =========================  ============================  ====================================
 experiment                 backends                      RTO is the time from the fault to
@@ -12,7 +13,9 @@ producer-kill              sqlite-queue, kafka           a restarted producer's 
 host-loss                  sqlite-queue (normal, full)   restore + reopen of the queue
 host-loss-litestream-down  sqlite-queue (control)        restore + reopen (Litestream died
                                                          before the host: loss expected)
-broker-kill                kafka (1 broker, RF=1)        the producer's first ack after it
+broker-kill                kafka (1 broker, RF=1);       the producer's first ack after it
+                           gateway (sqlitequeue serve,   (broker or server restarted at once,
+                           a 2-member group reading)     same port and file; notes: the group)
 leader-failover            kafka (3 brokers, RF=3)       the producer's first ack after it
 disk-full                  sqlite-queue (tiny tmpfs)     the first ack once space is freed
 read-only                  sqlite-queue (ro bind mount)  the first ack once writable again
@@ -27,6 +30,7 @@ message's acknowledgement). Results: ``faults.csv`` (one row per repeat), ``faul
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -37,7 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sqlitequeue.bench.errors import BenchError
-from sqlitequeue.bench.faults import kafka_trials, sqlite_trials
+from sqlitequeue.bench.faults import gateway_trials, kafka_trials, sqlite_trials
 from sqlitequeue.bench.faults.lab import (
     FAULT_COLUMNS,
     FULL,
@@ -66,6 +70,7 @@ __all__ = [
     "run_case",
     "run_faults",
     "select_cases",
+    "selectors_of",
 ]
 
 TrialFunction = Callable[[Lab, Case, int], Trial]
@@ -85,6 +90,7 @@ CASES: list[tuple[Case, TrialFunction]] = [
     ),
     (Case("disk-full", "sqlite-queue", "normal"), sqlite_trials.disk_full),
     (Case("read-only", "sqlite-queue", "normal"), sqlite_trials.read_only),
+    (Case("broker-kill", "gateway", "acks=all"), gateway_trials.broker_kill),
     (Case("broker-kill", "kafka", "acks=all"), kafka_trials.broker_kill),
     (Case("leader-failover", "kafka", "acks=all"), kafka_trials.leader_failover),
 ]
@@ -111,12 +117,23 @@ def select_cases(selectors: Iterable[str] | None = None) -> list[tuple[Case, Tri
             if [case.experiment, case.backend, case.durability][: len(parts)] == parts
         ]
         if not matches:
+            close = difflib.get_close_matches(selector, selectors_of(CASES), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise BenchError(
-                f"unknown experiment {selector!r}; choose from: {', '.join(EXPERIMENTS)} "
+                f"unknown experiment {selector!r}; {hint}choose from: {', '.join(EXPERIMENTS)} "
                 "(optionally EXPERIMENT:BACKEND[:DURABILITY])"
             )
         picked.extend(m for m in matches if m not in picked)
     return [pair for pair in CASES if pair in picked]
+
+
+def selectors_of(cases: Iterable[tuple[Case, TrialFunction]]) -> list[str]:
+    """Every selector that names ``cases``: experiments, then with backends and durabilities."""
+    found: dict[str, None] = {}
+    for parts in (1, 2, 3):
+        for case, _ in cases:
+            found[":".join([case.experiment, case.backend, case.durability][:parts])] = None
+    return list(found)
 
 
 def run_case(lab: Lab, case: Case, fn: TrialFunction, repeat: int) -> Trial:

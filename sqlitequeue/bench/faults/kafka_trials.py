@@ -15,6 +15,9 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +34,16 @@ from sqlitequeue.bench.faults.lab import (
     Trial,
     Worker,
     account_sends,
+    consumer_config,
     deploy,
+    events_of,
     fault_events,
     finish,
     ids_in,
     producer_config,
     throughput,
     trial_row,
+    wait_for,
     wait_until,
 )
 from sqlitequeue.bench.faults.ledger import Accounting, Event
@@ -306,15 +312,38 @@ def _first_ack_of_later_send(events: list[Event], t_fault: float, fallback: floa
 
 
 def producing_through(
-    lab: Lab, case: Case, repeat: int, bootstrap: str, replication: int, fault: BrokerFault
+    lab: Lab,
+    case: Case,
+    repeat: int,
+    bootstrap: str,
+    replication: int,
+    fault: BrokerFault,
+    *,
+    consumers: int = 0,
+    d: Path | None = None,
 ) -> Trial:
-    """Run one producer on a fresh topic, inject ``fault``, count what it cost."""
-    s, d = lab.scale, lab.trial_dir(case, repeat)
-    target = kafka_deployment(lab, case, d, bootstrap, partitions=1, replication=replication)
+    """Run one producer on a fresh topic, inject ``fault``, count what it cost.
+
+    With ``consumers`` > 0, a consumer group of that many members reads the topic (one
+    partition each) and commits; the fault comes once each has committed, and the row also
+    says how the group came back (:class:`GroupResume`, event ``consumers resumed``).
+    ``d``: the trial directory (default: a fresh one from the lab).
+    """
+    s = lab.scale
+    d = d or lab.trial_dir(case, repeat)
+    partitions = max(1, consumers)
+    target = kafka_deployment(lab, case, d, bootstrap, partitions, replication=replication)
     producer = Worker(producer_config(lab, d, target, "producer"), d / "producer.log")
+    group = [
+        Worker(consumer_config(lab, d, target, f"consumer{n}"), d / f"consumer{n}.log")
+        for n in range(1, consumers + 1)
+    ]
     try:
         time.sleep(s.before_s)
         wait_until(lambda: bool(ids_in(producer.events(), "A")), 60, "the producer's first ack")
+        wait_until(
+            lambda: all(ids_in(w.events(), "C") for w in group), 60, "a commit by every consumer"
+        )
         injected = fault.inject(bootstrap, target.topic)
         t_fault = injected[0][1]
         t_ack = wait_until(
@@ -323,21 +352,87 @@ def producing_through(
             fault.waiting_for,
         )
         time.sleep(s.after_s)
+        if group:  # a measurement: a group that never resumes is reported, not an error
+            resumed = partial(_resumed_at, producer, group, t_fault)
+            wait_for(lambda: resumed() is not None, recovery_window(s.failure_timeout_s))
     finally:
-        finish([producer], d, s.drain_timeout_s * 2)
-    produced = producer.events()
+        finish([producer, *group], d, s.drain_timeout_s * 2)
+    produced, consumed = producer.events(), events_of(group)
     found = topic_ids(bootstrap, target.topic)
     acc = account_sends(produced, found)
     rto = _first_ack_of_later_send(produced, t_fault, t_ack) - t_fault
+    resume = GroupResume.of(produced, consumed, t_fault) if group else None
     events = fault_events(
         t_fault,
         *[(name, at - t_fault, detail) for name, at, detail in injected],
         (fault.recovered, rto, ""),
+        *([resume.event()] if resume else []),
     )
     errors = sum(1 for e in produced if e.kind == "E")
     notes = fault.notes(bootstrap, target.topic, events, errors)
-    series = throughput(produced, [], t_fault, s.bin_s)
+    if resume:
+        notes += f"; {resume.notes(consumers)}"
+    series = throughput(produced, consumed, t_fault, s.bin_s)
     return Trial(case, repeat, trial_row(acc, rto_s=rto, notes=notes), series, events)
+
+
+def _resumed_at(producer: Worker, group: list[Worker], t_fault: float) -> float | None:
+    return GroupResume.first_processed_after(producer.events(), events_of(group), t_fault)
+
+
+@dataclass(frozen=True)
+class GroupResume:
+    """How a consumer group came through a fault on the server (from the workers' ledgers).
+
+    ``resumed_s``: from the fault until a consumer processed a message sent after it (None:
+    never); ``again``: records processed more than once (each extra time counts);
+    ``committed_again``: records whose commit returned before the fault but that were
+    processed again after it (0 when the group resumed from its committed offsets);
+    ``not_consumed``: acknowledged records no consumer processed.
+    """
+
+    resumed_s: float | None
+    again: int
+    committed_again: int
+    not_consumed: int
+
+    @staticmethod
+    def first_processed_after(
+        produced: list[Event], consumed: list[Event], t_fault: float
+    ) -> float | None:
+        """When a consumer first processed a message sent after ``t_fault`` (None: never)."""
+        sent_after = {i for e in produced if e.kind == "S" and e.at > t_fault for i in e.ids}
+        times = [e.at for e in consumed if e.kind == "P" and sent_after.intersection(e.ids)]
+        return min(times) if times else None
+
+    @classmethod
+    def of(cls, produced: list[Event], consumed: list[Event], t_fault: float) -> GroupResume:
+        """Compute it from a producer's and the consumers' events."""
+        resumed = cls.first_processed_after(produced, consumed, t_fault)
+        counts = Counter(ids_in(consumed, "P"))
+        committed = {i for e in consumed if e.kind == "C" and e.at < t_fault for i in e.ids}
+        after = {i for e in consumed if e.kind == "P" and e.at > t_fault for i in e.ids}
+        return cls(
+            resumed_s=None if resumed is None else resumed - t_fault,
+            again=sum(n - 1 for n in counts.values()),
+            committed_again=len(committed & after),
+            not_consumed=len(set(ids_in(produced, "A")) - set(counts)),
+        )
+
+    def event(self) -> tuple[str, float | None, str]:
+        """The ``consumers resumed`` fault event (seconds after the fault)."""
+        return ("consumers resumed", self.resumed_s, "a message sent after the fault processed")
+
+    def notes(self, members: int) -> str:
+        """The group's part of the row's notes."""
+        resumed = (
+            "NOT RESUMED" if self.resumed_s is None else f"resumed after {self.resumed_s:.1f} s"
+        )
+        return (
+            f"group of {members}: {resumed}, {self.again} records processed again, "
+            f"{self.committed_again} of them committed before the fault; "
+            f"{self.not_consumed} acknowledged not consumed"
+        )
 
 
 class BrokerKill(BrokerFault):

@@ -60,8 +60,9 @@ SERIES_COLUMNS = ("experiment", "backend", "durability", "repeat", "metric", "t"
 #: First id of a producer started after a fault (keeps generations apart in ledgers).
 SECOND_GENERATION = 10_000_000
 #: A case's backend label -> the registered backend that drives it, where they differ
-#: (results say "kafka" for Apache Kafka, driven through confluent-kafka).
-SEAM_BACKENDS = {"kafka": "kafka-confluent"}
+#: (results say "kafka" for Apache Kafka and "gateway" for ``sqlitequeue serve``, both
+#: driven through confluent-kafka).
+SEAM_BACKENDS = {"kafka": "kafka-confluent", "gateway": "kafka-confluent"}
 
 
 class Unavailable(BenchError):
