@@ -21,6 +21,7 @@ from sqlitequeue.bench.faults.kafka_trials import GroupResume
 from sqlitequeue.bench.faults.lab import QUICK, Lab
 from sqlitequeue.bench.faults.ledger import Event, read_ledger
 from sqlitequeue.bench.results import load
+from tests.helpers import REPO
 
 SMALL = QUICK.with_(rate=150.0, before_s=1.0, after_s=1.0, bin_s=0.25)
 
@@ -121,6 +122,35 @@ def test_server_sigkill_and_restart_loses_nothing_and_the_group_resumes(tmp_path
     assert acked <= set().union(*(ids(c, "P") for c in consumers))
     (group,) = stream.groups(d / "gateway.sqlite", topic=topic)
     assert group.lag == 0
+
+    check_decide_and_report_read_it(folder, tmp_path / "report", float(row.rto_s))
+
+
+def check_decide_and_report_read_it(folder: Path, out: Path, rto_s: float) -> None:
+    """decide names the gateway's figures beside SQLite's (not judged); the report shows them."""
+    from sqlitequeue.bench.decide.evidence import gather_evidence
+    from sqlitequeue.bench.decide.team_profile import load_profile
+    from sqlitequeue.bench.decide.verdict import evaluate
+    from sqlitequeue.bench.report.faults import render_faults_section
+    from sqlitequeue.bench.report.notebook import recovery_table
+
+    table = recovery_table(folder)
+    (gateway,) = table[table.system == "Gateway (acks=all)"].to_dict("records")
+    assert gateway["write unavailability, worst s"] == pytest.approx(rto_s)
+    assert gateway["measured by"] == "broker-kill" and gateway["acknowledged lost"] == 0
+
+    seed = load_profile(REPO / "examples" / "profiles" / "seed.yaml")
+    decision = evaluate(seed, gather_evidence([folder]))
+    criteria = {c.key: c for c in decision.criteria}
+    down, loss = criteria["write_unavailability"], criteria["data_loss"]
+    assert "through sqlitequeue serve (not judged): writes back within" in down.evidence
+    assert "its server SIGKILLed and restarted" in down.evidence
+    assert "through sqlitequeue serve (not judged): 0 acknowledged messages lost" in loss.evidence
+    assert down.status == loss.status == "unknown"  # no SQLite host loss here: not judged
+
+    section = render_faults_section(folder, out)
+    assert "| broker-kill | gateway | acks=all |" in section
+    assert "broker-kill · gateway: nothing acknowledged was lost" in section
 
 
 def test_group_resume_counts_committed_records_delivered_again() -> None:

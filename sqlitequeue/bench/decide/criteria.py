@@ -304,17 +304,48 @@ def _outage_text(
     )
 
 
+#: how the gateway's failure-lab figures are named beside SQLite's (they are not judged)
+GATEWAY_OUTAGES = {"broker-kill": "its server SIGKILLed and restarted"}
+
+
+def _gateway_outage(gateway: Recovery | None) -> str:
+    """ "; through sqlitequeue serve (not judged): ...", or "" when the lab did not measure it."""
+    outage = gateway.unavailability if gateway else None
+    if outage is None:
+        return ""
+    return (
+        f"; through sqlitequeue serve (not judged): writes back within {fmt(outage.worst_s)} s "
+        f"(median {fmt(outage.median_s)} s) over {count(outage.runs, 'run')} of "
+        f"{_experiments(outage, GATEWAY_OUTAGES)} (run {outage.source})"
+    )
+
+
+def _gateway_loss(gateway: Recovery | None) -> str:
+    """ "; through sqlitequeue serve (not judged): N acknowledged lost ...", or ""."""
+    if gateway is None or math.isnan(gateway.rpo_s):
+        return ""
+    return (
+        f"; through sqlitequeue serve (not judged): {count(gateway.lost, 'acknowledged message')}"
+        f" lost over {count(gateway.runs, 'run')} (run {gateway.source})"
+    )
+
+
 def _controls(rec: Recovery) -> str:
     return f"; controls not counted: {', '.join(rec.controls)}" if rec.controls else ""
 
 
 def check_write_unavailability(
-    profile: Profile, rec: Recovery | None, kafka: Recovery | None = None
+    profile: Profile,
+    rec: Recovery | None,
+    kafka: Recovery | None = None,
+    gateway: Recovery | None = None,
 ) -> Criterion:
     """How long producers cannot write when the host (SQLite) or a broker (Kafka) is lost.
 
     SQLite: the failure lab's host loss (restore from Litestream, reopen); Kafka: broker kill
     and leader failover. Judged against ``downtime_tolerance_s``, worst case of each system.
+    ``gateway``'s server kill (``sqlitequeue serve``), when measured, is named in SQLite's
+    evidence, not judged.
     """
     tolerance = profile.downtime_tolerance_s
     outage = rec.unavailability if rec else None
@@ -335,7 +366,8 @@ def check_write_unavailability(
     if outage is None or rec is None:
         return Criterion(
             status=UNKNOWN,
-            evidence="no SQLite host-loss experiment in the failure-lab results",
+            evidence="no SQLite host-loss experiment in the failure-lab results"
+            + _gateway_outage(gateway),
             would_change=RUN_FAULTS + " (its host-loss experiment needs Litestream)",
             **common,
         )
@@ -346,7 +378,7 @@ def check_write_unavailability(
         evidence=_outage_text(outage, UNAVAILABILITY, rec, durability=True)
         + f" vs tolerance {fmt(tolerance)} s "
         "(downtime_tolerance_s); not counted: noticing the loss and starting the replacement "
-        "host, and restore time grows with the file's size",
+        "host, and restore time grows with the file's size" + _gateway_outage(gateway),
         headroom=room(tolerance, outage.worst_s, "no downtime"),
         would_change=f"a downtime tolerance below {worst} s, or a larger file that restores "
         "more slowly"
@@ -439,9 +471,16 @@ def _loss_text(rec: Recovery | None) -> str:
 
 
 def check_data_loss(
-    profile: Profile, rec: Recovery | None, kafka: Recovery | None = None
+    profile: Profile,
+    rec: Recovery | None,
+    kafka: Recovery | None = None,
+    gateway: Recovery | None = None,
 ) -> Criterion:
-    """Worst measured RPO (failure lab) vs data-loss tolerance, for SQLite and Kafka."""
+    """Worst measured RPO (failure lab) vs data-loss tolerance, for SQLite and Kafka.
+
+    ``gateway``'s losses (``sqlitequeue serve``), when measured, are named in SQLite's
+    evidence, not judged.
+    """
     tolerance = profile.data_loss_tolerance_s
     kafka_rpo = None if kafka is None or math.isnan(kafka.rpo_s) else kafka.rpo_s
     kafka_status = judge(kafka_rpo, tolerance)
@@ -460,14 +499,15 @@ def check_data_loss(
     if rec is None or math.isnan(rec.rpo_s):
         return Criterion(
             status=UNKNOWN,
-            evidence="no SQLite RPO in the failure-lab results",
+            evidence="no SQLite RPO in the failure-lab results" + _gateway_loss(gateway),
             would_change=RUN_FAULTS,
             **common,
         )
     status = judge(rec.rpo_s, tolerance)
     return Criterion(
         status=status,
-        evidence=f"{_loss_text(rec)} vs tolerance {fmt(tolerance)} s{_controls(rec)}",
+        evidence=f"{_loss_text(rec)} vs tolerance {fmt(tolerance)} s{_controls(rec)}"
+        + _gateway_loss(gateway),
         headroom=room(tolerance, rec.rpo_s, "no loss"),
         would_change=f"a data-loss tolerance below {fmt(rec.rpo_s)} s"
         if status == PASS

@@ -9,7 +9,8 @@
 * :func:`recovery_by_durability` the failure lab's figures per durability setting: *write
   unavailability* (:data:`UNAVAILABILITY`: SQLite's host loss, Kafka's broker kill and leader
   failover), *redelivery delay* (:data:`REDELIVERY`: a consumer kill, set by SQLite's lease
-  and Kafka's ``session.timeout.ms``) and data loss (every experiment).
+  and Kafka's ``session.timeout.ms``) and data loss (every experiment). The same for the
+  :data:`GATEWAY` (``sqlitequeue serve``: its server's kill), shown beside, never judged.
 
 Reads results files only (never a backend).
 """
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from sqlitequeue.bench.results import Results
 
 SQLITE, KAFKA = "sqlite", "kafka"
+#: ``sqlitequeue serve`` (Kafka clients -> the gateway -> one SQLite file): the failure lab's
+#: server kill, shown beside SQLite's and Kafka's figures (not judged)
+GATEWAY = "gateway"
 
 #: failure-lab experiments in which producers cannot write, and what each one measures
 UNAVAILABILITY = {
@@ -87,10 +91,13 @@ def gather_evidence(folders: Sequence[str | os.PathLike[str]]) -> Evidence:
 
 
 def system_of(backend: str) -> str | None:
-    """:data:`SQLITE` for ``sqlite*`` backends, :data:`KAFKA` for ``kafka*``, else None."""
+    """:data:`SQLITE` for ``sqlite*`` backends, :data:`KAFKA` for ``kafka*``,
+    :data:`GATEWAY` for ``gateway*``, else None."""
     name = str(backend)
     if name.startswith("sqlite"):
         return SQLITE
+    if name.startswith("gateway"):
+        return GATEWAY
     return KAFKA if name.startswith("kafka") else None
 
 
@@ -341,7 +348,7 @@ class Recovery:
 
 
 def faults_table(evidence: Evidence) -> pd.DataFrame:
-    """Every failure-lab row of both systems, with ``system``, ``control`` and ``run`` columns.
+    """Every failure-lab row of the systems, with ``system``, ``control`` and ``run`` columns.
 
     ``rto_s``, ``rpo_s``, ``lost`` and ``acknowledged`` are numeric (NaN where missing);
     ``durability`` is text (``default`` where missing). Rows of other systems are dropped.

@@ -37,6 +37,7 @@ from sqlitequeue.bench.decide.criteria import (
     fmt,
 )
 from sqlitequeue.bench.decide.evidence import (
+    GATEWAY,
     KAFKA,
     SQLITE,
     Evidence,
@@ -169,15 +170,16 @@ def evaluate(
     kafka = kafka_capacity(evidence)
     recovery = _pick_recovery(profile, recovery_by_durability(evidence, SQLITE))
     kafka_recovery = _pick_recovery(profile, recovery_by_durability(evidence, KAFKA))
+    gateway_recovery = _pick_recovery(profile, recovery_by_durability(evidence, GATEWAY))
     traffic = profile.traffic()
     projections = cost.project(traffic, params, sqlite_capacity=capacity.rate if capacity else None)
     criteria = [check_throughput(profile, capacity, kafka)]
     if profile.p99_target_ms is not None:
         criteria.append(check_latency(profile, evidence, capacity))
     criteria += [
-        check_write_unavailability(profile, recovery, kafka_recovery),
+        check_write_unavailability(profile, recovery, kafka_recovery, gateway_recovery),
         check_redelivery(profile, recovery, kafka_recovery),
-        check_data_loss(profile, recovery, kafka_recovery),
+        check_data_loss(profile, recovery, kafka_recovery, gateway_recovery),
         check_writers(profile),
         check_regions(profile),
         check_ecosystem(profile),

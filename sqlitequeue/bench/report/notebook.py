@@ -151,8 +151,9 @@ def _loss_line(summary: pd.DataFrame) -> str:
 RECOVERY_KEY = (
     "Lower is better in every column. *Write unavailability*: how long producers cannot "
     "write after the SQLite host or a Kafka broker is lost (SQLite: restore from Litestream "
-    "and reopen). *Redelivery delay*: how long a crashed consumer's messages wait (SQLite's "
-    "`lease=`, Kafka's `session.timeout.ms`). Controls (Litestream killed first) are left "
+    "and reopen; the gateway: `sqlitequeue serve` SIGKILLed and restarted). *Redelivery "
+    "delay*: how long a crashed consumer's messages wait (SQLite's `lease=`, Kafka's "
+    "`session.timeout.ms`). Controls (Litestream killed first) are left "
     "out here and shown below."
 )
 
@@ -163,12 +164,12 @@ def recovery_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     window and the number of runs, as ``decide`` reads them from the faults run at ``path``."""
     import pandas as pd
 
-    from sqlitequeue.bench.decide.evidence import KAFKA, SQLITE, gather_evidence
+    from sqlitequeue.bench.decide.evidence import GATEWAY, KAFKA, SQLITE, gather_evidence
     from sqlitequeue.bench.decide.evidence import recovery_by_durability as by_durability
 
     found = gather_evidence([path])
     rows = []
-    for system, name in ((SQLITE, "SQLite"), (KAFKA, "Kafka")):
+    for system, name in ((SQLITE, "SQLite"), (KAFKA, "Kafka"), (GATEWAY, "Gateway")):
         for r in by_durability(found, system):
             down, again = r.unavailability, r.redelivery
             rows.append(
