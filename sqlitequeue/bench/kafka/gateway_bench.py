@@ -1,108 +1,90 @@
-"""`sqlitequeue serve` beside a real Kafka broker, in one run (issue 14's performance figures).
+"""The parts of ``bench fairness`` beyond Kafka's own tools: a paced end-to-end probe with
+confluent-kafka, and the gateway server's memory and idle CPU.
 
-``python -m sqlitequeue.bench.kafka.gateway_bench [--records 200000] [--size 1024]``
+* :func:`end_to_end_at_rate`: a producer stamps each record with its send time at a fixed
+  rate, a consumer in the same process measures receive - stamp (issue 14's "end to end at
+  1,000 msg/s with kafka-confluent").
+* :class:`PeakRss`: samples a process's resident memory while a benchmark runs; ``peak``
+  is the largest seen.
+* :func:`idle_cpu_percent` and :func:`idle_cpu_with_consumer`: the CPU a process uses, in
+  percent of one core, while nothing happens (alone, then with one consumer long-polling).
 
-1. Kafka's ProducerPerformance (Java client, acks=all) against the broker and the gateway,
-   alternating, ``--repeats`` times each: records/s and latency as the tool reports them.
-2. End to end at a fixed rate (``--rate``, default 1,000 msg/s) with confluent-kafka: a
-   producer stamps each record, a consumer in the same process measures receive - stamp.
-3. The gateway process's peak RSS under that load, and its CPU while idle (no client, then
-   one idle consumer connected).
-
-Writes ``results/<run-id>/`` (run.json + metrics.csv, long format; backends ``kafka`` and
-``gateway``). A benchmark, not a test: it needs the Java jars and takes a few minutes.
+Every function raises :class:`~sqlitequeue.bench.errors.BenchError` when its clients cannot
+do their part (e.g. the consumer gets no partition within a minute). The command is
+``sqlitequeue bench fairness`` (see :mod:`sqlitequeue.bench.kafka.fairness`).
 """
 
 from __future__ import annotations
 
-import argparse
-import re
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import psutil
 
-from sqlitequeue.bench.kafka import distribution
-from sqlitequeue.bench.kafka.broker import KafkaBroker
-from sqlitequeue.bench.kafka.fairness import SUMMARY
-from sqlitequeue.bench.results import DEFAULT_ROOT, RunWriter, new_run_id
+from sqlitequeue.bench.errors import BenchError
 
-LATENCY = re.compile(r"([\d.]+) ms avg latency.*?(\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th")
+#: How long a consumer may take to be assigned its partition (seconds).
+ASSIGN_TIMEOUT_S = 60.0
 
 
-def producer_performance(bootstrap: str, topic: str, records: int, size: int) -> dict[str, float]:
-    """Run ProducerPerformance once (acks=all); return records/s and its latency figures."""
-    dist = distribution.ensure()
-    logs = tempfile.mkdtemp(prefix="producer-performance-")
-    done = subprocess.run(
-        [
-            *dist.tool_command("org.apache.kafka.tools.ProducerPerformance", logs),
-            "--topic",
-            topic,
-            "--num-records",
-            str(records),
-            "--record-size",
-            str(size),
-            "--throughput",
-            "-1",
-            "--producer-props",
-            f"bootstrap.servers={bootstrap}",
-            "acks=all",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    shutil.rmtree(logs, ignore_errors=True)
-    found = SUMMARY.findall(done.stdout)
-    latency = LATENCY.findall(done.stdout)
-    if done.returncode != 0 or not found or not latency:
-        raise RuntimeError(
-            f"ProducerPerformance failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    avg, p50, p95, p99 = (float(v) for v in latency[-1])
-    return {
-        "records_per_s": float(found[-1][1]),
-        "mb_per_s": float(found[-1][2]),
-        "latency_ms.mean": avg,
-        "latency_ms.p50": p50,
-        "latency_ms.p95": p95,
-        "latency_ms.p99": p99,
-    }
-
-
-def end_to_end(bootstrap: str, topic: str, rate: int, seconds: float) -> dict[str, float]:
-    """Produce ``rate`` msg/s for ``seconds`` and measure end-to-end latency percentiles."""
-    from confluent_kafka import Consumer, Producer
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, configs: Mapping[str, Any] | None = None
+) -> None:
+    """Create ``topic`` (replication factor 1) with the admin client; BenchError on failure."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-        future.result(30)
+    config = {key: str(value) for key, value in (configs or {}).items()}
+    new = NewTopic(topic, partitions, 1, config=config)
+    for future in admin.create_topics([new]).values():
+        try:
+            future.result(30)
+        except Exception as exc:  # KafkaException, or a timeout
+            raise BenchError(f"could not create topic {topic} at {bootstrap}: {exc}") from exc
+
+
+def _assigned_consumer(bootstrap: str, topic: str, group: str) -> Any:
+    from confluent_kafka import Consumer
+
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"e2e-{topic}",
+            "group.id": group,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 100,
             "fetch.min.bytes": 1,
         }
     )
     consumer.subscribe([topic])
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + ASSIGN_TIMEOUT_S
     while not consumer.assignment():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the e2e consumer got no partition of {topic} within 60 s")
+            consumer.close()
+            raise BenchError(
+                f"the consumer got no partition of {topic} at {bootstrap} "
+                f"within {ASSIGN_TIMEOUT_S:.0f} s"
+            )
         consumer.poll(0.1)
+    return consumer
+
+
+def end_to_end_at_rate(
+    bootstrap: str, topic: str, rate: int, seconds: float, acks: str = "all"
+) -> dict[str, float]:
+    """Produce ``rate`` msg/s for ``seconds`` and return end-to-end latency figures (ms).
+
+    Keys: ``received``, ``mean``, ``p50``, ``p99``, ``max``. The topic is created with one
+    partition. Raises BenchError when no record arrives.
+    """
+    from confluent_kafka import Producer
+
+    create_topic(bootstrap, topic, 1)
+    consumer = _assigned_consumer(bootstrap, topic, f"e2e-{topic}")
     latencies: list[float] = []
-    total = int(rate * seconds)
+    total = max(1, int(rate * seconds))
     done = threading.Event()
 
     def consume() -> None:
@@ -113,11 +95,10 @@ def end_to_end(bootstrap: str, topic: str, rate: int, seconds: float) -> dict[st
 
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0})
     start = time.monotonic()
     for i in range(total):
-        due = start + i / rate
-        pause = due - time.monotonic()
+        pause = start + i / rate - time.monotonic()
         if pause > 0:
             time.sleep(pause)
         producer.produce(topic, value=b"%.6f" % time.time())
@@ -125,7 +106,10 @@ def end_to_end(bootstrap: str, topic: str, rate: int, seconds: float) -> dict[st
     producer.flush(30)
     reader.join(30)
     done.set()
+    reader.join(5)
     consumer.close()
+    if not latencies:
+        raise BenchError(f"no record of {topic} arrived at the consumer ({bootstrap})")
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
@@ -133,43 +117,39 @@ def end_to_end(bootstrap: str, topic: str, rate: int, seconds: float) -> dict[st
 
     return {
         "received": float(len(ordered)),
-        "e2e_latency_ms.p50": pct(0.5),
-        "e2e_latency_ms.p99": pct(0.99),
-        "e2e_latency_ms.max": ordered[-1],
-        "e2e_latency_ms.mean": statistics.fmean(ordered),
+        "mean": statistics.fmean(ordered),
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "max": ordered[-1],
     }
 
 
-def start_gateway(path: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sqlitequeue", "serve", str(path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    found = re.search(r"on (\S+:\d+)", process.stdout.readline())
-    if not found:
-        raise RuntimeError("sqlitequeue serve did not start")
-    return process, found.group(1)
-
-
 class PeakRss(threading.Thread):
-    """Samples a process's RSS every 0.1 s; ``peak`` is the largest seen."""
+    """Samples a process's RSS every 0.1 s until :meth:`stop`; ``peak`` is the largest seen."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
-        self.stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(0.1):
-            self.peak = max(self.peak, self.process.memory_info().rss)
+        """Sample until stopped or the process is gone."""
+        while not self._done.wait(0.1):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def stop(self) -> int:
+        """Stop sampling; return the peak RSS in bytes."""
+        self._done.set()
+        self.join(5)
+        return self.peak
 
 
 def idle_cpu_percent(pid: int, seconds: float) -> float:
-    """CPU used by ``pid`` over ``seconds``, in percent of one core."""
+    """CPU used by ``pid`` over the next ``seconds``, in percent of one core."""
     process = psutil.Process(pid)
     before = sum(process.cpu_times()[:2])
     time.sleep(seconds)
@@ -177,11 +157,8 @@ def idle_cpu_percent(pid: int, seconds: float) -> float:
 
 
 def idle_cpu_with_consumer(pid: int, bootstrap: str, topic: str, seconds: float) -> float:
-    """Like :func:`idle_cpu_percent` while one consumer long-polls an idle topic."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "idle"})
-    consumer.subscribe([topic])
+    """Like :func:`idle_cpu_percent` while one consumer long-polls the idle ``topic``."""
+    consumer = _assigned_consumer(bootstrap, topic, f"idle-{topic}")
     stop = threading.Event()
 
     def poll() -> None:
@@ -190,67 +167,10 @@ def idle_cpu_with_consumer(pid: int, bootstrap: str, topic: str, seconds: float)
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    time.sleep(5)  # joined and caught up
+    time.sleep(min(2.0, seconds))  # caught up with the topic before measuring
     try:
         return idle_cpu_percent(pid, seconds)
     finally:
         stop.set()
         poller.join()
         consumer.close()
-
-
-def run(args: argparse.Namespace) -> Path:
-    writer = RunWriter(Path(args.out), new_run_id("gateway"), kind="gateway")
-    rows: list[tuple[str, str, str, float | None, float]] = []
-    with tempfile.TemporaryDirectory() as tmp, KafkaBroker.auto().start() as broker:
-        process, gateway = start_gateway(Path(tmp) / "gateway.db")
-        rss = PeakRss(process.pid)
-        rss.start()
-        try:
-            targets = {"kafka": broker.bootstrap_servers, "gateway": gateway}
-            writer.metadata(
-                backends={"kafka": broker.describe(), "gateway": {"bootstrap": gateway}}
-            )
-            for repeat in range(args.repeats):
-                for backend, bootstrap in targets.items():
-                    topic = f"perf-{repeat}"
-                    figures = producer_performance(bootstrap, topic, args.records, args.size)
-                    print(
-                        f"{backend}: ProducerPerformance {figures['records_per_s']:,.0f} records/s"
-                    )
-                    rows += [
-                        (backend, "producer-performance", k, None, v) for k, v in figures.items()
-                    ]
-            for backend, bootstrap in targets.items():
-                figures = end_to_end(bootstrap, f"e2e-{backend}", args.rate, args.seconds)
-                print(f"{backend}: e2e p99 {figures['e2e_latency_ms.p99']:.2f} ms")
-                rows += [(backend, "e2e", k, None, v) for k, v in figures.items()]
-            rss.stop.set()
-            rows.append(("gateway", "process", "rss_bytes.peak", None, float(rss.peak)))
-            idle = idle_cpu_percent(process.pid, 10)
-            rows.append(("gateway", "process", "cpu_percent.idle", None, idle))
-            idle = idle_cpu_with_consumer(process.pid, gateway, "e2e-gateway", 10)
-            rows.append(("gateway", "process", "cpu_percent.idle_one_consumer", None, idle))
-        finally:
-            process.terminate()
-            process.wait(30)
-    writer.metrics(rows)
-    writer.metadata(records=args.records, size=args.size, rate=args.rate, repeats=args.repeats)
-    writer.close()
-    print(f"results: {writer.dir}")
-    return writer.dir
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--rate", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--out", default=str(DEFAULT_ROOT))
-    run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()
