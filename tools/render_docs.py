@@ -314,8 +314,10 @@ def selfcheck(root: Path = RESULTS) -> str:
 
 
 def _fairness_runs(folder: Path) -> tuple[list[dict[str, str]], dict[str, list[dict[str, str]]]]:
+    """The producer rows against the broker, and the same grouped by tool (a folder written
+    before the gateway part has no ``target`` column: every row is the broker's)."""
     with open(folder / "fairness.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if r.get("target", "broker") == "broker"]
     by_tool: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         by_tool.setdefault(row["tool"], []).append(row)
@@ -326,23 +328,47 @@ def _median(rows: list[dict[str, str]], column: str) -> float:
     return statistics.median(float(row[column]) for row in rows)
 
 
+def _fairness_figures(folder: Path) -> dict[tuple[str, str, str], float]:
+    """``(target, workload, metric) -> value`` of the broker/gateway medians in metrics.csv."""
+    found: dict[tuple[str, str, str], float] = {}
+    with open(folder / "metrics.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["backend"] in ("broker", "gateway") and not row["t"]:
+                found[(row["backend"], row["workload"], row["metric"])] = float(row["value"])
+    return found
+
+
 def _fairness_sentence(folder: Path) -> str:
-    """Kafka's own producer tool vs our kafka-confluent producer, medians of the runs."""
+    """Kafka's own producer tool vs our kafka-confluent producer (and, when the run measured
+    it, the gateway against the broker), medians of the runs."""
     rows, by_tool = _fairness_runs(folder)
     java = _median(by_tool["ProducerPerformance"], "records_per_s")
     ours = _median(by_tool["kafka-confluent"], "records_per_s")
     first = rows[0]
-    return (
+    text = (
         "**Kafka fairness** (`sqlitequeue bench fairness`: is Kafka slowed by our client?): "
         f"{int(first['records']):,} records x {first['size']} B, {first['partitions']} "
         f"partition(s), median of {len(by_tool['kafka-confluent'])} runs each: Kafka's "
         f"ProducerPerformance {java:,.0f} records/s, the kafka-confluent backend "
         f"{ours:,.0f} records/s; ratio {java / ours:.2f}x (target: within 2x)."
     )
+    found = _fairness_figures(folder)
+    pp = "producer-performance"
+    gateway = found.get(("gateway", pp, "records_per_s"))
+    broker = found.get(("broker", pp, "records_per_s"))
+    if gateway is not None and broker:
+        text += (
+            f" Through `sqlitequeue serve`, the same tool ran at {gateway:,.0f} records/s, "
+            f"{gateway / broker:.2f}x the broker's {broker:,.0f}."
+        )
+    return text
 
 
 def fairness(root: Path = RESULTS) -> str:
-    """The reference fairness run: rates, CPU seconds and the ratio, per tool."""
+    """The reference fairness run: rates, CPU seconds and the ratio, per tool; then the
+    gateway against the broker (Kafka's tools, the paced probe, the server's figures)."""
+    from sqlitequeue.bench.kafka.fairness import SUMMARY_HEADER, summary_table
+
     folder = root / "reference-fairness"
     rows, by_tool = _fairness_runs(folder)
     meta = _load(folder).meta
@@ -350,20 +376,46 @@ def fairness(root: Path = RESULTS) -> str:
     first = rows[0]
     java, ours = by_tool["ProducerPerformance"], by_tool["kafka-confluent"]
     ratio = _median(java, "records_per_s") / _median(ours, "records_per_s")
+    lines = [
+        f"The committed run (`results/reference-fairness`: {_facts(meta)}; "
+        f"profile `{profile}`, {int(first['records']):,} records x {first['size']} B, "
+        f"{first['partitions']} partition(s), medians of {len(ours)} alternating runs):",
+        "",
+        "| producer | records/s | CPU-seconds per run |",
+        "|---|---:|---:|",
+        f"| Kafka's ProducerPerformance (Java) | {_median(java, 'records_per_s'):,.0f} "
+        f"| {_median(java, 'cpu_s'):.1f} |",
+        f"| the kafka-confluent backend | {_median(ours, 'records_per_s'):,.0f} "
+        f"| {_median(ours, 'cpu_s'):.1f} |",
+        "",
+        f"Ratio (Java / ours): {ratio:.2f}x; target: within 2x.",
+    ]
+    found = _fairness_figures(folder)
+    if not any(target == "gateway" for target, _, _ in found):
+        return "\n".join(
+            [
+                *lines,
+                "",
+                "This run predates the gateway part of `bench fairness`; the next "
+                "`make reference` (or `sqlitequeue bench fairness`) measures it.",
+            ]
+        )
+    settings = meta.get("fairness", {})
+    rate = int(settings.get("rate", 1000))
+    network = (meta.get("network") or {}).get("name", "loopback")
+    table = summary_table(found, rate)
     return "\n".join(
         [
-            f"The committed run (`results/reference-fairness`: {_facts(meta)}; "
-            f"profile `{profile}`, {int(first['records']):,} records x {first['size']} B, "
-            f"{first['partitions']} partition(s), medians of {len(ours)} alternating runs):",
+            *lines,
             "",
-            "| producer | records/s | CPU-seconds per run |",
-            "|---|---:|---:|",
-            f"| Kafka's ProducerPerformance (Java) | {_median(java, 'records_per_s'):,.0f} "
-            f"| {_median(java, 'cpu_s'):.1f} |",
-            f"| the kafka-confluent backend | {_median(ours, 'records_per_s'):,.0f} "
-            f"| {_median(ours, 'cpu_s'):.1f} |",
+            f"The gateway (`sqlitequeue serve` on a fresh file) against the broker, in the "
+            f"same run (acks={settings.get('acks', '?')}, network {network}; "
+            f"EndToEndLatency {int(settings.get('e2e_count', 0)):,} records one at a time; "
+            f"confluent-kafka paced at {rate:,} msg/s for {settings.get('rate_seconds', '?')} s):",
             "",
-            f"Ratio (Java / ours): {ratio:.2f}x; target: within 2x.",
+            "| " + " | ".join(SUMMARY_HEADER) + " |",
+            "|---|---:|---:|---:|---|",
+            *("| " + " | ".join(row) + " |" for row in table),
         ]
     )
 
