@@ -305,7 +305,7 @@ def _outage_text(
 
 
 #: how the gateway's failure-lab figures are named beside SQLite's (they are not judged)
-GATEWAY_OUTAGES = {"broker-kill": "its server SIGKILLed and restarted"}
+GATEWAY_OUTAGES = {"broker-kill": "server kill (SIGKILL, restarted at once)"}
 
 
 def _gateway_outage(gateway: Recovery | None) -> str:
