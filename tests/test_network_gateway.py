@@ -57,3 +57,16 @@ def test_gateway_round_trip_grows_by_the_profiles_rtt_and_nothing_is_left_runnin
         raise RuntimeError("the test body failed")
     assert pids and _gone(pids)
     assert on_network(BackendSpec("sqlite-stream"), custom) == BackendSpec("sqlite-stream")
+
+
+def test_a_gateway_backend_takes_its_labels_network_else_the_runs() -> None:
+    from sqlitequeue.bench.backends.gateway import NETWORK_SETTING, PLACEMENT, placement
+    from sqlitequeue.bench.compare import _gateway_network
+
+    cross_az = load_network("cross-az")
+    assert _gateway_network("gateway-confluent@cross-region", cross_az).name == "cross-region"
+    assert _gateway_network("gateway-kafka-python", cross_az) == cross_az
+    spec = on_network(BackendSpec("gateway-kafka-python"), cross_az)
+    assert spec.settings[NETWORK_SETTING] == cross_az.to_dict()
+    assert on_network(BackendSpec("gateway-confluent"), load_network(None)).settings == {}
+    assert placement(cross_az).endswith("over cross-az") and placement(None) == PLACEMENT
