@@ -165,12 +165,10 @@ class Comparison:
         producers = [(t, "ProducerPerformance") for t in targets]
         if "broker" in targets:
             producers.insert(1, ("broker", "kafka-confluent"))
-        latency = [(t, tool) for tool in ("EndToEndLatency", "e2e-confluent") for t in targets]
+        order = targets if index % 2 else targets[::-1]
+        latency = [(t, tool) for tool in ("EndToEndLatency", "e2e-confluent") for t in order]
         if index % 2 == 0:
             producers.reverse()
-            latency = [
-                (t, tool) for tool in ("EndToEndLatency", "e2e-confluent") for t in targets[::-1]
-            ]
         return producers + latency
 
     def _measure(
