@@ -43,11 +43,13 @@ quick: setup
 # cores: the comparison, 6 backends x 3 repeats, takes about 45; the network run about 8).
 # The report is written again once the failure lab has run, so its verdict has every figure.
 reference: setup
-	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/reference-network results/.tmp
+	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/reference-network results/reference-gateway results/.tmp
 	$(PY) -m sqlitequeue bench compare --run-id reference
 	$(PY) -m sqlitequeue bench compare --run-id reference-network --workloads steady-1kb,seed-clickstream \
 		--backends sqlite-queue,sqlite-stream,kafka-confluent,kafka-confluent@cross-az,kafka-managed@cross-az \
 		--repeats 2 --no-selfcheck
+	$(PY) -m sqlitequeue bench compare --run-id reference-gateway --workloads steady-1kb,seed-clickstream,max-rate-1kb \
+		--backends sqlite-stream,gateway-confluent,gateway-kafka-python,kafka-confluent --repeats 1 --no-selfcheck
 	$(PY) -m sqlitequeue bench faults --out results/.tmp
 	mv results/.tmp/* results/reference-faults
 	$(PY) -m sqlitequeue bench locust --backend sqlite-queue,sqlite-stream,kafka,kafka-confluent --run-time 60 --out results/.tmp

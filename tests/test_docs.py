@@ -367,3 +367,27 @@ def test_the_architecture_map_names_every_package_and_top_module() -> None:
         if not any(w == n or fnmatch.fnmatch(w, n) or w.startswith(f"{n}/") for n in named)
     ]
     assert not left_out, f"README.md's architecture map leaves out: {sorted(left_out)}"
+
+
+def test_the_gateway_reference_block_reads_a_results_folder(tmp_path: Path) -> None:
+    from sqlitequeue.bench.results import RunWriter
+    from tools import render_docs
+
+    figures = {"sqlite-stream": 0.5, "gateway-confluent": 2.0, "kafka-confluent": 4.0}
+    with RunWriter(tmp_path, "reference-gateway", kind="bench") as w:
+        w.metadata(
+            backend_order=list(figures),
+            command=["sqlitequeue", "bench", "compare"],
+            created="2026-01-01T00:00:00+00:00",
+            finished="2026-01-01T00:05:00+00:00",
+        )
+        for backend, p50 in figures.items():
+            w.metric(backend, "steady-1kb", "e2e_latency_ms.p50", p50)
+            w.metric(backend, "steady-1kb", "e2e_latency_ms.p99", p50 * 3)
+            w.metric(backend, "steady-1kb", "publish_latency_ms.p50", p50 / 2)
+            w.metric(backend, "steady-1kb", "publish_latency_ms.p99", p50)
+    block = render_docs.reference_gateway(tmp_path)
+    assert block.startswith("**Unchanged Kafka clients on the file** (`sqlitequeue bench compare`)")
+    assert "| steady-1kb | gateway-confluent | 1.00 ms | 2.00 ms | 2.00 ms | 6.00 ms |" in block
+    assert "max sustainable rate" not in block  # no max-rate search ran
+    assert "make reference" in render_docs.reference_gateway(tmp_path / "none")

@@ -462,6 +462,54 @@ def _spread_ms(res: Results, metric: str) -> dict[tuple[str, str], str]:
     return cells
 
 
+def _run_line(res: Results) -> str:
+    """ "(`command`): facts; it took N minutes. Median over K repeats (min-max)." """
+    meta = res.meta
+    repeats = int(meta.get("repeats") or 1)
+    return f"(`{_command(meta)}`): {_facts(meta)}; it took {_minutes(meta)}. " + (
+        f"Median over {repeats} repeats (min-max)." if repeats > 1 else "One run each."
+    )
+
+
+def _latency_table(res: Results) -> list[str]:
+    """Publish and e2e p50/p99 per workload and backend label (fixed-rate workloads)."""
+    metrics = ("publish_latency_ms.p50", "publish_latency_ms.p99")
+    metrics += ("e2e_latency_ms.p50", "e2e_latency_ms.p99")
+    cells = {m: _spread_ms(res, m) for m in metrics}
+    lines = [
+        "| workload | backend | publish p50 | publish p99 | e2e p50 | e2e p99 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload in dict.fromkeys(str(w) for w in res.metrics.workload):
+        for backend in res.meta.get("backend_order", []):
+            row = [cells[m].get((backend, workload), "-") for m in metrics]
+            if row != ["-"] * 4:
+                lines.append(f"| {workload} | {backend} | " + " | ".join(row) + " |")
+    return lines
+
+
+def reference_gateway(root: Path = RESULTS) -> str:
+    """The gateway's reference comparison: the Kafka clients on `sqlitequeue serve`, beside
+    the same client on a broker and Stream on the file, latency and (if searched) capacity."""
+    from sqlitequeue.bench.report import workloads as workload_report
+
+    folder = root / "reference-gateway"
+    if not (folder / "run.json").exists():
+        return "No gateway reference run is committed yet: `make reference` runs it."
+    res = _load(folder)
+    lines = [f"**Unchanged Kafka clients on the file** {_run_line(res)}", "", *_latency_table(res)]
+    if "max_sustainable_rate" in res.scalars().columns:  # a max-rate search ran
+        capacity = workload_report.max_rate_table(res)
+        lines += [
+            "",
+            "```text",
+            f"max sustainable rate at e2e p99 <= {workload_report.p99_target(res):g} ms:",
+            workload_report.format_table(capacity).rstrip(),
+            "```",
+        ]
+    return "\n".join(lines)
+
+
 def reference_network(root: Path = RESULTS) -> str:
     """The managed-shaped reference run: publish and e2e p50/p99 per backend label, where
     each sits, and the seed claim's reading in one sentence."""
@@ -472,23 +520,7 @@ def reference_network(root: Path = RESULTS) -> str:
         return "No managed-shaped reference run is committed yet: `make reference` runs it."
     res = _load(folder)
     meta = res.meta
-    metrics = ("publish_latency_ms.p50", "publish_latency_ms.p99")
-    metrics += ("e2e_latency_ms.p50", "e2e_latency_ms.p99")
-    cells = {m: _spread_ms(res, m) for m in metrics}
-    repeats = int(meta.get("repeats") or 1)
-    lines = [
-        f"**Kafka as teams run it** (`{_command(meta)}`): {_facts(meta)}; it took "
-        f"{_minutes(meta)}. "
-        + (f"Median over {repeats} repeats (min-max)." if repeats > 1 else "One run each."),
-        "",
-        "| workload | backend | publish p50 | publish p99 | e2e p50 | e2e p99 |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for workload in dict.fromkeys(str(w) for w in res.metrics.workload):
-        for backend in meta.get("backend_order", []):
-            row = [cells[m].get((backend, workload), "-") for m in metrics]
-            if row != ["-"] * 4:
-                lines.append(f"| {workload} | {backend} | " + " | ".join(row) + " |")
+    lines = [f"**Kafka as teams run it** {_run_line(res)}", "", *_latency_table(res)]
     placement = meta.get("placement") or {}
     lines += ["", *(f"- `{b}`: {where}." for b, where in placement.items())]
     sentence = seed_claim_sentence(res)
@@ -698,6 +730,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "locust-vs-workbench": locust_vs_workbench,
     "queue-bench-reading": queue_bench_reading,
     "reference-network": reference_network,
+    "reference-gateway": reference_gateway,
 }
 
 
