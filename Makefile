@@ -39,8 +39,9 @@ compare: setup
 quick: setup
 	$(PY) -m sqlitequeue bench compare --quick $(ARGS)
 
-# The committed reference runs behind README.md's results section (about 90 minutes on 2
-# cores: the comparison, 6 backends x 3 repeats, takes about 45; the network run about 8).
+# The committed reference runs behind README.md's results section (about 2 hours on 2
+# cores: the comparison, 6 backends x 3 repeats, takes about 45 minutes; the network and
+# gateway runs, the failure lab, Locust, fairness and bench queue the rest).
 # The report is written again once the failure lab has run, so its verdict has every figure.
 reference: setup
 	rm -rf results/reference results/reference-faults results/reference-locust results/reference-fairness results/reference-network results/reference-gateway results/.tmp
