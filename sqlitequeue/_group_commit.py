@@ -2,24 +2,28 @@
 
 Under ``durability="full"`` every commit fsyncs the WAL, so a put costs a whole fsync
 however small it is, and threads that put at the same time wait for each other's fsyncs
-one after another. With :class:`GroupCommit`, a thread that writes while no commit is under
-way becomes the *leader*: it waits briefly for the threads that are likely to write next,
-then runs its write and every waiting write in one write transaction and commits once
-(one fsync); then each waiting thread gets its result.
-Writes that arrive during that commit wait, and the first of them leads the next batch.
-One thread alone pays a transaction of one write, as before.
+one after another. With :class:`GroupCommit`, writes that arrive while no batch is being
+committed gather in the next batch, and the thread whose write completes it (every thread
+that wrote in the last two batches is in) runs the whole batch in one write transaction
+and commits once (one fsync); then each waiting thread gets its result. The first write of
+a batch waits briefly (a share of the last COMMIT's duration) for the others; if they do
+not all come, it commits what is there. Writes that arrive during a commit gather in the
+next batch. One thread alone commits at once, a transaction of one write, as before.
 
 Where the time goes (measured on 2 cores with 8 threads, see docs/benchmarks.md): the
 fsync releases the GIL, but everything else in a put is Python that runs one thread at a
 time, and each waiting thread costs a sleep and a wake-up (a context switch; on a VM often
 tens of microseconds). Between two fsyncs the 8 threads each wake, return, put again and
 wait again, one after another, and that, not the SQL, is most of the time between commits.
-So after a commit the leader wakes only the first writer of its batch, and each writer
-wakes the next one as it returns: one woken thread at a time competes for the GIL with the
-running one. Woken all at once, most of them would find the GIL taken and sleep a second
-time on it, and each SQLite statement of the next leader (which releases the GIL while it
-runs) would hand the GIL to one of them and wait to get it back. The leader waits for the
-others *before* it begins its transaction, so its statements run while no one competes.
+So the design keeps the wake-ups on that path few:
+
+* the thread that completes a batch commits it itself, so no sleeping leader has to be
+  woken before the transaction begins (and the statements run while no woken writer
+  competes for the GIL);
+* after the commit the committing thread wakes only the first writer of its batch, and
+  each writer wakes the next one as it returns: one woken thread at a time competes for
+  the GIL with the running one. Woken all at once, most of them would find the GIL taken
+  and sleep a second time on it.
 
 Guarantees:
 
@@ -27,12 +31,13 @@ Guarantees:
   after its fsync, at ``synchronous=FULL``);
 * a batch is all or nothing: when one write in it raises, or the commit fails, the whole
   transaction is rolled back, nothing of the batch is stored, and every write in it raises
-  (the leader the error itself, the others a copy of it);
+  (the committing thread the error itself, the others a copy of it);
 * a thread's own writes keep their order (each waits for the previous one to return);
 * an interrupt (KeyboardInterrupt) of a waiting thread is raised once its write is done
-  and it has passed on the wake-up or the lead it was handed, so no other thread is left
-  waiting for it;
-* fork: a child starts with no batch and no leader (the state is rebuilt in a new process).
+  and it has passed on the wake-up it was handed, so no other thread is left waiting for
+  it; an interrupted first write stops waiting for the others and commits its batch first;
+* fork: a child starts with no batch and no waiting writes (the state is rebuilt in a new
+  process).
 """
 
 from __future__ import annotations
@@ -55,23 +60,25 @@ T = TypeVar("T")
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
-#: A leader waits for the threads that wrote in the last two batches at most this share of
-#: the last COMMIT's duration (and at most LINGER_MAX seconds) before it commits.
+#: The first write of a batch waits for the threads that wrote in the last two batches at
+#: most this share of the last COMMIT's duration (and at most LINGER_MAX seconds).
 LINGER_SHARE = 0.5
 LINGER_MAX = 0.002
 
 
 class _Write(Generic[T]):
     """One thread's write: what to run, and (once its batch committed) what came of it.
-    A write that waits behind a leader gets ``wake``, a lock held until the write is done
-    or its thread is handed the lead; ``next`` is the writer it wakes when it is done."""
+    A write that waits gets ``wake``, a lock held until it is signalled (its batch is done,
+    or it was handed the next batch); ``next`` is the writer it wakes when it is done;
+    ``taken`` is set once a batch holding it is being committed."""
 
-    __slots__ = ("done", "error", "next", "result", "thread", "wake", "work")
+    __slots__ = ("done", "error", "next", "result", "taken", "thread", "wake", "work")
 
     def __init__(self, work: Callable[[sqlite3.Connection], T], thread: int) -> None:
         self.work = work
         self.thread = thread
         self.done = False
+        self.taken = False
         self.result: T | None = None
         self.error: BaseException | None = None
         self.wake: threading.Lock | None = None
@@ -86,9 +93,10 @@ class _Write(Generic[T]):
 class GroupCommit:
     """Runs concurrent writes in shared transactions (see the module docstring).
 
-    One leader at a time commits a batch; the others wait on their own lock. Threads that
-    wrote in the last two batches are likely to write again at once (they were waiting for
-    their commit), so a leader waits a little for them (bounded by LINGER_SHARE of the last
+    One batch at a time is committed, by the thread whose write completed it (or whose
+    wait for the others ran out); the others wait on their own lock. Threads that wrote in
+    the last two batches are likely to write again at once (they were waiting for their
+    commit), so a batch waits a little for them (bounded by LINGER_SHARE of the last
     COMMIT's duration): without it the writers split into two alternating halves and each
     commit carries only half of them. A lone thread never waits.
     """
@@ -99,10 +107,8 @@ class GroupCommit:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self._waiting: list[_Write[Any]] = []
-        self._leading = False
-        self._expected = 0  # while a leader lingers: how many waiting writes it waits for
+        self._waiting: list[_Write[Any]] = []  # the next batch, in arrival order
+        self._committing = False  # a thread is running a batch's transaction
         self._last_threads: set[int] = set()
         self._recent_threads: set[int] = set()  # of the last two batches
         self._last_commit = 0.0  # seconds the last COMMIT took
@@ -116,37 +122,79 @@ class GroupCommit:
             self._reset()  # forked: the parent's threads and batch are not here
         write: _Write[T] = _Write(work, threading.get_ident())
         with self._lock:
-            if not self._leading:
-                self._leading = True
-                self._waiting.append(write)
-                wake = None
+            waiting = self._waiting
+            waiting.append(write)
+            if self._committing or len(waiting) < len(self._recent_threads):
+                write.wake = threading.Lock()
+                write.wake.acquire()
+                first = not self._committing and len(waiting) == 1
+                batch = None
             else:
-                write.wake = wake = threading.Lock()
-                wake.acquire()
-                self._waiting.append(write)
-                if self._expected and len(self._waiting) >= self._expected:
-                    self._arrived.notify()  # the lingering leader has all it waits for
-        interrupted = None
-        if wake is not None:
-            interrupted = _wait(wake)
+                batch = self._take()
+        if batch is None:
+            return self._wait(write, first, transaction)
+        return self._commit(batch, write, transaction)
+
+    def _take(self) -> list[_Write[Any]]:
+        """Take the waiting writes as the batch to commit now (lock held)."""
+        batch, self._waiting = self._waiting, []
+        self._committing = True
+        threads = set()
+        for write in batch:
+            write.taken = True
+            threads.add(write.thread)
+        self._recent_threads = threads | self._last_threads
+        self._last_threads = threads
+        return batch
+
+    def _wait(self, write: _Write[T], first: bool, transaction: Transaction) -> T:
+        """Wait until ``write``'s batch is done, then wake the next writer and return its
+        outcome; or, as the first write of a batch whose wait for the others ran out (or
+        that was handed the batch after a commit), commit the batch. An interrupt is
+        raised once that is done."""
+        wake: threading.Lock = write.wake  # type: ignore[assignment]
+        deadline = time.monotonic() + self._linger() if first else None
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                if deadline is None:
+                    wake.acquire()
+                else:
+                    wake.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            except BaseException as exc:  # KeyboardInterrupt: finish the write first
+                interrupted = exc
             if write.done:
-                if write.next is not None:
-                    write.next.wake.release()  # type: ignore[union-attr]
+                break
+            with self._lock:
+                if write.taken or self._committing or self._waiting[0] is not write:
+                    deadline = None  # signalled when its batch is done, or handed the next
+                    continue
+                now = time.monotonic()
+                if deadline is None:  # handed the batch after a commit: wait for the rest
+                    deadline = now + self._linger()
+                complete = len(self._waiting) >= len(self._recent_threads)
+                if not complete and now < deadline and interrupted is None:
+                    continue
+                batch = self._take()
+            try:
+                return self._commit(batch, write, transaction)
+            finally:
                 if interrupted is not None:
-                    raise interrupted
-                return write.outcome()
-        try:
-            interrupted = self._lead(write, transaction) or interrupted
-        finally:
-            if interrupted is not None:
-                raise interrupted
+                    raise interrupted  # the interrupt came first
+        after = write.next
+        if after is not None:
+            _signal(after.wake)
+        if interrupted is not None:
+            raise interrupted
         return write.outcome()
 
-    def _lead(self, leader: _Write[Any], transaction: Transaction) -> BaseException | None:
-        """As the leader: wait briefly for the recent writers, run every waiting write in
-        one transaction, commit, record each outcome, hand over. Returns an interrupt that
-        came while it waited (the caller raises it)."""
-        batch, interrupted = self._take_batch()
+    def _linger(self) -> float:
+        return min(self._last_commit * LINGER_SHARE, LINGER_MAX)
+
+    def _commit(self, batch: list[_Write[Any]], me: _Write[T], transaction: Transaction) -> T:
+        """Run every write of ``batch`` in one transaction and commit; record each outcome,
+        wake the batch's first waiting writer (each wakes the next) and hand the next batch,
+        if writes wait for it, to its first write. Returns (or raises) ``me``'s outcome."""
         committing = 0.0
         try:
             with transaction() as conn:
@@ -156,72 +204,39 @@ class GroupCommit:
         except BaseException as exc:
             for write in batch:
                 write.result = None
-                write.error = exc if write is leader else _copy_of(exc)
+                write.error = exc if write is me else _copy_of(exc)
         finally:
+            took = time.monotonic() - committing if committing else self._last_commit
+            waiters = [w for w in batch if w is not me]
             for write in batch:
                 write.done = True
-            took = time.monotonic() - committing if committing else self._last_commit
-            self._hand_over(batch, leader, took)
-        return interrupted
-
-    def _take_batch(self) -> tuple[list[_Write[Any]], BaseException | None]:
-        """Wait (briefly) for the writers of the last two batches, then take every waiting
-        write (the leader's own among them). An interrupt ends the wait early; it is
-        returned with the batch."""
-        expected = len(self._recent_threads)
-        interrupted = None
-        with self._lock:
-            if len(self._waiting) < expected:
-                self._expected = expected
-                deadline = time.monotonic() + min(self._last_commit * LINGER_SHARE, LINGER_MAX)
-                while len(self._waiting) < expected:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        self._arrived.wait(left)
-                    except BaseException as exc:  # KeyboardInterrupt: commit the batch first
-                        interrupted = exc
-                        break
-                self._expected = 0
-            batch, self._waiting = self._waiting, []
-        return batch, interrupted
-
-    def _hand_over(self, batch: list[_Write[Any]], leader: _Write[Any], took: float) -> None:
-        """As the leader, after the commit: wake the batch's first writer (each wakes the
-        next as it returns); the first waiting write (if any) leads the next batch."""
-        threads = {w.thread for w in batch}
-        self._recent_threads = threads | self._last_threads
-        self._last_threads = threads
-        self._last_commit = took
-        with self._lock:
-            following = self._waiting[0] if self._waiting else None
-            self._leading = following is not None
-        waiters = [w for w in batch if w is not leader]  # each has a wake lock
-        for write, after in pairwise(waiters):
-            write.next = after
-        if waiters:
-            waiters[0].wake.release()  # type: ignore[union-attr]
-        if following is not None:
-            following.wake.release()  # type: ignore[union-attr]  # not done: it leads
+            for write, after in pairwise(waiters):
+                write.next = after
+            if waiters:
+                _signal(waiters[0].wake)
+            with self._lock:
+                self._committing = False
+                self._last_commit = took
+                following = self._waiting[0] if self._waiting else None
+            if following is not None:
+                _signal(following.wake)
+        return me.outcome()
 
 
-def _wait(wake: threading.Lock) -> BaseException | None:
-    """Block until ``wake`` is released; return an interrupt that came meanwhile (raised by
-    the caller once it has passed on what it was handed), else None."""
-    interrupted = None
-    while True:
-        try:
-            wake.acquire()
-            return interrupted
-        except BaseException as exc:  # KeyboardInterrupt: finish the hand-off first
-            interrupted = exc
+def _signal(wake: threading.Lock | None) -> None:
+    """Wake the thread waiting on ``wake``. A write may be signalled twice (handed the next
+    batch, then done) before it wakes: it checks its state on every wake-up, so the second
+    signal is not needed and is dropped."""
+    try:  # noqa: SIM105 (on every put: contextlib.suppress costs more than the release)
+        wake.release()  # type: ignore[union-attr]
+    except RuntimeError:  # already released: the waiter has a wake-up pending
+        pass
 
 
 def _copy_of(exc: BaseException) -> BaseException:
     """A copy of ``exc`` for another thread to raise (one exception object must not be
     raised in several threads at once: each raise rewrites its traceback). An interrupt
-    of the leader (KeyboardInterrupt, SystemExit) is the leader's alone: the others get a
+    of the committing thread (KeyboardInterrupt, SystemExit) is its own: the others get a
     DatabaseError saying their write was not stored."""
     duplicate: BaseException
     if not isinstance(exc, Exception):

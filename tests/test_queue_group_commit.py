@@ -4,6 +4,8 @@ it. Behaviour only: the speed-up is measured by ``sqlitequeue bench queue``."""
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import sqlite3
 import threading
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue import DatabaseError, Queue
+from sqlitequeue import Closed, DatabaseError, Queue
 
 THREADS = 8
 
@@ -191,3 +193,111 @@ def test_no_put_of_a_batch_returns_before_its_commit_has_returned(db_path: Path)
         assert len(returned) == THREADS + 1
         assert log.batches[:2] == [1, THREADS]  # the held commit carried all of them
         assert log.committed >= set(returned)
+
+
+def test_an_interrupted_put_is_stored_and_raises_once_its_batch_committed(db_path: Path) -> None:
+    """Ctrl-C while the main thread's put waits for a commit: the put still commits its
+    batch (it is the batch's first write), then raises KeyboardInterrupt; the other puts
+    of that batch return and are stored; no thread is left waiting."""
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        returned: list[int] = []
+        log.hold_next = 0.4  # the first put leads and holds its transaction open ...
+        first = threading.Thread(target=lambda: returned.append(q.put(b"first")))
+        first.start()
+        time.sleep(0.05)
+        others = [  # ... the main thread's put, then these, wait for it: the next batch
+            threading.Thread(target=lambda n=n: returned.append(q.put(b"%d" % n))) for n in range(3)
+        ]
+        starter = threading.Timer(0.05, lambda: [t.start() for t in others])
+        main = threading.main_thread().ident
+        assert main is not None
+        interrupter = threading.Timer(0.15, signal.pthread_kill, (main, signal.SIGINT))
+        starter.start()
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            q.put(b"interrupted")
+        for t in [first, starter, interrupter, *others]:
+            t.join(10)
+            assert not t.is_alive()
+        log.close()
+        assert len(returned) == 4
+        assert log.batches == [1, 4]  # the interrupted put committed its batch first
+        stored = {m.payload for m in iter(lambda: q.get(timeout=0), None)}
+        assert stored == {b"first", b"interrupted", b"0", b"1", b"2"}
+
+
+def test_close_while_puts_wait_for_a_commit_ends_every_put(db_path: Path) -> None:
+    """close() while puts wait behind a commit: none hangs; each put either returned an id
+    that is stored, or raised Closed (its batch began after the close)."""
+    q = Queue(db_path, durability="full")
+    log = CommitLog(q, db_path)
+    outcomes: list[int | Exception] = []
+
+    def put(payload: bytes) -> None:
+        try:
+            outcomes.append(q.put(payload))
+        except Closed as exc:
+            outcomes.append(exc)
+
+    log.hold_next = 0.3  # the first put holds its transaction open; the others wait
+    threads = [threading.Thread(target=put, args=(b"%d" % n,)) for n in range(THREADS)]
+    threads[0].start()
+    time.sleep(0.05)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.05)
+    q.close()  # waits for the held transaction, then closes the file
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    log.close()
+    assert len(outcomes) == THREADS
+    ids = [o for o in outcomes if isinstance(o, int)]
+    assert ids and len(ids) < THREADS  # the held put committed; the waiting batch did not
+    with Queue(db_path) as again:
+        stored = {m.id for m in iter(lambda: again.get(timeout=0), None)}
+    assert stored == set(ids)
+
+
+def _put_in_child(q: Queue, out: multiprocessing.Queue[object]) -> None:
+    try:
+        out.put([q.put(b"child") for _ in range(5)])
+    except BaseException as exc:  # reported by the parent
+        out.put(repr(exc))
+
+
+def test_a_child_forked_while_threads_share_commits_starts_clean(db_path: Path) -> None:
+    """fork() while 8 threads put through one Queue at FULL (batches waiting and being
+    committed): the child's puts on the carried Queue do not wait for the parent's
+    threads, and nothing of either side is lost."""
+    ctx = multiprocessing.get_context("fork")
+    with Queue(db_path, durability="full") as q:
+        stop = threading.Event()
+        counts = [0] * THREADS
+
+        def producer(n: int) -> None:
+            while not stop.is_set():
+                q.put(b"parent")
+                counts[n] += 1
+
+        threads = [threading.Thread(target=producer, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        children = 0
+        try:
+            for _ in range(5):
+                time.sleep(0.02)
+                out: multiprocessing.Queue[object] = ctx.Queue()
+                child = ctx.Process(target=_put_in_child, args=(q, out))
+                child.start()
+                result = out.get(timeout=30)
+                child.join(30)
+                assert child.exitcode == 0, result
+                assert isinstance(result, list) and len(result) == 5, result
+                children += 1
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert q.stats().pending == sum(counts) + 5 * children
