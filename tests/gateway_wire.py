@@ -38,6 +38,11 @@ class RawConnection:
         assert header.correlation_id == self.correlation
         return response_class.decode(frame[data.tell() :], version=version)
 
+    def read_frame(self) -> bytes:
+        """Read one response frame (without its size prefix)."""
+        size = struct.unpack(">i", self._read(4))[0]
+        return self._read(size)
+
     def _read(self, count: int) -> bytes:
         chunks = []
         while count:

@@ -112,6 +112,54 @@ def test_an_idempotent_retry_is_acknowledged_once_and_a_gap_is_refused(
     assert payloads(db_path) == [b"a", b"b", b"c"]
 
 
+def produce_request(records: bytes, topic: str = "t") -> ProduceRequest:
+    return ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=5000,
+        topic_data=[
+            ProduceRequest.TopicProduceData(
+                name=topic,
+                partition_data=[
+                    ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=records)
+                ],
+            )
+        ],
+    )
+
+
+def test_pipelined_idempotent_requests_are_stored_once_in_order(
+    conn: RawConnection, db_path: Path
+) -> None:
+    """Requests sent without waiting (as a producer with several in flight does) are all
+    accepted while earlier ones commit; answers come back in order; a gap after them is
+    still refused."""
+    pid = conn.request(
+        InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000),
+        4,
+        InitProducerIdResponse,
+    ).producer_id
+    frames = []
+    for i in range(40):
+        request = produce_request(batch([b"%d" % (2 * i), b"%d" % (2 * i + 1)], pid, 2 * i))
+        request.with_header(correlation_id=1000 + i, client_id="pipelined")
+        frames.append(bytes(request.encode(version=PRODUCE_V, header=True, framed=True)))
+    gap = produce_request(batch([b"gap"], pid, 200))
+    gap.with_header(correlation_id=1040, client_id="pipelined")
+    frames.append(bytes(gap.encode(version=PRODUCE_V, header=True, framed=True)))
+    conn.send_bytes(b"".join(frames))
+    answers = []
+    for _ in frames:
+        frame = conn.read_frame()
+        correlation_id = int.from_bytes(frame[:4], "big")
+        body = ProduceResponse.decode(frame[5:], version=PRODUCE_V)  # flexible header
+        part = body.responses[0].partition_responses[0]
+        answers.append((correlation_id, part.error_code, part.base_offset))
+    assert answers[:40] == [(1000 + i, 0, 2 * i) for i in range(40)]
+    assert answers[40][:2] == (1040, OUT_OF_ORDER_SEQUENCE_NUMBER)
+    assert payloads(db_path) == [b"%d" % n for n in range(80)]
+
+
 def test_an_idempotent_retry_after_a_restart_is_still_recognised(db_path: Path) -> None:
     with Stream(db_path, "t"):
         pass

@@ -7,8 +7,10 @@ response object (None when no response is due: Produce with acks=0).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.admin import (
@@ -151,10 +153,39 @@ async def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
     """Check every partition's batch of every request, store the good ones in one
     transaction (one commit for requests a client pipelined), and return each request's
     response (None for acks=0) in order, once stored."""
+    return await accept_produce(ctx, requests).finish(ctx)
+
+
+@dataclass
+class AcceptedProduce:
+    """Produce requests checked by :func:`accept_produce`, their good batches not yet
+    stored: :meth:`finish` stores them and returns the responses."""
+
+    requests: list[Request]
+    answers: list[dict[tuple[str, int], Any]]
+    writes: list[tuple[int, Batch]]
+    places: list[tuple[int, tuple[str, int]]]
+    stored: asyncio.Future[list[int]] | None  # the writes' offsets, once committed
+
+    async def finish(self, ctx: Context) -> list[Any]:
+        """Wait for the accepted batches' commit; return each request's response (None
+        for acks=0) in order."""
+        if self.stored is not None:
+            await _store(ctx, self.stored, self.writes, self.places, self.answers)
+        return [
+            _produce_response(req, found)
+            for req, found in zip(self.requests, self.answers, strict=True)
+        ]
+
+
+def accept_produce(ctx: Context, requests: list[Request]) -> AcceptedProduce:
+    """Check every partition's batch of every request and queue the good ones for the
+    writer, without waiting. The accepted batches are in flight for idempotence (see
+    :meth:`Producers.check`) until :meth:`AcceptedProduce.finish` saw them stored, so
+    the next requests of a producer can be accepted while these are committed."""
     answers: list[dict[tuple[str, int], Any]] = []
     writes: list[tuple[int, Batch]] = []
     places: list[tuple[int, tuple[str, int]]] = []
-    pending: dict[tuple[int, int], int] = {}
     for number, req in enumerate(requests):
         answers.append({})
         if req.body.transactional_id is not None:
@@ -175,32 +206,33 @@ async def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
                     logger.warning("produce to %s[%d] refused: %s", topic.name, part.index, exc)
                     answers[number][key] = _partition_response(part.index, exc.code)
                     continue
-                code, original = ctx.producers.check(pid, batch, pending)
+                code, original = ctx.producers.check(pid, batch)
                 if code or original is not None:
                     at = -1 if original is None else original
                     answers[number][key] = _partition_response(part.index, code, at)
                     continue
                 writes.append((pid, batch))
                 places.append((number, key))
-    if writes:
-        await _store(ctx, writes, places, answers)
-    return [
-        _produce_response(ctx, req, found) for req, found in zip(requests, answers, strict=True)
-    ]
+    stored = ctx.writer.submit(writes) if writes else None
+    return AcceptedProduce(requests, answers, writes, places, stored)
 
 
 async def _store(
     ctx: Context,
+    stored: asyncio.Future[list[int]],
     writes: list[tuple[int, Batch]],
     places: list[tuple[int, tuple[str, int]]],
     answers: list[dict[tuple[str, int], Any]],
 ) -> None:
     try:
-        offsets = await ctx.writer.append(writes)
-    except QueueError as exc:
-        logger.error("produce failed, nothing stored: %s", exc)
-        for (number, key), (pid, _batch) in zip(places, writes, strict=True):
+        offsets = await stored
+    except (QueueError, asyncio.CancelledError) as exc:
+        for pid, _batch in writes:
             ctx.producers.forget(pid)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        logger.error("produce failed, nothing stored: %s", exc)
+        for number, key in places:
             answers[number][key] = _partition_response(key[1], ErrorCode.KAFKA_STORAGE_ERROR)
         return
     for (number, key), (pid, batch), offset in zip(places, writes, offsets, strict=True):
@@ -209,7 +241,7 @@ async def _store(
     ctx.changes.notify()
 
 
-def _produce_response(ctx: Context, req: Request, answers: dict[tuple[str, int], Any]) -> Any:
+def _produce_response(req: Request, answers: dict[tuple[str, int], Any]) -> Any:
     body = req.body
     if body.transactional_id is not None:
         return _produce_refused(body, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)

@@ -4,10 +4,10 @@
 (microseconds of the wall clock, kept increasing). For each (partition, producer) the
 last five batches' sequence ranges and offsets are kept, as Kafka does: a batch equal to
 one of them is a retry, answered with its first offset and not stored again; a batch
-whose first sequence does not follow the last one is refused with
-OUT_OF_ORDER_SEQUENCE_NUMBER. After a restart the state of a partition is rebuilt from
-its newest stored batches (their headers hold producer id, epoch and sequence), so a
-retry that crosses a restart is still recognised.
+whose first sequence does not follow the last one (stored, or accepted and still being
+committed) is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. After a restart the state of a
+partition is rebuilt from its newest stored batches (their headers hold producer id,
+epoch and sequence), so a retry that crosses a restart is still recognised.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Producers:
         self._recent = recent  # pid -> newest stored batches (see Log.recent_batches)
         self._states: dict[tuple[int, int], _State] = {}
         self._loaded: set[int] = set()
+        # (pid, producer id) -> (last sequence accepted, batches accepted but not stored)
+        self._in_flight: dict[tuple[int, int], tuple[int, int]] = {}
         self._last_id = 0
 
     def new_id(self) -> int:
@@ -64,32 +66,38 @@ class Producers:
             state.epoch = epoch
             state.batches.append((first, (first + count - 1) % SEQUENCE_MOD, base))
 
-    def check(
-        self, pid: int, batch: Batch, pending: dict[tuple[int, int], int] | None = None
-    ) -> tuple[int, int | None]:
+    def check(self, pid: int, batch: Batch) -> tuple[int, int | None]:
         """Before storing: (error code, offset of the stored original if a retry).
 
-        ``pending`` holds (pid, producer id) -> last sequence of the batches accepted for
-        the same transaction but not stored yet; an accepted batch is added to it.
+        A batch accepted here (no error, not a retry) is in flight until :meth:`stored`
+        or :meth:`forget`: the next batch of its producer must follow it, so requests a
+        client pipelined can be checked while earlier ones are still being committed.
         """
         if batch.producer_id < 0 or batch.base_sequence < 0:
             return ErrorCode.NONE, None
         key = (pid, batch.producer_id)
-        if pending is not None and key in pending:
-            if batch.base_sequence != (pending[key] + 1) % SEQUENCE_MOD:
+        if key in self._in_flight:
+            last, count = self._in_flight[key]
+            if batch.base_sequence != (last + 1) % SEQUENCE_MOD:
+                code, original = self._check_stored(pid, batch)  # a retry of a stored one?
+                if original is not None:
+                    return code, original
                 return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
-            pending[key] = _last_sequence(batch)
+            self._in_flight[key] = (_last_sequence(batch), count + 1)
             return ErrorCode.NONE, None
         code, original = self._check_stored(pid, batch)
-        if pending is not None and code == ErrorCode.NONE and original is None:
-            pending[key] = _last_sequence(batch)
+        if code == ErrorCode.NONE and original is None:
+            self._in_flight[key] = (_last_sequence(batch), 1)
         return code, original
 
     def forget(self, pid: int) -> None:
-        """Drop what is known of a partition (reloaded from the file on next use)."""
+        """Drop what is known of a partition, batches in flight included (reloaded from
+        the file on next use): after a failed write."""
         self._loaded.discard(pid)
         for key in [k for k in self._states if k[0] == pid]:
             del self._states[key]
+        for key in [k for k in self._in_flight if k[0] == pid]:
+            del self._in_flight[key]
 
     def _check_stored(self, pid: int, batch: Batch) -> tuple[int, int | None]:
         self._load(pid)
@@ -113,6 +121,12 @@ class Producers:
         if batch.producer_id < 0 or batch.base_sequence < 0:
             return
         key = (pid, batch.producer_id)
+        flying = self._in_flight.get(key)
+        if flying is not None:
+            if flying[1] > 1:
+                self._in_flight[key] = (flying[0], flying[1] - 1)
+            else:
+                del self._in_flight[key]
         state = self._states.get(key)
         if state is None or batch.producer_epoch != state.epoch:
             state = self._states[key] = _State(batch.producer_epoch)

@@ -26,12 +26,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any, NamedTuple
 
 from sqlitequeue.errors import QueueError
 from sqlitequeue.gateway.changes import Changes
 from sqlitequeue.gateway.context import Context
 from sqlitequeue.gateway.dispatch import dispatch
-from sqlitequeue.gateway.handlers import produce_many
+from sqlitequeue.gateway.handlers import accept_produce
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
 from sqlitequeue.gateway.wire import (
@@ -314,17 +315,32 @@ class Server:
     async def _answer(
         self, queue: asyncio.Queue[Request | bytes | None], writer: asyncio.StreamWriter
     ) -> None:
-        """Answer queued requests in order; Produce requests queued together share one
-        transaction (a producer's pipelined requests cost one commit)."""
+        """Answer queued requests in order. Produce requests queued together are checked
+        together and share a transaction; while it commits, the next ones are checked and
+        queued for the writer (a producer's pipelined requests keep the writer busy). Any
+        other request waits until every earlier answer is out, as on a Kafka broker."""
+        outbox: asyncio.Queue[_Outgoing | None] = asyncio.Queue(IN_FLIGHT)
+        sender = asyncio.create_task(self._send(outbox, writer))
+        try:
+            await self._answer_into(queue, outbox, sender)
+            await outbox.put(None)
+            await sender
+        finally:
+            sender.cancel()
+
+    async def _answer_into(
+        self,
+        queue: asyncio.Queue[Request | bytes | None],
+        outbox: asyncio.Queue[_Outgoing | None],
+        sender: asyncio.Task[None],
+    ) -> None:
         ahead: Request | bytes | None = None
         while True:
             item = ahead if ahead is not None else await queue.get()
             ahead = None
-            if item is None:
+            if item is None or sender.done():
                 return
-            if isinstance(item, bytes):
-                writer.write(item)
-            elif item.api_key == PRODUCE:
+            if isinstance(item, Request) and item.api_key == PRODUCE:
                 group = [item]
                 while not queue.empty():
                     nxt = queue.get_nowait()
@@ -333,21 +349,52 @@ class Server:
                     else:
                         ahead = nxt
                         break
-                responses = await produce_many(self._ctx, group)
-                writer.write(
-                    b"".join(
-                        encode_response(request, response)
-                        for request, response in zip(group, responses, strict=True)
-                        if response is not None
-                    )
-                )
+                finish = accept_produce(self._ctx, group).finish(self._ctx)
+                await outbox.put(_Outgoing(group, asyncio.ensure_future(finish)))
             else:
-                response = await dispatch(self._ctx, item)
-                if response is not None:
-                    writer.write(encode_response(item, response))
-            await writer.drain()
+                await outbox.join()  # every earlier answer is out
+                if isinstance(item, bytes):
+                    await outbox.put(_Outgoing([], None, item))
+                else:
+                    response = await dispatch(self._ctx, item)
+                    if response is not None:
+                        await outbox.put(_Outgoing([], None, encode_response(item, response)))
             if ahead is None and self._closing and queue.empty():
                 return
+
+    @staticmethod
+    async def _send(outbox: asyncio.Queue[_Outgoing | None], writer: asyncio.StreamWriter) -> None:
+        """Write the answers in order, each once ready; after a failure, wait for the
+        rest (a produce still commits) without writing, then raise it."""
+        failure: BaseException | None = None
+        while (out := await outbox.get()) is not None:
+            try:
+                data = out.data
+                if out.responses is not None:
+                    responses = await out.responses
+                    data = b"".join(
+                        encode_response(request, response)
+                        for request, response in zip(out.requests, responses, strict=True)
+                        if response is not None
+                    )
+                if failure is None and data:
+                    writer.write(data)
+                    await writer.drain()
+            except Exception as exc:
+                failure = failure or exc
+            finally:
+                outbox.task_done()
+        if failure is not None:
+            raise failure
+
+
+class _Outgoing(NamedTuple):
+    """What goes out for a group of requests: their responses once ready (produce), or
+    the encoded answer already at hand."""
+
+    requests: list[Request]
+    responses: asyncio.Future[list[Any]] | None
+    data: bytes = b""
 
 
 @contextlib.contextmanager

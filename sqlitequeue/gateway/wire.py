@@ -163,9 +163,19 @@ def decode_request(frame: bytes) -> Request:
     return Request(api_key, version, correlation_id, header.client_id, body)
 
 
+#: What follows the correlation id in a response header (the library's encoding of an
+#: empty one; flexible headers end with their tagged fields), by flexibility.
+_HEADER_TAIL = {
+    flexible: bytes(ResponseHeader(correlation_id=0).encode(flexible=flexible))[4:]
+    for flexible in (False, True)
+}
+_SIZE_AND_ID = struct.Struct(">ii")
+
+
 def _frame(correlation_id: int, flexible: bool, body: bytes) -> bytes:
-    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=flexible))
-    return struct.pack(">i", len(header) + len(body)) + header + body
+    tail = _HEADER_TAIL[flexible]
+    size = _SIZE_AND_ID.size - 4 + len(tail) + len(body)
+    return b"".join((_SIZE_AND_ID.pack(size, correlation_id), tail, body))
 
 
 def encode_response(request: Request, response: Any) -> bytes:

@@ -4,20 +4,29 @@ The event loop reads the file on its own connection (in WAL mode reads never wai
 writers); writes (produced batches, committed offsets, topics, retention) run here, so a
 write waiting for the file's lock (another process's transaction, a checkpoint) never
 stalls the loop and the other connections. Appends that arrive while a transaction runs
-share the next one: one commit for several connections' produce requests.
+share the next one: one commit for several connections' produce requests. After about
+CHECKPOINT_BYTES of appends the WAL is checkpointed here, once the appends' futures are
+resolved, so that no acknowledgement waits for a checkpoint (the file's background
+checkpointer still runs as for any Database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from sqlitequeue.errors import QueueError
 from sqlitequeue.gateway.batches import Batch
 from sqlitequeue.gateway.storage import Log
 
 T = TypeVar("T")
+
+#: Bytes appended between two checkpoints by the writer (about SQLite's default
+#: auto-checkpoint of 1,000 pages of 4 KiB).
+CHECKPOINT_BYTES = 4 << 20
 
 #: One produce group's writes: (partition global id, batch) pairs.
 Writes = list[tuple[int, Batch]]
@@ -31,22 +40,31 @@ class Writer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-write")
         self._appends: list[tuple[Writes, asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._unchecked = 0  # bytes appended since the last checkpoint
+        log.checkpoint_after_acks()
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
     async def append(self, writes: Writes) -> list[int]:
-        """Store batches; return their base offsets once committed.
+        """Store batches; return their base offsets once committed (see :meth:`submit`)."""
+        return await self.submit(writes)
 
-        Appends that arrive while a transaction runs share the next one; if it fails, each
-        of them gets the error (a QueueError) and nothing of it is stored.
+    def submit(self, writes: Writes) -> asyncio.Future[list[int]]:
+        """Queue batches to store at once; the future gives their base offsets once
+        committed.
+
+        Appends that arrive while a transaction runs share the next one. If a transaction
+        fails, each of its appends gets the error (a QueueError) and nothing of it is
+        stored; so do the appends already waiting for the next one, since they may have
+        been accepted as following the failed ones (see :meth:`Producers.check`).
         """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._appends.append((writes, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return future
 
     async def _flush(self) -> None:
         while self._appends:
@@ -54,6 +72,7 @@ class Writer:
             try:
                 results = await self.run(self.log.append_all, [w for w, _ in jobs])
             except Exception as exc:
+                jobs, self._appends = jobs + self._appends, []
                 for _, future in jobs:
                     if not future.done():
                         future.set_exception(exc)
@@ -61,6 +80,11 @@ class Writer:
                 for (_, future), offsets in zip(jobs, results, strict=True):
                     if not future.done():
                         future.set_result(offsets)
+                self._unchecked += sum(len(b.data) for w, _ in jobs for _pid, b in w)
+            if self._unchecked >= CHECKPOINT_BYTES:
+                self._unchecked = 0
+                with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
+                    await self.run(self.log.checkpoint)
 
     def close(self) -> None:
         """Finish the running write, then close the connection."""
