@@ -195,6 +195,9 @@ class GroupCommit:
         """Run every write of ``batch`` in one transaction and commit; record each outcome,
         wake the batch's first waiting writer (each wakes the next) and hand the next batch,
         if writes wait for it, to its first write. Returns (or raises) ``me``'s outcome."""
+        waiters = [w for w in batch if w is not me]
+        for write, after in pairwise(waiters):
+            write.next = after  # read by each waiter only once its write is done
         committing = 0.0
         try:
             with transaction() as conn:
@@ -206,14 +209,11 @@ class GroupCommit:
                 write.result = None
                 write.error = exc if write is me else _copy_of(exc)
         finally:
-            took = time.monotonic() - committing if committing else self._last_commit
-            waiters = [w for w in batch if w is not me]
             for write in batch:
                 write.done = True
-            for write, after in pairwise(waiters):
-                write.next = after
             if waiters:
                 _signal(waiters[0].wake)
+            took = time.monotonic() - committing if committing else self._last_commit
             with self._lock:
                 self._committing = False
                 self._last_commit = took
