@@ -31,6 +31,7 @@ from sqlitequeue.bench.microbench.patterns import (
     LIFECYCLE_POLL_BATCH,
     PAYLOAD_BYTES,
     PUT_BATCH,
+    PUT_THREADS_WARMUP,
     STREAM_GROUPS,
     TOPIC,
     payloads,
@@ -115,8 +116,14 @@ def time_sends(subject: Subject, count: int, cap: float) -> Sample:
 def time_threaded_sends(subject: Subject, count: int, cap: float, threads: int) -> Sample:
     """``count`` payloads sent one at a time (``send`` + ``flush``) from ``threads`` threads,
     each with its own producer on the subject's one queue object (the group-commit pattern:
-    at FULL their puts may share commits); msgs/s from the first start to the last end."""
+    at FULL their puts may share commits); msgs/s from the first start to the last end.
+    First, untimed, PUT_THREADS_WARMUP payloads are sent one at a time from one thread, so
+    every row is timed with the file's WAL at its working size."""
     producers = [subject.producer(TOPIC) for _ in range(threads)]
+    send, flush = producers[0].send, producers[0].flush
+    for data in payloads(PUT_THREADS_WARMUP):
+        send(None, data)
+        flush()
     share = max(1, count // threads)
     clock = _Cap(cap)
     sent = [0] * threads
