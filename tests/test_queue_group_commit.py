@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class CommitLog:
         self.sync_at_commit: set[int] = set()
         self.opened = 0  # transactions begun (committed or not)
         self.hold_next = 0.0
+        self.before_next: Callable[[], object] | None = None  # run as the next one begins
         self.lock = threading.Lock()
         self._reader = sqlite3.connect(path, check_same_thread=False)
         self._queue = queue
@@ -40,6 +41,9 @@ class CommitLog:
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         hold, self.hold_next = self.hold_next, 0.0
+        before, self.before_next = self.before_next, None
+        if before is not None:
+            before()
         self.opened += 1
         with self._write(durable=durable) as conn:
             self.sync_at_commit.add(conn.execute("PRAGMA synchronous").fetchone()[0])
@@ -228,36 +232,39 @@ def test_an_interrupted_put_is_stored_and_raises_once_its_batch_committed(db_pat
 
 
 def test_close_while_puts_wait_for_a_commit_ends_every_put(db_path: Path) -> None:
-    """close() while puts wait behind a commit: none hangs; each put either returned an id
-    that is stored, or raised Closed (its batch began after the close)."""
+    """close() while puts wait behind a commit: the held put is stored, and the batch that
+    waited (its transaction begins after the close) fails whole: every put in it raises
+    Closed, none hangs, nothing of it is stored."""
     q = Queue(db_path, durability="full")
     log = CommitLog(q, db_path)
-    outcomes: list[int | Exception] = []
+    outcomes: dict[bytes, int | Exception] = {}
+    closed = threading.Event()
 
     def put(payload: bytes) -> None:
         try:
-            outcomes.append(q.put(payload))
+            outcomes[payload] = q.put(payload)
         except Closed as exc:
-            outcomes.append(exc)
+            outcomes[payload] = exc
 
     log.hold_next = 0.3  # the first put holds its transaction open; the others wait
     threads = [threading.Thread(target=put, args=(b"%d" % n,)) for n in range(THREADS)]
     threads[0].start()
     time.sleep(0.05)
+    log.before_next = lambda: closed.wait(10)  # the waiting batch begins after the close
     for t in threads[1:]:
         t.start()
     time.sleep(0.05)
     q.close()  # waits for the held transaction, then closes the file
+    closed.set()
     for t in threads:
         t.join(10)
         assert not t.is_alive()
     log.close()
-    assert len(outcomes) == THREADS
-    ids = [o for o in outcomes if isinstance(o, int)]
-    assert ids and len(ids) < THREADS  # the held put committed; the waiting batch did not
+    assert isinstance(outcomes.pop(b"0"), int)
+    assert len(outcomes) == THREADS - 1
+    assert all(isinstance(o, Closed) for o in outcomes.values()), outcomes
     with Queue(db_path) as again:
-        stored = {m.id for m in iter(lambda: again.get(timeout=0), None)}
-    assert stored == set(ids)
+        assert [m.payload for m in iter(lambda: again.get(timeout=0), None)] == [b"0"]
 
 
 def _put_in_child(q: Queue, out: multiprocessing.Queue[object]) -> None:
