@@ -37,11 +37,12 @@ class Log:
     def close(self) -> None:
         self.db.close()
 
-    def checkpoint_after_acks(self) -> None:
-        """Stop this connection's commits from checkpointing the WAL: the owner calls
-        :meth:`checkpoint` once the appends it committed were answered (a checkpoint copies
-        megabytes and syncs the file, too long to hold up an acknowledgement)."""
-        self.db.conn.execute("PRAGMA wal_autocheckpoint = 0")
+    def checkpoint_after_acks(self, backstop_pages: int) -> None:
+        """Let this connection's commits checkpoint the WAL only once it holds
+        ``backstop_pages`` pages: the owner calls :meth:`checkpoint` well before, once the
+        appends it committed were answered (a checkpoint copies megabytes and syncs the
+        file, too long to hold up an acknowledgement)."""
+        self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(backstop_pages)}")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the file as far as readers allow (a PASSIVE checkpoint)."""

@@ -4,10 +4,11 @@ The event loop reads the file on its own connection (in WAL mode reads never wai
 writers); writes (produced batches, committed offsets, topics, retention) run here, so a
 write waiting for the file's lock (another process's transaction, a checkpoint) never
 stalls the loop and the other connections. Appends that arrive while a transaction runs
-share the next one: one commit for several connections' produce requests. After about
-CHECKPOINT_BYTES of appends the WAL is checkpointed here, once the appends' futures are
-resolved, so that no acknowledgement waits for a checkpoint (the file's background
-checkpointer still runs as for any Database).
+share the next one: one commit for several connections' produce requests. Once appends
+wrote about CHECKPOINT_PAGES pages to the WAL, it is checkpointed here after their futures
+are resolved, so no acknowledgement waits for a checkpoint; commits checkpoint by
+themselves only past BACKSTOP_PAGES (other writes, which are not counted), and the file's
+background checkpointer still runs as for any Database.
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ from sqlitequeue.gateway.storage import Log
 
 T = TypeVar("T")
 
-#: Bytes appended between two checkpoints by the writer (about SQLite's default
-#: auto-checkpoint of 1,000 pages of 4 KiB).
-CHECKPOINT_BYTES = 4 << 20
+#: WAL pages the appends write between two of the writer's checkpoints (SQLite's default
+#: auto-checkpoint), estimated as TRANSACTION_PAGES per transaction plus the batches'
+#: bytes over PAGE_BYTES (the file's page size; a larger one makes fewer checkpoints).
+CHECKPOINT_PAGES = 1000
+TRANSACTION_PAGES = 2
+PAGE_BYTES = 4096
+#: WAL pages past which any commit of the writer checkpoints (the backstop).
+BACKSTOP_PAGES = 4 * CHECKPOINT_PAGES
 
 #: One produce group's writes: (partition global id, batch) pairs.
 Writes = list[tuple[int, Batch]]
@@ -40,8 +46,8 @@ class Writer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-write")
         self._appends: list[tuple[Writes, asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._unchecked = 0  # bytes appended since the last checkpoint
-        log.checkpoint_after_acks()
+        self._unchecked = 0  # WAL pages appended since the last checkpoint (estimated)
+        log.checkpoint_after_acks(BACKSTOP_PAGES)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
@@ -80,8 +86,9 @@ class Writer:
                 for (_, future), offsets in zip(jobs, results, strict=True):
                     if not future.done():
                         future.set_result(offsets)
-                self._unchecked += sum(len(b.data) for w, _ in jobs for _pid, b in w)
-            if self._unchecked >= CHECKPOINT_BYTES:
+                size = sum(len(b.data) for w, _ in jobs for _pid, b in w)
+                self._unchecked += TRANSACTION_PAGES + size // PAGE_BYTES
+            if self._unchecked >= CHECKPOINT_PAGES:
                 self._unchecked = 0
                 with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
                     await self.run(self.log.checkpoint)
