@@ -61,8 +61,11 @@ Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
 #: The first write of a batch waits for the threads that wrote in the last two batches at
-#: most this share of the last COMMIT's duration (and at most LINGER_MAX seconds).
-LINGER_SHARE = 0.5
+#: most this share of the last COMMIT's duration (and at most LINGER_MAX seconds). Their
+#: wake-ups come one after another and do not get faster with the disk: with half a commit
+#: on a disk with fast fsyncs, the wait ran out before the last of 8 writers came in
+#: several percent of the batches, which then split into two commits.
+LINGER_SHARE = 1.0
 LINGER_MAX = 0.002
 
 
