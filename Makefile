@@ -50,7 +50,7 @@ reference: setup
 		--backends sqlite-queue,sqlite-stream,kafka-confluent,kafka-confluent@cross-az,kafka-managed@cross-az \
 		--repeats 2 --no-selfcheck
 	$(PY) -m sqlitequeue bench compare --run-id reference-gateway --workloads steady-1kb,seed-clickstream,max-rate-1kb \
-		--backends sqlite-stream,gateway-confluent,gateway-kafka-python,kafka-confluent --repeats 1 --no-selfcheck
+		--backends sqlite-stream,gateway-confluent,kafka-confluent --repeats 2 --no-selfcheck
 	$(PY) -m sqlitequeue bench faults --out results/.tmp
 	mv results/.tmp/* results/reference-faults
 	$(PY) -m sqlitequeue bench locust --backend sqlite-queue,sqlite-stream,kafka,kafka-confluent --run-time 60 --out results/.tmp
