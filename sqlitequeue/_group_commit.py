@@ -6,8 +6,8 @@ one after another. With :class:`GroupCommit`, writes that arrive while no batch 
 committed gather in the next batch, and the thread whose write completes it (every thread
 that wrote in the last two batches is in) runs the whole batch in one write transaction
 and commits once (one fsync); then each waiting thread gets its result. The first write of
-a batch waits briefly (a share of the last COMMIT's duration) for the others; if they do
-not all come, it commits what is there. Writes that arrive during a commit gather in the
+a batch waits for the others at most as long as the last COMMIT took; if they do not all
+come, it commits what is there. Writes that arrive during a commit gather in the
 next batch. One thread alone commits at once, a transaction of one write, as before.
 
 Where the time goes (measured on 2 cores with 8 threads, see docs/benchmarks.md): the
