@@ -45,6 +45,8 @@ def test_one_run_measures_the_broker_and_the_gateway_and_the_docs_render_both(
     )
     lines: list[str] = []
     found = comparison.run(1, progress=lines.append)
+    assert len(found.producers) == 3  # the warm-up runs before it are not counted
+    assert sum(line.startswith("warm-up:") for line in lines) == 3
     assert {(r["target"], r["tool"]) for r in found.producers} == {
         ("broker", "ProducerPerformance"),
         ("broker", "kafka-confluent"),

@@ -2,7 +2,8 @@
 
 On a broker (KafkaBroker.auto(): KAFKA_BOOTSTRAP_SERVERS, else a local JVM broker) and on a
 gateway (`sqlitequeue serve` on a fresh file), with the same settings (the profile's
-producer.* keys; acks=all by default), alternating which goes first:
+producer.* keys; acks=all by default), after one uncounted warm-up run of each producer
+(a fresh JVM broker is much slower at first), alternating which goes first:
 
 - Kafka's ProducerPerformance (Java client, cached Kafka jars): records/s, MB/s and the
   tool's latency avg/p50/p99; on the broker also the kafka-confluent backend's producer

@@ -40,6 +40,8 @@ from sqlitequeue.bench.network.profiles import NetworkProfile
 
 #: The backend within this factor of Kafka's own tool is "fair".
 TARGET_RATIO = 2.0
+#: The steps run once, unrecorded, before the measured runs (see Comparison._warm_up).
+WARMED_UP = frozenset({"ProducerPerformance", "kafka-confluent"})
 #: What the comparison can run against.
 TARGETS = ("broker", "gateway")
 #: Issue 14's targets for the gateway: ProducerPerformance >= this share of the broker's
@@ -118,6 +120,7 @@ class Comparison:
         with ExitStack() as stack:
             logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             targets, backend, rss = self._open(stack, logs, progress)
+            self._warm_up(dist, logs, targets, backend, progress)
             for index in range(1, runs + 1):
                 for target, tool in self._steps(index, list(targets)):
                     row = self._measure(dist, logs, targets[target], target, tool, backend)
@@ -159,6 +162,17 @@ class Comparison:
             rss.start()
             stack.callback(rss.stop)
         return targets, backend, rss
+
+    def _warm_up(
+        self, dist: Any, logs: Path, targets: dict[str, str], backend: Any, progress: Progress
+    ) -> None:
+        """Run each producer step once, unrecorded: a freshly started broker JVM (and a
+        fresh gateway file) is much slower on its first run than after, and counting that
+        run would flatter whichever target started warm."""
+        for target, tool in self._steps(1, list(targets)):
+            if tool in WARMED_UP:
+                self._measure(dist, logs, targets[target], target, tool, backend)
+                progress(f"warm-up: {tool} on the {target} (not counted)")
 
     def _steps(self, index: int, targets: list[str]) -> list[tuple[str, str]]:
         """Run ``index``'s (target, tool) steps: odd runs in order, even runs reversed."""
