@@ -1,14 +1,38 @@
-"""Helpers shared by tests: real read-only and size-limited file systems, real processes."""
+"""Helpers shared by tests: real read-only and size-limited file systems, real processes,
+waiting for processes to be gone."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> bool:
+    """True once none of ``pids`` runs (a zombie counts as gone); False if one still runs
+    after ``timeout`` seconds."""
+    pending = list(pids)
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [pid for pid in pending if _running(pid)]
+        if not pending:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def run_on_read_only_directory(

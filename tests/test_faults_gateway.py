@@ -8,8 +8,13 @@ and the SQLite file itself, read through ``Stream``), not from the lab's own ari
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +26,7 @@ from sqlitequeue.bench.faults.kafka_trials import GroupResume
 from sqlitequeue.bench.faults.lab import QUICK, Lab
 from sqlitequeue.bench.faults.ledger import Event, read_ledger
 from sqlitequeue.bench.results import load
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_gone
 
 SMALL = QUICK.with_(rate=150.0, before_s=1.0, after_s=1.0, bin_s=0.25)
 
@@ -52,18 +57,6 @@ def stored_ids(file: Path, topic: str) -> list[int]:
         return found
     finally:
         s.close()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def pid_in(detail: str) -> int:
@@ -99,7 +92,7 @@ def test_server_sigkill_and_restart_loses_nothing_and_the_group_resumes(tmp_path
     killed = pid_in(by_name["server SIGKILL"].detail)
     restarted = pid_in(by_name["server restarted"].detail)
     assert killed != restarted  # a new process, on the same port and file
-    assert not alive(killed) and not alive(restarted)  # killed, then stopped: none left
+    assert wait_gone([killed, restarted])  # killed, then stopped: none left
     assert row.rto_s >= by_name["server restarted"].t  # no ack while the server was down
     assert by_name["consumers resumed"].t > 0
 
@@ -177,3 +170,44 @@ def test_the_gateway_case_is_selectable_by_name_with_a_hint_for_typos() -> None:
     assert "broker-kill/gateway/acks=all" in [c.label for c, _ in experiments.select_cases()]
     with pytest.raises(BenchError, match="did you mean 'broker-kill:gateway'"):
         experiments.select_cases(["broker-kill:gatway"])
+
+
+def test_a_sigkilled_harness_leaves_no_server_behind(tmp_path: Path) -> None:
+    """The failure lab's server dies with the harness that started it (the kernel kills it)."""
+    file, log = tmp_path / "gateway.sqlite", tmp_path / "server.log"
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from sqlitequeue.bench.backends.gateway_process import ServeProcess\n"
+        f"server = ServeProcess(Path({str(file)!r}), Path({str(log)!r})).start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    server = 0
+    try:
+        assert harness.stdout is not None
+        server = int(harness.stdout.readline())
+        assert not wait_gone([server], timeout=0)  # it serves ...
+        harness.kill()
+        harness.wait(10)
+        assert wait_gone([server])  # ... and is gone with its harness
+    finally:
+        harness.kill()
+        harness.wait(10)
+        if server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server, signal.SIGKILL)
+
+
+def test_a_server_that_cannot_start_is_an_error_with_its_log(tmp_path: Path) -> None:
+    from sqlitequeue.bench.backends.gateway_process import ServeProcess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServeProcess(tmp_path / "g.sqlite", tmp_path / "server.log", port)
+        with pytest.raises(BenchError, match=r"did not start(.|\n)*choose another --port"):
+            server.start()
+    assert not server.running and wait_gone(server.pids)

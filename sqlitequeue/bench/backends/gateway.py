@@ -11,8 +11,9 @@ reach the same server, since consumer groups and producer ids live in the server
 server runs in its own process, and the openers keep a list of their pids beside the file
 (``gateway.users``, changed under a lock on ``gateway.lock``):
 
-* opening adds this process's pid, starting the server first when none is running (its
-  address is in ``gateway.addr``; its log in ``gateway.log``);
+* opening adds this process's pid, starting the server first when none is running (a
+  detached :class:`~sqlitequeue.bench.backends.gateway_process.ServeProcess`; its address
+  is in ``gateway.addr``, its log in ``gateway.log``);
 * closing removes it, and the last user to close stops the server (SIGTERM: in-flight
   requests finish, the file is closed cleanly);
 * the server also stops by itself once every listed process has died (a SIGKILLed
@@ -31,25 +32,26 @@ the end of its log).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlitequeue.bench.backends.base import Backend, BackendSpec
+from sqlitequeue.bench.backends.gateway_process import ServeProcess, stop_server
 from sqlitequeue.bench.backends.kafka_confluent import KafkaConfluentBackend
 from sqlitequeue.bench.backends.kafka_python import KafkaPythonBackend
 from sqlitequeue.bench.errors import BackendError
+from sqlitequeue.bench.kafka.node import pid_alive
 from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
 
 #: The file the server serves, in the backend's data dir.
@@ -60,27 +62,10 @@ PLACEMENT = "producers, consumers, sqlitequeue serve and its file on this host, 
 NETWORK_SETTING = "gateway.network"
 #: The backends of this module (the ones :func:`on_network` applies to).
 NAMES = ("gateway-confluent", "gateway-kafka-python")
-#: How long opening waits for a new server to bind its port (seconds).
-START_TIMEOUT_S = 30.0
-#: How long closing waits for the server to drain and close the file before SIGKILL.
-STOP_TIMEOUT_S = 15.0
 #: How often the server checks that someone still uses it (seconds).
 WATCH_INTERVAL_S = 0.5
-
-
-def _alive(pid: int) -> bool:
-    """True when process ``pid`` runs (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+#: The module whose ``python -m`` runs the shared server (:func:`_serve_until_unused`).
+SERVER_MODULE = "sqlitequeue.bench.backends.gateway"
 
 
 def placement(network: NetworkProfile | None) -> str:
@@ -127,7 +112,7 @@ class SharedServer:
         self.log = self.dir / "gateway.log"
         self.bootstrap = ""
         self.server_pid = 0
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: ServeProcess | None = None
         self._attached = False
 
     @contextlib.contextmanager
@@ -150,7 +135,7 @@ class SharedServer:
             text = self.users.read_text()
         except FileNotFoundError:
             return []
-        return [pid for pid in (int(word) for word in text.split()) if _alive(pid)]
+        return [pid for pid in (int(word) for word in text.split()) if pid_alive(pid)]
 
     def _write_users(self, pids: list[int]) -> None:
         self.users.write_text("".join(f"{pid}\n" for pid in pids))
@@ -162,7 +147,7 @@ class SharedServer:
         except (FileNotFoundError, ValueError):
             return None
         pid = int(pid_text)
-        return (pid, address) if _alive(pid) else None
+        return (pid, address) if pid_alive(pid) else None
 
     def attach(self) -> str:
         """Use this dir's server (starting it if none runs); return its bootstrap address."""
@@ -176,31 +161,21 @@ class SharedServer:
         return self.bootstrap
 
     def _start(self) -> tuple[int, str]:
+        """Start this dir's server (detached: it outlives its starter, stopping by itself
+        once every user has gone); return its (pid, address)."""
         self.addr.unlink(missing_ok=True)
-        with open(self.log, "ab") as log:
-            network = json.dumps(self.network.to_dict() if self.network else None)
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(self.file), str(self.dir), network],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C meant for the harness reaches it as SIGTERM
+        network = json.dumps(self.network.to_dict() if self.network else None)
+        extra = ("--users", str(self.dir), "--network", network)
+        self._server = ServeProcess(
+            self.file, self.log, runner=(SERVER_MODULE,), extra=extra, detached=True
+        ).start()
+        running = self._running()
+        if running is None:  # it served, then exited at once
+            raise BackendError(
+                f"sqlitequeue serve of {self.file} exited right after it started "
+                f"(log {self.log}):\n{self._server.tail()}"
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            running = self._running()
-            if running is not None:
-                return running
-            if self._process.poll() is not None:
-                break
-            time.sleep(0.02)
-        self._process.kill()
-        self._process.wait()
-        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-        raise BackendError(
-            f"sqlitequeue serve did not start on {self.file} within {START_TIMEOUT_S:.0f} s "
-            f"(log {self.log}):\n{tail}"
-        )
+        return running
 
     def release(self) -> None:
         """Stop using the server; the last user stops it. Safe to call twice."""
@@ -214,25 +189,14 @@ class SharedServer:
             self._write_users(users)
             if not users:
                 self._stop()
-        if self._process is not None:
-            self._process.poll()  # reap it, when it was ours
+        if self._server is not None:
+            _ = self._server.running  # reap it, when it was ours
 
     def _stop(self) -> None:
         running = self._running()
-        if running is None:
-            return
-        pid = running[0]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while self._running() is not None and time.monotonic() < deadline:
-            if self._process is not None:
-                self._process.poll()
-            time.sleep(0.02)
-        if self._running() is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self.addr.unlink(missing_ok=True)
+        if running is not None:
+            stop_server(running[0])
+        self.addr.unlink(missing_ok=True)
 
     def describe(self) -> dict[str, Any]:
         """What the backend is and where it sits, for ``describe()``."""
@@ -293,8 +257,9 @@ class GatewayKafkaPythonBackend(_OnGateway, KafkaPythonBackend):
     name = "gateway-kafka-python"
 
 
-def _serve_until_unused(file: str, data_dir: str, network_json: str = "null") -> None:
-    """The server process: serve ``file`` until SIGTERM or until no user process is alive.
+def _serve_until_unused(file: str, port: int, data_dir: str, network_json: str = "null") -> None:
+    """The server process: serve ``file`` on ``port`` until SIGTERM or until no user process
+    is alive.
 
     With an emulated network (``network_json``, a profile's dict) clients reach the server
     through a Toxiproxy proxy this process starts, and the server advertises the proxy.
@@ -311,12 +276,12 @@ def _serve_until_unused(file: str, data_dir: str, network_json: str = "null") ->
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     proxy: ToxiproxyServer | None = None
     if shared.network is None:
-        server = Server(file, port=0).start()
+        server = Server(file, port=port).start()
         bootstrap = server.bootstrap
     else:
         proxy = ToxiproxyServer(shared.dir / "toxiproxy.log").start()
         listen = free_port()
-        server = Server(file, port=0, advertise=f"127.0.0.1:{listen}").start()
+        server = Server(file, port=port, advertise=f"127.0.0.1:{listen}").start()
         hop = shared.network
         proxy.add_proxy("gateway", server.port, hop.rtt_ms, hop.jitter_ms, listen_port=listen)
         bootstrap = f"127.0.0.1:{listen}"
@@ -324,7 +289,7 @@ def _serve_until_unused(file: str, data_dir: str, network_json: str = "null") ->
     temp = shared.addr.with_suffix(".tmp")
     temp.write_text(f"{os.getpid()} {bootstrap}\n")
     temp.replace(shared.addr)
-    print(f"serving {file} on {server.bootstrap}", flush=True)
+    print(f"serving {file} on {server.bootstrap}", flush=True)  # ready (see ServeProcess)
     try:
         while not stop.wait(WATCH_INTERVAL_S):
             # never wait for the lock: its holder may be waiting for this server to stop
@@ -342,5 +307,17 @@ def _serve_until_unused(file: str, data_dir: str, network_json: str = "null") ->
     print("stopped", flush=True)
 
 
+def _main(argv: list[str]) -> None:
+    """``python -m sqlitequeue.bench.backends.gateway FILE --port PORT --users DIR
+    [--network JSON]``: the shared server (see :class:`SharedServer`)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {SERVER_MODULE}")
+    parser.add_argument("file")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--users", required=True, help="the data dir holding gateway.users")
+    parser.add_argument("--network", default="null", help="a network profile's dict, as JSON")
+    args = parser.parse_args(argv)
+    _serve_until_unused(args.file, args.port, args.users, args.network)
+
+
 if __name__ == "__main__":
-    _serve_until_unused(*sys.argv[1:4])
+    _main(sys.argv[1:])
