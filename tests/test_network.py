@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import threading
@@ -19,9 +18,19 @@ from sqlitequeue.bench.kafka.readiness import fetch_metadata
 from sqlitequeue.bench.network import topology
 from sqlitequeue.bench.network.profiles import load_network, network_names
 from sqlitequeue.bench.network.toxiproxy import ToxiproxyServer
+from tests.helpers import wait_gone
 
 #: Round trip of the custom profile the timing tests use: large against scheduling noise.
 TEST_RTT_MS = 20
+#: The share of TEST_RTT_MS an added round trip must reach: the two medians it is the
+#: difference of are taken at different moments, so scheduling noise can shave a little.
+RTT_TOLERANCE = 0.8
+
+
+def adds_the_rtt(added_ms: float) -> bool:
+    """True when ``added_ms`` (a median round trip minus a baseline's) is TEST_RTT_MS, give
+    or take the noise of two medians taken at different moments."""
+    return RTT_TOLERANCE * TEST_RTT_MS <= added_ms < TEST_RTT_MS + 15
 
 
 def test_bundled_profiles_load_with_their_sources() -> None:
@@ -97,16 +106,8 @@ def test_a_proxy_adds_the_round_trip_and_its_server_stops(tmp_path: Path, echo_p
         port = server.add_proxy("echo", echo_port, TEST_RTT_MS)
         pid = server.pid
         added = _median_round_trip_ms(port) - _median_round_trip_ms(echo_port)
-    assert TEST_RTT_MS <= added < TEST_RTT_MS + 15
-    assert pid is not None and not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert adds_the_rtt(added), added
+    assert pid is not None and wait_gone([pid])
 
 
 def _produce_round_trip_ms(bootstrap: str, count: int = 15) -> float:
@@ -140,12 +141,12 @@ def test_kafka_round_trip_grows_by_the_profiles_rtt_and_nothing_is_left_running(
         assert kafka.proxy is not None and kafka.proxy.pid is not None
         pids = [*kafka.pids, kafka.proxy.pid]
         added = _produce_round_trip_ms(kafka.bootstrap_servers) - baseline
-        assert TEST_RTT_MS <= added < TEST_RTT_MS + 15, added
+        assert adds_the_rtt(added), added
         # bootstrapping at the broker's own port: the client reconnects to the advertised proxy
         bypass = _produce_round_trip_ms(f"127.0.0.1:{kafka.nodes[0].port}") - baseline
-        assert bypass >= TEST_RTT_MS, bypass
+        assert bypass >= RTT_TOLERANCE * TEST_RTT_MS, bypass
         raise RuntimeError("the test body failed")
-    assert pids and not [pid for pid in pids if _alive(pid)]
+    assert pids and wait_gone(pids)
 
 
 @pytest.mark.kafka

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import psutil
@@ -13,23 +12,8 @@ from sqlitequeue.bench.backends import BackendSpec, open_backend
 from sqlitequeue.bench.backends.gateway import on_network
 from sqlitequeue.bench.kafka.readiness import fetch_metadata
 from sqlitequeue.bench.network.profiles import load_network
-from tests.test_network import TEST_RTT_MS, _produce_round_trip_ms
-
-
-def _gone(pids: list[int], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not [pid for pid in pids if psutil.pid_exists(pid) and _running(pid)]:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+from tests.helpers import wait_gone
+from tests.test_network import TEST_RTT_MS, _produce_round_trip_ms, adds_the_rtt
 
 
 def test_gateway_round_trip_grows_by_the_profiles_rtt_and_nothing_is_left_running(
@@ -47,7 +31,7 @@ def test_gateway_round_trip_grows_by_the_profiles_rtt_and_nothing_is_left_runnin
         assert len(pids) == 2  # the server and its toxiproxy-server
         assert "over custom" in far.describe()["placement"]
         added = _produce_round_trip_ms(far.gateway.bootstrap) - baseline
-        assert TEST_RTT_MS <= added < TEST_RTT_MS + 15, added
+        assert adds_the_rtt(added), added
         # bootstrapping at the server's own port: Metadata sends the client to the proxy
         found = re.search(r"on 127\.0\.0\.1:(\d+)", (far_dir / "gateway.log").read_text())
         assert found is not None
@@ -55,7 +39,7 @@ def test_gateway_round_trip_grows_by_the_profiles_rtt_and_nothing_is_left_runnin
         advertised = fetch_metadata("127.0.0.1", int(found.group(1))).brokers
         assert [broker.port for broker in advertised] == [proxy_port]
         raise RuntimeError("the test body failed")
-    assert pids and _gone(pids)
+    assert pids and wait_gone(pids)
     assert on_network(BackendSpec("sqlite-stream"), custom) == BackendSpec("sqlite-stream")
 
 
