@@ -3,7 +3,8 @@ confluent-kafka, and the gateway server's memory and idle CPU.
 
 * :func:`end_to_end_at_rate`: a producer stamps each record with its send time at a fixed
   rate, a consumer in the same process measures receive - stamp (issue 14's "end to end at
-  1,000 msg/s with kafka-confluent").
+  1,000 msg/s with kafka-confluent"); every record sent must arrive, else it fails naming
+  how many did not.
 * :class:`PeakRss`: samples a process's resident memory while a benchmark runs; ``peak``
   is the largest seen.
 * :func:`idle_cpu_percent` and :func:`idle_cpu_with_consumer`: the CPU a process uses, in
@@ -28,6 +29,8 @@ from sqlitequeue.bench.errors import BenchError
 
 #: How long a consumer may take to be assigned its partition (seconds).
 ASSIGN_TIMEOUT_S = 60.0
+#: How long after the last send of the paced probe every record must have arrived (seconds).
+LATE_AFTER_S = 30.0
 
 
 def create_topic(
@@ -76,8 +79,10 @@ def end_to_end_at_rate(
 ) -> dict[str, float]:
     """Produce ``rate`` msg/s for ``seconds`` and return end-to-end latency figures (ms).
 
-    Keys: ``received``, ``mean``, ``p50``, ``p99``, ``max``. The topic is created with one
-    partition. Raises BenchError when no record arrives.
+    Keys: ``sent``, ``received`` (equal), ``mean``, ``p50``, ``p99``, ``max``. The topic is
+    created with one partition. Raises BenchError when any record sent has not arrived at
+    the consumer :data:`LATE_AFTER_S` after the last send (percentiles of what arrived
+    would hide the lost and late ones), saying how many.
     """
     from confluent_kafka import Producer
 
@@ -103,20 +108,28 @@ def end_to_end_at_rate(
             time.sleep(pause)
         producer.produce(topic, value=b"%.6f" % time.time())
         producer.poll(0)
-    producer.flush(30)
-    reader.join(30)
+    unacknowledged = producer.flush(LATE_AFTER_S)
+    reader.join(LATE_AFTER_S)
     done.set()
     reader.join(5)
     consumer.close()
-    if not latencies:
-        raise BenchError(f"no record of {topic} arrived at the consumer ({bootstrap})")
+    received = len(latencies)
+    if received < total:
+        raise BenchError(
+            f"{total - received:,} of the {total:,} records sent to {topic} at {bootstrap} "
+            f"({rate:,} msg/s for {seconds:g} s) did not reach the consumer within "
+            f"{LATE_AFTER_S:g} s of the last send ({unacknowledged:,} not acknowledged): "
+            "the latency figures would hide them. Check the server (its log), or lower "
+            "--rate to one it sustains"
+        )
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     return {
-        "received": float(len(ordered)),
+        "sent": float(total),
+        "received": float(received),
         "mean": statistics.fmean(ordered),
         "p50": pct(0.5),
         "p99": pct(0.99),
