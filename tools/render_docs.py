@@ -9,7 +9,9 @@ picks one function of :data:`RENDERERS`, and every figure it writes comes from f
 (``bench queue``'s printed tables), and ``results/reference-network`` (``bench compare`` of
 Kafka over emulated networks and the managed shape). ``make reference`` produces them and runs
 this script; ``--check`` exits 1 naming every block that is out of date, and an unknown
-or unclosed marker is an error (tests/test_docs.py runs the same check).
+or unclosed marker is an error (tests/test_docs.py runs the same check). The blocks
+measured against Kafka itself (fairness, the gateway and managed-shape runs) are rendered
+by ``tools/render_kafka.py``; what every block shares is in ``tools/render_common.py``.
 
 Usage: python tools/render_docs.py [--check]
 """
@@ -18,19 +20,26 @@ from __future__ import annotations
 
 import csv
 import re
-import statistics
 import sys
 from collections.abc import Callable
-from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+if __package__ in (None, ""):  # run as `python tools/render_docs.py`: the repo's tools package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.render_common import REPO, RESULTS, command_line, facts, load_run, ms, took
+from tools.render_kafka import (
+    fairness,
+    fairness_gateway,
+    reference_gateway,
+    reference_network,
+)
+from tools.render_kafka import fairness_sentence as _fairness_sentence
 
 if TYPE_CHECKING:
     from sqlitequeue.bench.results import Results
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "results"
 BLOCK = re.compile(r"<!-- render:([\w-]+) -->\n(.*?)<!-- /render:\1 -->\n?", re.DOTALL)
 OPENING = re.compile(r"<!-- render:([\w-]+) -->")
 
@@ -38,48 +47,6 @@ OPENING = re.compile(r"<!-- render:([\w-]+) -->")
 def documents(repo: Path = REPO) -> list[Path]:
     """README.md and docs/*.md: the files whose marked blocks are rendered."""
     return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
-
-
-@cache
-def _load(folder: Path) -> Results:
-    from sqlitequeue.bench.results import load
-
-    return load(folder)
-
-
-def _facts(meta: dict) -> str:
-    host, versions = meta.get("host", {}), meta.get("versions", {})
-    kafka = meta.get("kafka") or {}
-    kafka_version = kafka.get("version") if isinstance(kafka, dict) else None
-    memory = host.get("memory_bytes")
-    parts = [
-        f"run `{meta.get('run_id')}` ({meta.get('created', '?')})",
-        f"{host.get('cpu_count', '?')} CPUs",
-        f"{memory / 2**30:.0f} GiB" if memory else None,
-        f"Python {versions.get('python')}",
-        f"SQLite {versions.get('sqlite')}",
-        f"Kafka {kafka_version}" if kafka_version else None,
-        f"confluent-kafka {versions.get('confluent-kafka')}",
-        f"kafka-python {versions.get('kafka-python')}",
-        f"commit `{str(meta.get('git_commit'))[:12]}`",
-    ]
-    load = meta.get("load_average_at_start")
-    if isinstance(load, list) and load:
-        parts.append("load average at start " + "/".join(f"{x:.1f}" for x in load))
-    return ", ".join(p for p in parts if p)
-
-
-def _minutes(meta: dict) -> str:
-    """How long a run took, from run.json's ``created`` and ``finished``."""
-    seconds = (
-        datetime.fromisoformat(meta["finished"]) - datetime.fromisoformat(meta["created"])
-    ).total_seconds()
-    return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
-
-
-def _command(meta: dict) -> str:
-    """The ``sqlitequeue ...`` command line recorded in run.json (its program path dropped)."""
-    return " ".join(["sqlitequeue", *meta.get("command", [])[1:]])
 
 
 # -- README.md: the whole results section ----------------------------------------------------
@@ -91,13 +58,13 @@ def results_section(root: Path = RESULTS) -> str:
     from sqlitequeue.bench.report import workloads as workload_report
 
     bench_dir = root / "reference"
-    bench = _load(bench_dir)
+    bench = load_run(bench_dir)
     lines = [
         "Every figure below is rendered by `tools/render_docs.py` from the committed folders",
         "under `results/` (`make reference` reproduces them; your machine will differ: run",
         "`make compare`).",
         "",
-        f"**Workbench** (`sqlitequeue bench compare`): {_facts(bench.meta)}. Charts and the HTML",
+        f"**Workbench** (`sqlitequeue bench compare`): {facts(bench.meta)}. Charts and the HTML",
         "report: `results/reference/report/`.",
         "",
         "```text",
@@ -108,11 +75,11 @@ def results_section(root: Path = RESULTS) -> str:
     ]
     faults_dir = root / "reference-faults"
     if (faults_dir / "run.json").exists():
-        faults = _load(faults_dir)
+        faults = load_run(faults_dir)
         table = faults_report.summarize(faults.tables["faults"]).drop(columns=["notes"])
         lines += [
             "",
-            f"**Failure lab** (`sqlitequeue bench faults`): {_facts(faults.meta)}.",
+            f"**Failure lab** (`sqlitequeue bench faults`): {facts(faults.meta)}.",
             "",
             faults_report.markdown_table(table),
             "",
@@ -133,7 +100,7 @@ def results_section(root: Path = RESULTS) -> str:
         lines += [
             "",
             "**Locust** (`sqlitequeue bench locust`, 60 s per backend): "
-            f"{_facts(_load(locust).meta)}.",
+            f"{facts(load_run(locust).meta)}.",
             "Locust's own stats (`end-to-end` is put-to-receive, timed by the consumer):",
             "",
             *_locust_table(locust / "locust_stats.csv"),
@@ -141,7 +108,7 @@ def results_section(root: Path = RESULTS) -> str:
             "The same run converted to the workbench's format (`results/reference-locust`):",
             "",
             "```text",
-            workload_report.format_table(workload_report.summary_table(_load(locust))).rstrip(),
+            workload_report.format_table(workload_report.summary_table(load_run(locust))).rstrip(),
             "```",
         ]
     if (root / "reference-fairness" / "fairness.csv").exists():
@@ -205,10 +172,6 @@ def _best_seed_latency(res: Results, family: str) -> tuple[str, float, float] | 
     return min(found, key=lambda row: row[1], default=None)
 
 
-def _ms(value: float) -> str:
-    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
-
-
 def reference_answer(root: Path = RESULTS) -> str:
     """Three lines: latency, capacity and cost of the reference runs, and the seed's claims."""
     from sqlitequeue.bench import cost, decide
@@ -216,24 +179,24 @@ def reference_answer(root: Path = RESULTS) -> str:
     from sqlitequeue.bench.report.seed_claim import KAFKA_CLAIM_MS, SQLITE_CLAIM_MS
 
     bench, faults = root / "reference", root / "reference-faults"
-    res = _load(bench)
+    res = load_run(bench)
     sqlite, kafka = _best_seed_latency(res, "sqlite"), _best_seed_latency(res, "kafka")
     assert sqlite and kafka, "the reference run lacks the seed workload"
     low, high = KAFKA_CLAIM_MS
     kafka_claim = (
-        "appears" if low <= kafka[1] <= high else f"does not appear on one host ({_ms(kafka[1])})"
+        "appears" if low <= kafka[1] <= high else f"does not appear on one host ({ms(kafka[1])})"
     )
     managed = _best_seed_latency(res, "kafka-managed")
     if managed:
         kafka_claim += (
             f", nor on a managed-shaped cluster, 3 brokers across emulated zones "
-            f"(kafka-managed over cross-az: p50 {_ms(managed[1])} / p99 {_ms(managed[2])})"
+            f"(kafka-managed over cross-az: p50 {ms(managed[1])} / p99 {ms(managed[2])})"
             if not low <= managed[1] <= high
-            else f"; it does on a managed-shaped cluster over cross-az ({_ms(managed[1])})"
+            else f"; it does on a managed-shaped cluster over cross-az ({ms(managed[1])})"
         )
     latency = (
-        f"- **Latency** on the article's own workload: SQLite e2e p50 {_ms(sqlite[1])} / p99 "
-        f"{_ms(sqlite[2])} ({sqlite[0]}), Kafka p50 {_ms(kafka[1])} / p99 {_ms(kafka[2])} "
+        f"- **Latency** on the article's own workload: SQLite e2e p50 {ms(sqlite[1])} / p99 "
+        f"{ms(sqlite[2])} ({sqlite[0]}), Kafka p50 {ms(kafka[1])} / p99 {ms(kafka[2])} "
         f"({kafka[0]}). The article's *under {SQLITE_CLAIM_MS:g} ms* "
         f"{'holds' if sqlite[1] < SQLITE_CLAIM_MS else 'fails'} at the median; its "
         f"*{low:g}-{high:g} ms* for Kafka {kafka_claim}."
@@ -284,21 +247,21 @@ def reference_answer(root: Path = RESULTS) -> str:
 
 def first_run(root: Path = RESULTS) -> str:
     """The path from a fresh clone to a verdict, with the reference runs' own timings."""
-    bench = _load(root / "reference")
-    faults = _load(root / "reference-faults")
+    bench = load_run(root / "reference")
+    faults = load_run(root / "reference-faults")
     workloads = len(bench.meta.get("workloads", {}))
     backends = len(bench.meta.get("backend_order", []))
     cpus = bench.meta.get("host", {}).get("cpu_count", "?")
     return "\n".join(
         [
-            f"1. `make compare`: {_minutes(bench.meta)} of measuring in the reference run "
+            f"1. `make compare`: {took(bench.meta)} of measuring in the reference run "
             f"({workloads} workloads x {backends} backends, {cpus} CPUs), plus, the first time,",
             "   installing the virtualenv, Kafka's jars and Litestream (downloads, not timed).",
             "2. Open `results/<run-id>/report/index.html`: the answer, then the charts.",
             "3. `.venv/bin/sqlitequeue decide examples/profiles/seed.yaml` (copy the profile for",
             "   your team): seconds, as it reuses that run and the committed failure-lab run;",
             "   `--measure` measures both afresh (the reference `bench faults` took "
-            f"{_minutes(faults.meta)}).",
+            f"{took(faults.meta)}).",
         ]
     )
 
@@ -308,123 +271,9 @@ def first_run(root: Path = RESULTS) -> str:
 
 def selfcheck(root: Path = RESULTS) -> str:
     """The reference run's harness self-check, as it printed it."""
-    meta = _load(root / "reference").meta
+    meta = load_run(root / "reference").meta
     text = meta["selfcheck"]["text"]
     return f"In the committed reference run (`results/reference/run.json`): {text}."
-
-
-def _fairness_runs(folder: Path) -> tuple[list[dict[str, str]], dict[str, list[dict[str, str]]]]:
-    """The producer rows against the broker, and the same grouped by tool (a folder written
-    before the gateway part has no ``target`` column: every row is the broker's)."""
-    with open(folder / "fairness.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("target", "broker") == "broker"]
-    by_tool: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_tool.setdefault(row["tool"], []).append(row)
-    return rows, by_tool
-
-
-def _median(rows: list[dict[str, str]], column: str) -> float:
-    return statistics.median(float(row[column]) for row in rows)
-
-
-def _fairness_figures(folder: Path) -> dict[tuple[str, str, str], float]:
-    """``(target, workload, metric) -> value`` of the broker/gateway medians in metrics.csv."""
-    found: dict[tuple[str, str, str], float] = {}
-    with open(folder / "metrics.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["backend"] in ("broker", "gateway") and not row["t"]:
-                found[(row["backend"], row["workload"], row["metric"])] = float(row["value"])
-    return found
-
-
-def _fairness_sentence(folder: Path) -> str:
-    """Kafka's own producer tool vs our kafka-confluent producer (and, when the run measured
-    it, the gateway against the broker), medians of the runs."""
-    rows, by_tool = _fairness_runs(folder)
-    java = _median(by_tool["ProducerPerformance"], "records_per_s")
-    ours = _median(by_tool["kafka-confluent"], "records_per_s")
-    first = rows[0]
-    text = (
-        "**Kafka fairness** (`sqlitequeue bench fairness`: is Kafka slowed by our client?): "
-        f"{int(first['records']):,} records x {first['size']} B, {first['partitions']} "
-        f"partition(s), median of {len(by_tool['kafka-confluent'])} runs each: Kafka's "
-        f"ProducerPerformance {java:,.0f} records/s, the kafka-confluent backend "
-        f"{ours:,.0f} records/s; ratio {java / ours:.2f}x (target: within 2x)."
-    )
-    found = _fairness_figures(folder)
-    pp = "producer-performance"
-    gateway = found.get(("gateway", pp, "records_per_s"))
-    broker = found.get(("broker", pp, "records_per_s"))
-    if gateway is not None and broker:
-        text += (
-            f" Through `sqlitequeue serve`, the same tool ran at {gateway:,.0f} records/s, "
-            f"{gateway / broker:.2f}x the broker's {broker:,.0f}."
-        )
-    return text
-
-
-def fairness(root: Path = RESULTS) -> str:
-    """The reference fairness run: rates, CPU seconds and the ratio, per tool; then the
-    gateway against the broker (:func:`fairness_gateway`)."""
-    folder = root / "reference-fairness"
-    rows, by_tool = _fairness_runs(folder)
-    if "kafka-confluent" not in by_tool:  # a run --against gateway only
-        return fairness_gateway(root)
-    meta = _load(folder).meta
-    profile = meta.get("backends", {}).get("kafka-confluent", {}).get("profile", "?")
-    first = rows[0]
-    java, ours = by_tool["ProducerPerformance"], by_tool["kafka-confluent"]
-    ratio = _median(java, "records_per_s") / _median(ours, "records_per_s")
-    lines = [
-        f"The committed run (`results/reference-fairness`: {_facts(meta)}; "
-        f"profile `{profile}`, {int(first['records']):,} records x {first['size']} B, "
-        f"{first['partitions']} partition(s), medians of {len(ours)} alternating runs):",
-        "",
-        "| producer | records/s | CPU-seconds per run |",
-        "|---|---:|---:|",
-        f"| Kafka's ProducerPerformance (Java) | {_median(java, 'records_per_s'):,.0f} "
-        f"| {_median(java, 'cpu_s'):.1f} |",
-        f"| the kafka-confluent backend | {_median(ours, 'records_per_s'):,.0f} "
-        f"| {_median(ours, 'cpu_s'):.1f} |",
-        "",
-        f"Ratio (Java / ours): {ratio:.2f}x; target: within 2x.",
-    ]
-    return "\n".join([*lines, "", fairness_gateway(root)])
-
-
-def fairness_gateway(root: Path = RESULTS) -> str:
-    """The reference fairness run's gateway against its broker: Kafka's tools, the paced
-    probe, the server's peak RSS and idle CPU, with issue 14's targets."""
-    from sqlitequeue.bench.kafka.fairness import SUMMARY_HEADER, summary_table
-
-    folder = root / "reference-fairness"
-    found = _fairness_figures(folder)
-    if not any(target == "gateway" for target, _, _ in found):
-        return (
-            "The committed `results/reference-fairness` run predates the gateway part of "
-            "`bench fairness`; the next `make reference` (or `sqlitequeue bench fairness`) "
-            "measures it."
-        )
-    meta = _load(folder).meta
-    settings = meta.get("fairness", {})
-    rate = int(settings.get("rate", 1000))
-    network = (meta.get("network") or {}).get("name", "loopback")
-    table = summary_table(found, rate)
-    return "\n".join(
-        [
-            f"The gateway (`sqlitequeue serve` on a fresh file) against the broker in one run "
-            f"(`results/reference-fairness`: {_facts(meta)}; "
-            f"{int(settings.get('count', 0)):,} records x {settings.get('size', '?')} B, "
-            f"acks={settings.get('acks', '?')}, network {network}; EndToEndLatency "
-            f"{int(settings.get('e2e_count', 0)):,} records one at a time; confluent-kafka "
-            f"paced at {rate:,} msg/s for {settings.get('rate_seconds', '?')} s):",
-            "",
-            "| " + " | ".join(SUMMARY_HEADER) + " |",
-            "|---|---:|---:|---:|---|",
-            *("| " + " | ".join(row) + " |" for row in table),
-        ]
-    )
 
 
 # -- docs/workbench.md: the reference comparison --------------------------------------------
@@ -434,11 +283,11 @@ def workbench_reference(root: Path = RESULTS) -> str:
     """How the reference comparison ran, its maximum sustainable rates and its reading."""
     from sqlitequeue.bench.report import workloads as workload_report
 
-    res = _load(root / "reference")
+    res = load_run(root / "reference")
     meta = res.meta
     return "\n".join(
         [
-            f"Produced by `{_command(meta)}`: {_facts(meta)}; it took {_minutes(meta)}.",
+            f"Produced by `{command_line(meta)}`: {facts(meta)}; it took {took(meta)}.",
             f"The {meta['selfcheck']['text']}.",
             "",
             "```text",
@@ -451,89 +300,13 @@ def workbench_reference(root: Path = RESULTS) -> str:
     )
 
 
-def _spread_ms(res: Results, metric: str) -> dict[tuple[str, str], str]:
-    """(backend, workload) -> "median (min-max)" of ``metric`` over the repeats, in ms."""
-    cells = {}
-    for row in res.spread(metric).itertuples():
-        text = _ms(row.median)
-        if row.n > 1:
-            text += f" ({row.min:.3g}-{row.max:.3g})"
-        cells[(str(row.backend), str(row.workload))] = text
-    return cells
-
-
-def _run_line(res: Results) -> str:
-    """ "(`command`): facts; it took N minutes. Median over K repeats (min-max)." """
-    meta = res.meta
-    repeats = int(meta.get("repeats") or 1)
-    return f"(`{_command(meta)}`): {_facts(meta)}; it took {_minutes(meta)}. " + (
-        f"Median over {repeats} repeats (min-max)." if repeats > 1 else "One run each."
-    )
-
-
-def _latency_table(res: Results) -> list[str]:
-    """Publish and e2e p50/p99 per workload and backend label (fixed-rate workloads)."""
-    metrics = ("publish_latency_ms.p50", "publish_latency_ms.p99")
-    metrics += ("e2e_latency_ms.p50", "e2e_latency_ms.p99")
-    cells = {m: _spread_ms(res, m) for m in metrics}
-    lines = [
-        "| workload | backend | publish p50 | publish p99 | e2e p50 | e2e p99 |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for workload in dict.fromkeys(str(w) for w in res.metrics.workload):
-        for backend in res.meta.get("backend_order", []):
-            row = [cells[m].get((backend, workload), "-") for m in metrics]
-            if row != ["-"] * 4:
-                lines.append(f"| {workload} | {backend} | " + " | ".join(row) + " |")
-    return lines
-
-
-def reference_gateway(root: Path = RESULTS) -> str:
-    """The gateway's reference comparison: the Kafka clients on `sqlitequeue serve`, beside
-    the same client on a broker and Stream on the file, latency and (if searched) capacity."""
-    from sqlitequeue.bench.report import workloads as workload_report
-
-    folder = root / "reference-gateway"
-    if not (folder / "run.json").exists():
-        return "No gateway reference run is committed yet: `make reference` runs it."
-    res = _load(folder)
-    lines = [f"**Unchanged Kafka clients on the file** {_run_line(res)}", "", *_latency_table(res)]
-    if "max_sustainable_rate" in res.scalars().columns:  # a max-rate search ran
-        capacity = workload_report.max_rate_table(res)
-        lines += [
-            "",
-            "```text",
-            f"max sustainable rate at e2e p99 <= {workload_report.p99_target(res):g} ms:",
-            workload_report.format_table(capacity).rstrip(),
-            "```",
-        ]
-    return "\n".join(lines)
-
-
-def reference_network(root: Path = RESULTS) -> str:
-    """The managed-shaped reference run: publish and e2e p50/p99 per backend label, where
-    each sits, and the seed claim's reading in one sentence."""
-    from sqlitequeue.bench.report.seed_claim import seed_claim_sentence
-
-    folder = root / "reference-network"
-    if not (folder / "run.json").exists():
-        return "No managed-shaped reference run is committed yet: `make reference` runs it."
-    res = _load(folder)
-    meta = res.meta
-    lines = [f"**Kafka as teams run it** {_run_line(res)}", "", *_latency_table(res)]
-    placement = meta.get("placement") or {}
-    lines += ["", *(f"- `{b}`: {where}." for b, where in placement.items())]
-    sentence = seed_claim_sentence(res)
-    return "\n".join([*lines, *(["", f"**Seed claim.** {sentence}"] if sentence else [])])
-
-
 # -- docs/locust.md: Locust against the workbench ---------------------------------------------
 
 
 def locust_vs_workbench(root: Path = RESULTS) -> str:
     """Locust's reference run beside the workbench's, per backend of the same workload."""
-    locust = _load(root / "reference-locust").scalars()
-    bench = _load(root / "reference").scalars()
+    locust = load_run(root / "reference-locust").scalars()
+    bench = load_run(root / "reference").scalars()
     stats = {
         (row["backend"], row["Name"]): row
         for row in _locust_rows(root / "reference-locust" / "locust_stats.csv")
