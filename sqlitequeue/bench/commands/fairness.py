@@ -1,15 +1,18 @@
 """Kafka's own tools against a real broker and against `sqlitequeue serve`, in one run.
 
-On a broker (KafkaBroker.auto(): KAFKA_BOOTSTRAP_SERVERS, else a local JVM broker) and on a
-gateway (`sqlitequeue serve` on a fresh file), with the same settings (the profile's
-producer.* keys; acks=all by default), after one uncounted warm-up run of each producer
-(a fresh JVM broker is much slower at first), alternating which goes first:
+On a broker (KafkaBroker.auto(): KAFKA_BOOTSTRAP_SERVERS, else a local JVM broker) and on
+a gateway (`sqlitequeue serve` on a fresh file), after one uncounted warm-up run of each
+producer (a fresh JVM broker is much slower at first), alternating which goes first; each
+tool gets the same settings on both, but not every tool the same ones:
 
-- Kafka's ProducerPerformance (Java client, cached Kafka jars): records/s, MB/s and the
-  tool's latency avg/p50/p99; on the broker also the kafka-confluent backend's producer
-  (is Kafka handicapped by our Python client? target: within 2x);
-- Kafka's EndToEndLatency (one record at a time): avg/p50/p99/p99.9;
-- confluent-kafka end to end at a steady --rate msg/s: p50/p99;
+- Kafka's ProducerPerformance (Java client, cached Kafka jars), with the profile's
+  producer.* keys (acks=all by default): records/s, MB/s and the tool's latency
+  avg/p50/p99; on the broker also the kafka-confluent backend's producer with the same
+  profile (is Kafka handicapped by our Python client? target: within 2x);
+- Kafka's EndToEndLatency (one record of --size at a time), given only acks and the size:
+  avg/p50/p99/p99.9;
+- confluent-kafka end to end at a steady --rate msg/s (acks, linger.ms=0, not idempotent,
+  records of about 17 bytes: their send time): p50/p99; it fails if a record is missing;
 - the gateway server's peak RSS over the run, and its CPU while idle (alone, then with
   one idle consumer).
 
