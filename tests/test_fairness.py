@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import csv
 import shutil
-import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-import psutil
 import pytest
 
+from sqlitequeue.bench.errors import BenchError
+from sqlitequeue.bench.kafka import distribution
 from sqlitequeue.bench.kafka.fairness import Comparison, summary_lines, write_results
 from sqlitequeue.bench.profiles import load_profile
-
-
-def _exits(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
+from tests.helpers import wait_gone
 
 
 @pytest.mark.kafka
@@ -36,17 +27,17 @@ def test_one_run_measures_the_broker_and_the_gateway_and_the_docs_render_both(
         servers=kafka_bootstrap,
         settings=load_profile("kafka-throughput").settings_for("kafka-confluent"),
         profile="kafka-throughput",
-        count=2_000,
+        count=1_000,
         size=1024,
-        e2e_count=100,
+        e2e_count=50,
         rate=200,
         rate_seconds=1.0,
         idle_seconds=0.5,
+        warm_up=False,  # counted or not: test_warm_up_runs_are_not_counted
     )
     lines: list[str] = []
     found = comparison.run(1, progress=lines.append)
-    assert len(found.producers) == 3  # the warm-up runs before it are not counted
-    assert sum(line.startswith("warm-up:") for line in lines) == 3
+    assert len(found.producers) == 3
     assert {(r["target"], r["tool"]) for r in found.producers} == {
         ("broker", "ProducerPerformance"),
         ("broker", "kafka-confluent"),
@@ -64,7 +55,7 @@ def test_one_run_measures_the_broker_and_the_gateway_and_the_docs_render_both(
         "cpu_percent.idle",
         "cpu_percent.idle_one_consumer",
     }
-    assert _exits(comparison.gateway_info["gateway_pid"])  # the gateway stopped with the run
+    assert wait_gone([comparison.gateway_info["gateway_pid"]])  # stopped with the run
     assert any("ProducerPerformance -> gateway" in line for line in lines)
 
     summary = "\n".join(summary_lines(comparison, found))
@@ -88,3 +79,80 @@ def test_bad_fairness_arguments_are_usage_errors(capsys: pytest.CaptureFixture[s
     assert main(["bench", "fairness", "--against", "brokr"]) == 2
     assert "--against takes broker and/or gateway, not brokr" in capsys.readouterr().out
     assert main(["bench", "fairness", "--rate-seconds", "0"]) == 2
+
+
+def test_warm_up_runs_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each producer step runs once before the measured runs, and only the measured runs
+    are rows (the steps measured here are stand-ins: no JVM, no server)."""
+    measured: list[tuple[str, str]] = []
+
+    def fake_open(self: Comparison, stack: ExitStack, logs: Path, progress: Any) -> Any:
+        return {"broker": "broker:9092", "gateway": "gateway:9092"}, None, None
+
+    def fake_measure(self: Comparison, *args: Any) -> dict[str, Any]:
+        _dist, _logs, _bootstrap, target, tool, _backend = args
+        measured.append((target, tool))
+        if tool in ("EndToEndLatency", "e2e-confluent"):
+            figures = {"received": 1.0, "mean": 1.0, "p50": 1.0, "p99": 1.0}
+            return self._latency_row(target, tool, figures)
+        return self._row(tool, 1.0, 1.0, 0.0, target)
+
+    monkeypatch.setattr(distribution, "ensure", lambda progress: None)
+    monkeypatch.setattr(Comparison, "_open", fake_open)
+    monkeypatch.setattr(Comparison, "_measure", fake_measure)
+    found = {}
+    for warm_up in (True, False):
+        measured.clear()
+        lines: list[str] = []
+        comparison = Comparison("broker:9092", {}, "p", 10, 10, warm_up=warm_up)
+        found[warm_up] = (comparison.run(1, lines.append), list(measured), lines)
+    (warm, warm_steps, warm_lines), (cold, cold_steps, cold_lines) = found[True], found[False]
+    producers = [
+        ("broker", "ProducerPerformance"),
+        ("broker", "kafka-confluent"),
+        ("gateway", "ProducerPerformance"),
+    ]
+    assert warm_steps == producers + cold_steps  # the warm-up first, then the measured run
+    assert warm.producers == cold.producers and len(warm.producers) == 3
+    assert warm.latency == cold.latency and len(warm.latency) == 4
+    assert sum(line.startswith("warm-up:") for line in warm_lines) == 3
+    assert not any(line.startswith("warm-up:") for line in cold_lines)
+
+
+def test_a_comparison_against_the_broker_without_its_address_says_what_to_do() -> None:
+    comparison = Comparison(None, {}, "p", 10, 10, against=("broker",))
+    with ExitStack() as stack, pytest.raises(BenchError, match="pass servers="):
+        comparison._open(stack, Path("."), print)
+
+
+def _one_target_run(root: Path, against: tuple[str, ...]) -> Path:
+    """A results folder of a fairness run against ``against`` alone (stand-in figures)."""
+    from sqlitequeue.bench.kafka.fairness import Measurements
+
+    servers = "broker:9092" if "broker" in against else None
+    comparison = Comparison(servers, {}, "kafka-throughput", 1_000, 100, against=against)
+    found = Measurements()
+    for target in against:
+        found.producers.append(comparison._row("ProducerPerformance", 1.0, 1_000.0, 0.5, target))
+    if "broker" in against:
+        found.producers.append(comparison._row("kafka-confluent", 2.0, 500.0, 0.5, "broker"))
+    folder = write_results(str(root / "out"), comparison, found, None)
+    shutil.move(folder, root / "reference-fairness")
+    return root / "reference-fairness"
+
+
+def test_the_fairness_blocks_read_a_run_against_one_target(tmp_path: Path) -> None:
+    from tools import render_docs
+
+    broker = _one_target_run(tmp_path / "broker", ("broker",))
+    block = render_docs.fairness(broker.parent)
+    assert "| the kafka-confluent backend | 500 |" in block
+    assert "measured no gateway (`--against broker`)" in block and "predates" not in block
+    assert "ratio 2.00x" in render_docs._fairness_sentence(broker)
+
+    gateway = _one_target_run(tmp_path / "gateway", ("gateway",))
+    assert "The gateway (`sqlitequeue serve` on a fresh file) alone" in render_docs.fairness(
+        gateway.parent
+    )
+    sentence = render_docs._fairness_sentence(gateway)
+    assert "measured only the gateway" in sentence and "ran at 1,000 records/s" in sentence

@@ -1,16 +1,21 @@
 """Kafka's own tools against the real broker and ``sqlitequeue serve``, in one run.
 
 :class:`Comparison` measures, on each target it is given (``broker``: a real Kafka broker;
-``gateway``: ``sqlitequeue serve`` on a fresh file), with the same settings:
+``gateway``: ``sqlitequeue serve`` on a fresh file), each tool with the same settings on
+both targets (not every tool the same ones):
 
 * Kafka's ``org.apache.kafka.tools.ProducerPerformance`` (the Java client, from the cached
-  Kafka jars): records/s, MB/s and the tool's own latency average, p50 and p99;
+  Kafka jars), with the profile's producer settings: records/s, MB/s and the tool's own
+  latency average, p50 and p99;
 * on the broker, the kafka-confluent backend's producer with the same count, size and
   producer settings (is Kafka handicapped by our Python client? within 2x is "fair");
 * Kafka's ``org.apache.kafka.tools.EndToEndLatency`` (one record at a time: send, wait for
-  it at a consumer, repeat): average, p50, p99 and p99.9;
-* a paced end-to-end probe with confluent-kafka at ``rate`` msg/s
-  (:func:`~sqlitequeue.bench.kafka.gateway_bench.end_to_end_at_rate`);
+  it at a consumer, repeat), given only acks and the record size: average, p50, p99 and
+  p99.9;
+* a paced end-to-end probe with confluent-kafka at ``rate`` msg/s, with acks,
+  ``linger.ms=0`` and no idempotence, on records holding their send time
+  (:func:`~sqlitequeue.bench.kafka.gateway_bench.end_to_end_at_rate`; a record missing
+  fails it);
 * the gateway server's peak RSS over the whole run, and its CPU while idle, alone and with
   one consumer long-polling.
 
@@ -85,7 +90,11 @@ class Measurements:
 
 @dataclass
 class Comparison:
-    """Kafka's tools (and our producer) against ``servers`` and/or a gateway (see module)."""
+    """Kafka's tools (and our producer) against ``servers`` and/or a gateway (see module).
+
+    ``warm_up``: run each producer step once, uncounted, before the measured runs
+    (:meth:`_warm_up`); off only where the first run's speed does not matter (tests).
+    """
 
     servers: str | None
     settings: Mapping[str, Any]
@@ -99,9 +108,11 @@ class Comparison:
     rate: int = 1_000
     rate_seconds: float = 20.0
     idle_seconds: float = 10.0
+    warm_up: bool = True
     backend_info: dict[str, Any] = field(default_factory=dict)
     gateway_info: dict[str, Any] = field(default_factory=dict)
-    java_command: list[str] = field(default_factory=list)
+    #: ProducerPerformance's arguments (after its class name): the broker's run, else the gateway's.
+    producer_performance_args: list[str] = field(default_factory=list)
 
     @property
     def acks(self) -> str:
@@ -111,7 +122,8 @@ class Comparison:
     def run(self, runs: int, progress: Progress) -> Measurements:
         """Measure ``runs`` times, alternating the order; return every row and figure.
 
-        Raises KafkaError or BenchError (with the tool's output) when a tool fails.
+        Raises KafkaError or BenchError (with the tool's output) when a tool fails, and
+        BenchError when ``against`` names the broker without ``servers``.
         """
         from sqlitequeue.bench.kafka import distribution
 
@@ -120,7 +132,8 @@ class Comparison:
         with ExitStack() as stack:
             logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             targets, backend, rss = self._open(stack, logs, progress)
-            self._warm_up(dist, logs, targets, backend, progress)
+            if self.warm_up:
+                self._warm_up(dist, logs, targets, backend, progress)
             for index in range(1, runs + 1):
                 for target, tool in self._steps(index, list(targets)):
                     row = self._measure(dist, logs, targets[target], target, tool, backend)
@@ -136,13 +149,18 @@ class Comparison:
         """Open the broker's producer backend and start the gateway, as ``against`` says."""
         from sqlitequeue.bench.backends import BackendSpec, open_backend
         from sqlitequeue.bench.backends.gateway import SharedServer
+        from sqlitequeue.bench.errors import BenchError
         from sqlitequeue.bench.kafka.gateway_bench import PeakRss
 
         targets: dict[str, str] = {}
         backend = rss = None
         if "broker" in self.against:
             if not self.servers:
-                raise ValueError("a comparison against the broker needs its bootstrap servers")
+                raise BenchError(
+                    "a comparison against the broker needs the broker's bootstrap servers: "
+                    "pass servers= (e.g. KafkaBroker.auto().bootstrap_servers, as `sqlitequeue "
+                    "bench fairness` does), or measure only the gateway with against=('gateway',)"
+                )
             spec = BackendSpec(
                 "kafka-confluent",
                 settings=dict(self.settings),
@@ -212,8 +230,7 @@ class Comparison:
         """
         from sqlitequeue.bench.backends._kafka import java_producer_properties
 
-        command = [
-            *dist.tool_command(PRODUCER_PERFORMANCE, logs),
+        arguments = [
             "--topic",
             topic,
             "--num-records",
@@ -226,8 +243,9 @@ class Comparison:
             f"bootstrap.servers={bootstrap}",
             *java_producer_properties(self.settings),
         ]
-        if target == "broker" or not self.java_command:
-            self.java_command = command
+        if target == "broker" or not self.producer_performance_args:
+            self.producer_performance_args = arguments
+        command = [*dist.tool_command(PRODUCER_PERFORMANCE, logs), *arguments]
         out, cpu = _run_tool("ProducerPerformance", command)
         found = SUMMARY.findall(out)
         latency = LATENCY.findall(out)
@@ -564,7 +582,7 @@ def write_results(
             broker=broker,
             gateway=c.gateway_info,
             backends={"kafka-confluent": c.backend_info} if c.backend_info else {},
-            producer_performance={"command": c.java_command[6:]},
+            producer_performance={"command": [PRODUCER_PERFORMANCE, *c.producer_performance_args]},
             network=(c.network.to_dict() if c.network is not None else None),
             fairness={
                 "count": c.count,
