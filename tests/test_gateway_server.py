@@ -115,7 +115,10 @@ def test_metadata_gives_the_advertised_address_for_a_server_behind_a_proxy(
 ) -> None:
     with serve(db_path, advertise="proxy.example:19092") as server:
         connection = RawConnection(server.bootstrap)
-        response = connection.request(MetadataRequest(topics=[]), 12, MetadataResponse)
+        try:
+            response = connection.request(MetadataRequest(topics=[]), 12, MetadataResponse)
+        finally:
+            connection.close()
     assert [(b.host, b.port) for b in response.brokers] == [("proxy.example", 19092)]
 
 
