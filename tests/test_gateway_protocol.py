@@ -4,8 +4,10 @@ ListOffsets, transactions refused, an unsupported API version, an oversized fram
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,38 @@ def test_an_idempotent_retry_is_acknowledged_once_and_a_gap_is_refused(
     assert produce(conn, batch([b"c"], pid, 2)) == (0, 2)
     assert produce(conn, batch([b"x"], pid, 7))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
     assert payloads(db_path) == [b"a", b"b", b"c"]
+
+
+def test_a_retry_on_another_connection_while_the_original_commits_is_stored_once(
+    server: Server, db_path: Path
+) -> None:
+    """The same idempotent batch on two connections while the writer is held before its
+    commit (another connection holds the file's write lock): one is stored, the other is
+    refused at once, as an out-of-order sequence, while the first still waits."""
+    first, second = RawConnection(server.bootstrap), RawConnection(server.bootstrap)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        pid = first.request(
+            InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000),
+            4,
+            InitProducerIdResponse,
+        ).producer_id
+        sent = batch([b"a", b"b"], pid, 0)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer cannot commit until it ends
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(produce, conn, sent) for conn in (first, second)]
+            done, waiting = wait(answers, timeout=10, return_when=FIRST_COMPLETED)
+            assert len(done) == 1 and len(waiting) == 1  # one answered, one held in its commit
+            assert done.pop().result()[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+            blocker.execute("COMMIT")
+            assert waiting.pop().result(timeout=10) == (0, 0)
+        assert payloads(db_path) == [b"a", b"b"]
+        assert produce(second, sent) == (0, 0)  # now stored: a retry, answered, not stored
+        assert payloads(db_path) == [b"a", b"b"]
+    finally:
+        blocker.close()
+        first.close()
+        second.close()
 
 
 def produce_request(records: bytes, topic: str = "t") -> ProduceRequest:
