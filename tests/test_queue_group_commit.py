@@ -31,6 +31,7 @@ class CommitLog:
         self.sync_at_commit: set[int] = set()
         self.opened = 0  # transactions begun (committed or not)
         self.hold_next = 0.0
+        self.holding = threading.Event()  # set once a held transaction is open
         self.before_next: Callable[[], object] | None = None  # run as the next one begins
         self.lock = threading.Lock()
         self._reader = sqlite3.connect(path, check_same_thread=False)
@@ -41,16 +42,18 @@ class CommitLog:
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         hold, self.hold_next = self.hold_next, 0.0
-        before, self.before_next = self.before_next, None
-        if before is not None:
-            before()
+        run_first, self.before_next = self.before_next, None
+        if run_first is not None:
+            run_first()
         self.opened += 1
         with self._write(durable=durable) as conn:
             self.sync_at_commit.add(conn.execute("PRAGMA synchronous").fetchone()[0])
-            before = conn.total_changes
-            time.sleep(hold)
+            changes_before = conn.total_changes
+            if hold:
+                self.holding.set()
+                time.sleep(hold)
             yield conn
-            inserted = conn.total_changes - before
+            inserted = conn.total_changes - changes_before
         with self.lock:  # the COMMIT has returned: what does another connection see?
             ids = {r[0] for r in self._reader.execute("SELECT id FROM queue_messages")}
             self.committed |= ids
@@ -60,6 +63,14 @@ class CommitLog:
         """Stop logging: the queue writes through its own Database.write again."""
         self._queue._db.write = self._write  # type: ignore[method-assign]
         self._reader.close()
+
+
+def wait_for_waiting_puts(q: Queue, count: int, timeout: float = 10.0) -> None:
+    """Block until ``count`` puts wait for the next batch (behind a held transaction)."""
+    deadline = time.monotonic() + timeout
+    while len(q._db._group._waiting) < count:
+        assert time.monotonic() < deadline, f"{count} puts never waited"
+        time.sleep(0.005)
 
 
 def test_puts_from_many_threads_all_land_in_order_and_each_returns_after_its_commit(
@@ -115,7 +126,7 @@ def test_a_failing_batch_fails_every_put_in_it_and_stores_nothing(db_path: Path)
         log.hold_next = 0.3  # the first put leads and holds its transaction open ...
         first = threading.Thread(target=put, args=(b"first",))
         first.start()
-        time.sleep(0.05)
+        assert log.holding.wait(10)
         others = [b"ok1", b"ok2", b"bad", b"ok3"]  # ... while these wait: the next batch
         threads = [threading.Thread(target=put, args=(p,)) for p in others]
         for t in threads:
@@ -179,7 +190,7 @@ def test_no_put_of_a_batch_returns_before_its_commit_has_returned(db_path: Path)
         log.hold_next = 0.3  # the first put leads and holds its transaction open ...
         first = threading.Thread(target=lambda: returned.append(q.put(b"first")))
         first.start()
-        time.sleep(0.05)
+        assert log.holding.wait(10)
         threads = [  # ... while these pile up: together they are the second batch
             threading.Thread(target=lambda n=n: returned.append(q.put(b"%d" % n)))
             for n in range(THREADS)
@@ -209,19 +220,25 @@ def test_an_interrupted_put_is_stored_and_raises_once_its_batch_committed(db_pat
         log.hold_next = 0.4  # the first put leads and holds its transaction open ...
         first = threading.Thread(target=lambda: returned.append(q.put(b"first")))
         first.start()
-        time.sleep(0.05)
+        assert log.holding.wait(10)
         others = [  # ... the main thread's put, then these, wait for it: the next batch
             threading.Thread(target=lambda n=n: returned.append(q.put(b"%d" % n))) for n in range(3)
         ]
-        starter = threading.Timer(0.05, lambda: [t.start() for t in others])
         main = threading.main_thread().ident
         assert main is not None
-        interrupter = threading.Timer(0.15, signal.pthread_kill, (main, signal.SIGINT))
-        starter.start()
+
+        def start_others_then_interrupt() -> None:
+            wait_for_waiting_puts(q, 1)  # the main thread's put waits: it leads the batch
+            for t in others:
+                t.start()
+            wait_for_waiting_puts(q, 4)
+            signal.pthread_kill(main, signal.SIGINT)
+
+        interrupter = threading.Thread(target=start_others_then_interrupt)
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             q.put(b"interrupted")
-        for t in [first, starter, interrupter, *others]:
+        for t in [first, interrupter, *others]:
             t.join(10)
             assert not t.is_alive()
         log.close()
@@ -249,11 +266,11 @@ def test_close_while_puts_wait_for_a_commit_ends_every_put(db_path: Path) -> Non
     log.hold_next = 0.3  # the first put holds its transaction open; the others wait
     threads = [threading.Thread(target=put, args=(b"%d" % n,)) for n in range(THREADS)]
     threads[0].start()
-    time.sleep(0.05)
+    assert log.holding.wait(10)
     log.before_next = lambda: closed.wait(10)  # the waiting batch begins after the close
     for t in threads[1:]:
         t.start()
-    time.sleep(0.05)
+    wait_for_waiting_puts(q, THREADS - 1)
     q.close()  # waits for the held transaction, then closes the file
     closed.set()
     for t in threads:
@@ -298,8 +315,13 @@ def test_a_child_forked_while_threads_share_commits_starts_clean(db_path: Path) 
                 out: multiprocessing.Queue[object] = ctx.Queue()
                 child = ctx.Process(target=_put_in_child, args=(q, out))
                 child.start()
-                result = out.get(timeout=30)
-                child.join(30)
+                try:
+                    result = out.get(timeout=30)
+                    child.join(30)
+                finally:
+                    if child.is_alive():  # hung: do not leave it behind
+                        child.kill()
+                        child.join()
                 assert child.exitcode == 0, result
                 assert isinstance(result, list) and len(result) == 5, result
                 children += 1
