@@ -488,15 +488,15 @@ def summary_table(found: Figures, rate: int) -> list[list[str]]:
                 f"< {GATEWAY_MAX_RSS_MB:g} MB: {met}",
             ]
         )
-    for metric, label in (
-        ("cpu_percent.idle", "alone"),
-        ("cpu_percent.idle_one_consumer", "one idle consumer"),
-    ):
-        value = found.get(("gateway", "server", metric))
-        if value is not None:
-            met = "met" if value < GATEWAY_MAX_IDLE_CPU else "NOT met"
-            target = f"< {GATEWAY_MAX_IDLE_CPU:g}% of a core: {met}"
-            rows.append([f"server idle CPU %, {label}", "-", format_number(value), "-", target])
+    idle = found.get(("gateway", "server", "cpu_percent.idle"))
+    if idle is not None:
+        met = "met" if idle < GATEWAY_MAX_IDLE_CPU else "NOT met"
+        target = f"< {GATEWAY_MAX_IDLE_CPU:g}% of a core: {met}"
+        rows.append(["server idle CPU %, alone", "-", format_number(idle), "-", target])
+    polled = found.get(("gateway", "server", "cpu_percent.idle_one_consumer"))
+    if polled is not None:  # not idle: the consumer fetches (every 100 ms) and heartbeats
+        label = "server CPU %, one consumer polling an idle topic"
+        rows.append([label, "-", format_number(polled), "-", "shown, not a target"])
     return rows
 
 
