@@ -182,6 +182,7 @@ def test_overrides_from_a_dict_and_a_yaml_file(tmp_path) -> None:
     params = load_parameters({"s3_put_per_1000": 0.004})
     assert params["s3_put_per_1000"] == 0.004
     assert params.entry("s3_put_per_1000").source.startswith("user override")
+    assert params.entry("s3_put_per_1000").date == "not dated"  # not today: same on any day
     path = tmp_path / "prices.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -192,6 +193,7 @@ def test_overrides_from_a_dict_and_a_yaml_file(tmp_path) -> None:
         )
     )
     params = load_parameters(path)
+    assert params.entry("ec2_hour.c7g.large").date == "2026-11"
     (p,) = project(Traffic(10), params, architectures=["sqlite-s3"])
     assert p.items[0].unit_price == 0.0725
     assert any("c7g.large" in line for line in cost.common_assumptions(Traffic(10), params))

@@ -6,7 +6,6 @@ them from a YAML file or a dict, and records where each override came from.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ KAFKA_ARCHITECTURES = ("msk", "msk-serverless", "confluent-basic", "kafka-vms")
 SQLITE_ARCHITECTURES = ("sqlite-s3", "sqlite-r2", "sqlite-b2")
 #: parameter families whose members a user may add (e.g. ``ec2_hour.c7g.large``)
 OPEN_FAMILIES = ("msk_broker_hour.", "ec2_hour.")
+#: The date column of an override that gives none (its source says where it came from).
+UNDATED = "not dated"
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -83,12 +84,13 @@ class Parameters:
     def override(self, overrides: Mapping[str, Any], origin: str = "dict") -> Parameters:
         """Return a copy with ``overrides`` (``name: value`` or ``name: {value: ...}``) applied.
 
+        An override without a ``date`` is marked :data:`UNDATED` (not today's date, so a
+        table or notebook rendered from the same inputs is the same on any day).
         Raises BenchError naming the parameter when a name is unknown (typo guard; new
         members of ``msk_broker_hour.*`` and ``ec2_hour.*`` are allowed), a record has no
         value, or a value's type does not match the default's.
         """
         entries = dict(self.entries)
-        today = dt.date.today().isoformat()
         for name, spec in overrides.items():
             rec = dict(spec) if isinstance(spec, Mapping) else {"value": spec}
             if "value" not in rec:
@@ -109,7 +111,7 @@ class Parameters:
                 value,
                 str(rec.get("unit", old.unit if old else "")),
                 str(rec.get("source", f"user override ({origin})")),
-                str(rec.get("date", today)),
+                str(rec.get("date", UNDATED)),
                 str(rec.get("note", "")),
             )
         return Parameters(entries)
