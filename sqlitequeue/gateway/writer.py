@@ -4,9 +4,15 @@ The event loop reads the file on its own connection (in WAL mode reads never wai
 writers); writes (produced batches, committed offsets, topics, retention) run here, so a
 write waiting for the file's lock (another process's transaction, a checkpoint) never
 stalls the loop and the other connections. Appends that arrive while a transaction runs
-share the next one: one commit for several connections' produce requests. Once appends
-wrote about CHECKPOINT_PAGES pages to the WAL, it is checkpointed here after their futures
-are resolved, so no acknowledgement waits for a checkpoint; commits checkpoint by
+share the next one: one commit for several connections' produce requests.
+
+Checkpoints never stop the appends. Once appends wrote about CHECKPOINT_PAGES pages to the
+WAL, a PASSIVE checkpoint runs on a second thread with its own connection (it copies
+megabytes and syncs the file twice, tens of milliseconds: run between two transactions, as
+it once was, every produce and offset commit arriving meanwhile waited for it, a stall every
+fraction of a second that set the tail of the end-to-end latency). A checkpoint that ran
+beside appends leaves their few frames uncopied, so the WAL could not start over; the writer
+copies those (a small catch-up, after the acks it owes) so that it can. Commits checkpoint by
 themselves only past BACKSTOP_PAGES (other writes, which are not counted), and the file's
 background checkpointer still runs as for any Database.
 """
@@ -48,6 +54,11 @@ class Writer:
         self._flusher: asyncio.Task[None] | None = None
         self._unchecked = 0  # WAL pages appended since the last checkpoint (estimated)
         log.checkpoint_after_acks(BACKSTOP_PAGES)
+        #: The checkpoints' own thread and connection (see the module docstring).
+        self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-checkpoint")
+        self._checkpoint_log = Log(log.path)
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._catch_up = False  # a background checkpoint ended: copy what it left
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
@@ -88,12 +99,31 @@ class Writer:
                         future.set_result(offsets)
                 size = sum(len(b.data) for w, _ in jobs for _pid, b in w)
                 self._unchecked += TRANSACTION_PAGES + size // PAGE_BYTES
-            if self._unchecked >= CHECKPOINT_PAGES:
-                self._unchecked = 0
+            if self._catch_up:
+                self._catch_up = False
                 with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
                     await self.run(self.log.checkpoint)
+            if self._unchecked >= CHECKPOINT_PAGES and self._checkpointing is None:
+                self._unchecked = 0
+                self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint on the checkpoints' thread; the appends go on meanwhile."""
+        loop = asyncio.get_running_loop()
+        self._checkpointing = loop.run_in_executor(
+            self._checkpoints, self._checkpoint_log.checkpoint
+        )
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if done.cancelled() or done.exception() is not None:
+            return  # busy: the next round, or the backstop
+        self._catch_up = True
 
     def close(self) -> None:
-        """Finish the running write, then close the connection."""
+        """Finish the running write and checkpoint, then close the connections."""
         self._executor.shutdown(wait=True)
+        self._checkpoints.shutdown(wait=True)
+        self._checkpoint_log.close()
         self.log.close()
