@@ -71,9 +71,8 @@ def batch(values: list[bytes], producer_id: int = -1, sequence: int = -1) -> byt
     return bytes(builder.build())
 
 
-def produce(conn: RawConnection, records: bytes, topic: str = "t") -> tuple[int, int]:
-    """Produce one batch with acks=all; return (error code, base offset)."""
-    request = ProduceRequest(
+def produce_request(records: bytes, topic: str = "t") -> ProduceRequest:
+    return ProduceRequest(
         transactional_id=None,
         acks=-1,
         timeout_ms=5000,
@@ -86,6 +85,11 @@ def produce(conn: RawConnection, records: bytes, topic: str = "t") -> tuple[int,
             )
         ],
     )
+
+
+def produce(conn: RawConnection, records: bytes, topic: str = "t") -> tuple[int, int]:
+    """Produce one batch with acks=all; return (error code, base offset)."""
+    request = produce_request(records, topic)
     response = conn.request(request, PRODUCE_V, ProduceResponse)
     part = response.responses[0].partition_responses[0]
     return part.error_code, part.base_offset
@@ -144,22 +148,6 @@ def test_a_retry_on_another_connection_while_the_original_commits_is_stored_once
         blocker.close()
         first.close()
         second.close()
-
-
-def produce_request(records: bytes, topic: str = "t") -> ProduceRequest:
-    return ProduceRequest(
-        transactional_id=None,
-        acks=-1,
-        timeout_ms=5000,
-        topic_data=[
-            ProduceRequest.TopicProduceData(
-                name=topic,
-                partition_data=[
-                    ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=records)
-                ],
-            )
-        ],
-    )
 
 
 def test_pipelined_idempotent_requests_are_stored_once_in_order(
