@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import IO
 
 _PR_SET_PDEATHSIG = 1
@@ -48,3 +49,11 @@ def start_process(cmd: list[str], out: IO[bytes], *, detached: bool) -> subproce
         process_group=0,
         preexec_fn=lambda: die_with_parent(parent),
     )
+
+
+def log_tail(path: Path, lines: int = 20, missing: str = "") -> str:
+    """The last ``lines`` lines of the log at ``path`` (``missing`` when it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return missing

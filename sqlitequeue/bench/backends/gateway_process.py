@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlitequeue.bench.errors import BackendError
 from sqlitequeue.bench.kafka.node import free_port, pid_alive, terminate_pid
-from sqlitequeue.bench.processes import start_process
+from sqlitequeue.bench.processes import log_tail, start_process
 
 #: How long a (re)started server may take to say that it serves (seconds).
 START_TIMEOUT_S = 30.0
@@ -134,10 +134,7 @@ class ServeProcess:
 
     def tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the log ("" before there is one)."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log, lines)
 
     def _served(self) -> int:
         """How many times the log says a server of this file started serving."""

@@ -37,6 +37,7 @@ from sqlitequeue.bench.faults.ledger import (
 )
 from sqlitequeue.bench.faults.workers import ConsumerConfig, ProducerConfig, WorkerConfig
 from sqlitequeue.bench.network.profiles import NetworkProfile, load_network
+from sqlitequeue.bench.processes import log_tail
 
 #: Columns of faults.csv, in order (decide/cost code reads RTO/RPO from them).
 FAULT_COLUMNS = (
@@ -341,10 +342,7 @@ class Worker:
 
     def log_tail(self, lines: int = 20) -> str:
         """Return the end of the worker's stdout/stderr."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log, lines)
 
     @property
     def running(self) -> bool:

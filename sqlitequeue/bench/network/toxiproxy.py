@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlitequeue.bench.cache import find_binary
 from sqlitequeue.bench.errors import BenchError
-from sqlitequeue.bench.processes import start_process
+from sqlitequeue.bench.processes import log_tail, start_process
 
 HOST = "127.0.0.1"
 BINARY = "toxiproxy-server"
@@ -162,10 +162,7 @@ class ToxiproxyServer:
             raise BenchError(f"toxiproxy {method} {path}: {exc}") from exc
 
     def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines, missing="(no log)")
 
     def __enter__(self) -> ToxiproxyServer:
         return self.start()
