@@ -57,3 +57,14 @@ def test_the_notebook_reads_a_faults_run_and_charts_it(tmp_path: Path) -> None:
     for image in ("faults_timeline.png", "faults_rto_rpo.png"):
         assert f"]({image})" in section
         assert (tmp_path / "report" / image).stat().st_size > 0
+
+
+def test_the_answer_names_only_what_each_system_measured() -> None:
+    """The gateway's kill measures no redelivery: its line leaves that clause out rather
+    than printing a placeholder for it."""
+    from sqlitequeue.bench.report.notebook import recovery_answer
+
+    answer = recovery_answer(REPO / "results" / "reference-faults")
+    gateway = next(line for line in answer.splitlines() if line.startswith("- **Gateway"))
+    assert "redelivered" not in gateway and " - s" not in gateway
+    assert "no acknowledged message lost" in gateway

@@ -190,6 +190,8 @@ def recovery_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 def recovery_answer(path: str | os.PathLike[str]) -> str:
     """Notebook 02's answer for the faults run at ``path``, as Markdown: one line per
     system and durability, the key to the table, the table, the losses and the run."""
+    import pandas as pd
+
     from sqlitequeue.bench.report import faults as faults_report
 
     res = load(path)
@@ -197,12 +199,12 @@ def recovery_answer(path: str | os.PathLike[str]) -> str:
     lines = []
     for row in table.to_dict("records"):
         text = f"**{row['system']}**: "
-        if row["write unavailability, worst s"] is not None:
+        if pd.notna(row["write unavailability, worst s"]):
             text += (
                 f"writes back within {format_number(row['write unavailability, worst s'])} s "
                 f"of {row['measured by']} (worst); "
             )
-        if row["redelivery delay, worst s"] is not None:
+        if pd.notna(row["redelivery delay, worst s"]):  # the gateway kill has none
             text += (
                 "a crashed consumer's messages redelivered after "
                 f"{format_number(row['redelivery delay, worst s'])} s ({row['set by']}); "
