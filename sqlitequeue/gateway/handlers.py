@@ -159,7 +159,7 @@ async def produce_many(ctx: Context, requests: list[Request]) -> list[Any]:
 @dataclass
 class AcceptedProduce:
     """Produce requests checked by :func:`accept_produce`, their good batches not yet
-    stored: :meth:`finish` stores them and returns the responses."""
+    stored: :meth:`finish` waits for their commit and returns the responses."""
 
     requests: list[Request]
     answers: list[dict[tuple[str, int], Any]]
@@ -167,11 +167,29 @@ class AcceptedProduce:
     places: list[tuple[int, tuple[str, int]]]
     stored: asyncio.Future[list[int]] | None  # the writes' offsets, once committed
 
+    @property
+    def ready(self) -> bool:
+        """True once the commit is over (at once when the writer's fast path took it):
+        :meth:`responses` can answer without waiting."""
+        return self.stored is None or self.stored.done()
+
     async def finish(self, ctx: Context) -> list[Any]:
         """Wait for the accepted batches' commit; return each request's response (None
         for acks=0) in order."""
+        if self.stored is not None and not self.stored.done():
+            try:
+                await asyncio.wait([self.stored])
+            except asyncio.CancelledError:
+                for pid, _batch in self.writes:
+                    ctx.producers.forget(pid)
+                raise
+        return self.responses(ctx)
+
+    def responses(self, ctx: Context) -> list[Any]:
+        """Each request's response (None for acks=0) in order; only once :attr:`ready`."""
         if self.stored is not None:
-            await _store(ctx, self.stored, self.writes, self.places, self.answers)
+            _settle(ctx, self.stored, self.writes, self.places, self.answers)
+            self.stored = None
         return [
             _produce_response(req, found)
             for req, found in zip(self.requests, self.answers, strict=True)
@@ -217,24 +235,25 @@ def accept_produce(ctx: Context, requests: list[Request]) -> AcceptedProduce:
     return AcceptedProduce(requests, answers, writes, places, stored)
 
 
-async def _store(
+def _settle(
     ctx: Context,
     stored: asyncio.Future[list[int]],
     writes: list[tuple[int, Batch]],
     places: list[tuple[int, tuple[str, int]]],
     answers: list[dict[tuple[str, int], Any]],
 ) -> None:
-    try:
-        offsets = await stored
-    except (QueueError, asyncio.CancelledError) as exc:
+    """Fill in the answers of committed (or failed) writes; wake the fetches."""
+    failure = stored.exception() if not stored.cancelled() else asyncio.CancelledError()
+    if failure is not None:
         for pid, _batch in writes:
             ctx.producers.forget(pid)
-        if isinstance(exc, asyncio.CancelledError):
-            raise
-        logger.error("produce failed, nothing stored: %s", exc)
+        if not isinstance(failure, QueueError):
+            raise failure
+        logger.error("produce failed, nothing stored: %s", failure)
         for number, key in places:
             answers[number][key] = _partition_response(key[1], ErrorCode.KAFKA_STORAGE_ERROR)
         return
+    offsets = stored.result()
     for (number, key), (pid, batch), offset in zip(places, writes, offsets, strict=True):
         ctx.producers.stored(pid, batch, offset)
         answers[number][key] = _partition_response(key[1], ErrorCode.NONE, offset, 0)

@@ -349,8 +349,13 @@ class Server:
                     else:
                         ahead = nxt
                         break
-                finish = accept_produce(self._ctx, group).finish(self._ctx)
-                await outbox.put(_Outgoing(group, asyncio.ensure_future(finish)))
+                accepted = accept_produce(self._ctx, group)
+                if accepted.ready:  # committed already (the writer's fast path)
+                    data = _encode_all(group, accepted.responses(self._ctx))
+                    await outbox.put(_Outgoing([], None, data))
+                else:
+                    finish = asyncio.ensure_future(accepted.finish(self._ctx))
+                    await outbox.put(_Outgoing(group, finish))
             else:
                 await outbox.join()  # every earlier answer is out
                 if isinstance(item, bytes):
@@ -371,12 +376,7 @@ class Server:
             try:
                 data = out.data
                 if out.responses is not None:
-                    responses = await out.responses
-                    data = b"".join(
-                        encode_response(request, response)
-                        for request, response in zip(out.requests, responses, strict=True)
-                        if response is not None
-                    )
+                    data = _encode_all(out.requests, await out.responses)
                 if failure is None and data:
                     writer.write(data)
                     await writer.drain()
@@ -386,6 +386,15 @@ class Server:
                 outbox.task_done()
         if failure is not None:
             raise failure
+
+
+def _encode_all(requests: list[Request], responses: list[Any]) -> bytes:
+    """The frames of ``requests``' responses, in order (None: no response is due)."""
+    return b"".join(
+        encode_response(request, response)
+        for request, response in zip(requests, responses, strict=True)
+        if response is not None
+    )
 
 
 class _Outgoing(NamedTuple):

@@ -1,10 +1,19 @@
-"""Every write to the file, on one worker thread with its own connection.
+"""Every write to the file: on the event loop's thread when it cannot wait, else on one
+worker thread with its own connection.
 
 The event loop reads the file on its own connection (in WAL mode reads never wait for
-writers); writes (produced batches, committed offsets, topics, retention) run here, so a
-write waiting for the file's lock (another process's transaction, a checkpoint) never
-stalls the loop and the other connections. Appends that arrive while a transaction runs
-share the next one: one commit for several connections' produce requests.
+writers); writes (produced batches, committed offsets, topics, retention) run on the
+writer thread, so a write waiting for the file's lock (another process's transaction)
+never stalls the loop and the other connections. Appends that arrive while a transaction
+runs share the next one: one commit for several connections' produce requests.
+
+The fast path: an append of at most FAST_BYTES with no write queued or running commits
+at once on the loop's thread, on a connection of its own that never waits for the lock
+(a small commit in WAL mode takes tens of microseconds; the two thread hops it saves, to
+the writer thread and back to the loop, cost more than that on a busy machine, and every
+Python step of the gateway competes for the same interpreter). When the lock is held it
+gives up at once and the append goes to the writer thread, which waits for it; as only
+an append with nothing ahead of it is taken, offsets follow the order of submission.
 
 Checkpoints never stop the appends. Once appends wrote about CHECKPOINT_PAGES pages to the
 WAL, a PASSIVE checkpoint runs on a second thread with its own connection (it copies
@@ -25,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from sqlitequeue.errors import QueueError
+from sqlitequeue.errors import DatabaseBusy, QueueError
 from sqlitequeue.gateway.batches import Batch
 from sqlitequeue.gateway.storage import Log
 
@@ -39,6 +48,10 @@ TRANSACTION_PAGES = 2
 PAGE_BYTES = 4096
 #: WAL pages past which any commit of the writer checkpoints (the backstop).
 BACKSTOP_PAGES = 4 * CHECKPOINT_PAGES
+
+#: Largest appends (bytes of batches) the fast path commits on the event loop's thread;
+#: larger ones go to the writer thread, so the loop reads the next requests meanwhile.
+FAST_BYTES = 64 * 1024
 
 #: One produce group's writes: (partition global id, batch) pairs.
 Writes = list[tuple[int, Batch]]
@@ -59,10 +72,19 @@ class Writer:
         self._checkpoint_log = Log(log.path)
         self._checkpointing: asyncio.Future[None] | None = None
         self._catch_up = False  # a background checkpoint ended: copy what it left
+        self._running = 0  # jobs handed to the writer thread and not yet finished
+        #: The fast path's connection (see :meth:`submit`): it never waits for the lock.
+        self._fast_log = Log(log.path)
+        self._fast_log.db.lock_timeout = 0.0
+        self._fast_log.checkpoint_after_acks(BACKSTOP_PAGES)
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        self._running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self._running -= 1
 
     async def append(self, writes: Writes) -> list[int]:
         """Store batches; return their base offsets once committed (see :meth:`submit`)."""
@@ -78,12 +100,40 @@ class Writer:
         been accepted as following the failed ones (see :meth:`Producers.check`).
         """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        if self._idle() and sum(len(b.data) for _pid, b in writes) <= FAST_BYTES:
+            try:
+                offsets = self._fast_log.append_all([writes])[0]
+            except DatabaseBusy:
+                pass  # another process holds the file's lock: the writer thread waits for it
+            except QueueError as exc:
+                future.set_exception(exc)
+                return future
+            else:
+                future.set_result(offsets)
+                self._count([writes])
+                if self._catch_up or self._unchecked >= CHECKPOINT_PAGES:
+                    self._flusher = asyncio.create_task(self._flush())
+                return future
         self._appends.append((writes, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return future
 
+    def _idle(self) -> bool:
+        """True when no write is queued or running: an append now is the next in order."""
+        return (
+            not self._appends
+            and not self._running
+            and (self._flusher is None or self._flusher.done())
+        )
+
+    def _count(self, jobs: list[Writes]) -> None:
+        """Count the WAL pages of one committed transaction (see CHECKPOINT_PAGES)."""
+        size = sum(len(b.data) for writes in jobs for _pid, b in writes)
+        self._unchecked += TRANSACTION_PAGES + size // PAGE_BYTES
+
     async def _flush(self) -> None:
+        await self._maintain()  # due after a fast-path append, if that started this task
         while self._appends:
             jobs, self._appends = self._appends, []
             try:
@@ -97,15 +147,18 @@ class Writer:
                 for (_, future), offsets in zip(jobs, results, strict=True):
                     if not future.done():
                         future.set_result(offsets)
-                size = sum(len(b.data) for w, _ in jobs for _pid, b in w)
-                self._unchecked += TRANSACTION_PAGES + size // PAGE_BYTES
-            if self._catch_up:
-                self._catch_up = False
-                with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
-                    await self.run(self.log.checkpoint)
-            if self._unchecked >= CHECKPOINT_PAGES and self._checkpointing is None:
-                self._unchecked = 0
-                self._start_checkpoint()
+                self._count([w for w, _ in jobs])
+            await self._maintain()
+
+    async def _maintain(self) -> None:
+        """After the acks: the catch-up checkpoint, or a background one, when due."""
+        if self._catch_up:
+            self._catch_up = False
+            with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
+                await self.run(self.log.checkpoint)
+        if self._unchecked >= CHECKPOINT_PAGES and self._checkpointing is None:
+            self._unchecked = 0
+            self._start_checkpoint()
 
     def _start_checkpoint(self) -> None:
         """Checkpoint on the checkpoints' thread; the appends go on meanwhile."""
@@ -126,4 +179,5 @@ class Writer:
         self._executor.shutdown(wait=True)
         self._checkpoints.shutdown(wait=True)
         self._checkpoint_log.close()
+        self._fast_log.close()
         self.log.close()

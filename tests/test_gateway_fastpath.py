@@ -1,0 +1,143 @@
+"""The writer's fast path: an append with no write in flight commits on the event loop's
+thread; when the file's lock is held it goes to the writer thread, which waits for it, and
+appends keep the order they were submitted in."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from sqlitequeue.gateway import writer as writer_module
+from sqlitequeue.gateway.batches import Batch, check_batch
+from sqlitequeue.gateway.storage import Log
+from sqlitequeue.gateway.writer import Writer
+from tests.test_gateway_protocol import batch
+
+
+def _setup(db_path: Path) -> None:
+    setup = Log(db_path)
+    setup.create_topic("t", 1)
+    setup.close()
+
+
+def _stored(db_path: Path) -> tuple[int, int]:
+    check = Log(db_path)
+    try:
+        return check.bounds(check.topic("t").pids[0])  # type: ignore[union-attr]
+    finally:
+        check.close()
+
+
+def _one(value: bytes) -> Batch:
+    return check_batch(batch([value]), 1 << 20)
+
+
+def test_an_append_with_no_write_in_flight_is_committed_before_submit_returns(
+    db_path: Path,
+) -> None:
+    _setup(db_path)
+
+    async def scenario() -> list[int]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        try:
+            offsets = []
+            for value in (b"a", b"b", b"c"):
+                future = writer.submit([(pid, _one(value))])
+                assert future.done()  # committed on the loop's thread, no hop
+                offsets.append(future.result()[0])
+            return offsets
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert _stored(db_path) == (0, 3)
+
+
+def test_a_held_lock_sends_appends_to_the_writer_thread_in_order(db_path: Path) -> None:
+    """Another connection holds the write lock: the appends wait for it on the writer
+    thread (the loop is free meanwhile), get their offsets in submission order once it
+    is released, and the next append takes the fast path again."""
+    _setup(db_path)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+
+    async def scenario() -> list[int]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            first = writer.submit([(pid, _one(b"a"))])
+            second = writer.submit([(pid, _one(b"b"))])  # queued behind, never ahead
+            await asyncio.sleep(0.2)  # the loop runs while the writer thread waits
+            assert not first.done() and not second.done()
+            blocker.execute("COMMIT")
+            offsets = [(await first)[0], (await second)[0]]
+            if writer._flusher is not None:
+                await writer._flusher  # the writer thread's round is over
+            third = writer.submit([(pid, _one(b"c"))])
+            assert third.done()
+            return [*offsets, third.result()[0]]
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    try:
+        assert asyncio.run(scenario()) == [0, 1, 2]
+    finally:
+        blocker.close()
+    assert _stored(db_path) == (0, 3)
+
+
+def test_an_append_while_another_write_runs_waits_for_it(db_path: Path) -> None:
+    """A write running on the writer thread (here an offset commit, held) comes first: an
+    append submitted meanwhile is not committed ahead of it on the fast path."""
+    _setup(db_path)
+    release, started = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> None:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        real = writer.log.commit
+
+        def held_commit(*args: object) -> None:
+            started.set()
+            release.wait(30)
+            real(*args)  # type: ignore[arg-type]
+            order.append("commit")
+
+        writer.log.commit = held_commit  # type: ignore[method-assign]
+        try:
+            running = asyncio.ensure_future(writer.run(writer.log.commit, "g", [(pid, 0)]))
+            assert await asyncio.to_thread(started.wait, 30)  # on the writer thread, held
+            append = writer.submit([(pid, _one(b"a"))])
+            append.add_done_callback(lambda _f: order.append("append"))
+            assert not append.done()
+            release.set()
+            await running
+            assert (await append) == [0]
+        finally:
+            release.set()
+            await asyncio.to_thread(writer.close)
+
+    asyncio.run(scenario())
+    assert order == ["commit", "append"]
+
+
+def test_large_appends_go_to_the_writer_thread(db_path: Path) -> None:
+    _setup(db_path)
+
+    async def scenario() -> int:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        big = check_batch(batch([b"x" * (writer_module.FAST_BYTES + 1)]), 1 << 21)
+        try:
+            future = writer.submit([(pid, big)])
+            assert not future.done()  # the loop reads on while the writer thread commits
+            return (await future)[0]
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    assert asyncio.run(scenario()) == 0
+    assert _stored(db_path) == (0, 1)
