@@ -1,6 +1,7 @@
-"""The writer's fast path: an append with no write in flight commits on the event loop's
-thread; when the file's lock is held it goes to the writer thread, which waits for it, and
-appends keep the order they were submitted in."""
+"""The per-record path of a produce and its fetch: the writer's fast path (an append with
+no write in flight commits on the event loop's thread; when the file's lock is held it goes
+to the writer thread, which waits for it, and appends keep the order they were submitted
+in), and the change watcher waking a waiting fetch only for what it has not read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from sqlitequeue.gateway import writer as writer_module
 from sqlitequeue.gateway.batches import Batch, check_batch
+from sqlitequeue.gateway.changes import Changes
 from sqlitequeue.gateway.storage import Log
 from sqlitequeue.gateway.writer import Writer
 from tests.test_gateway_protocol import batch
@@ -141,3 +143,40 @@ def test_large_appends_go_to_the_writer_thread(db_path: Path) -> None:
 
     assert asyncio.run(scenario()) == 0
     assert _stored(db_path) == (0, 1)
+
+
+def test_a_waiting_fetch_wakes_for_another_connections_commit_not_for_one_it_read(
+    db_path: Path,
+) -> None:
+    """The change watcher compares the file with what each waiting fetch read: a commit
+    made after the fetch read wakes it; one made before (as the server's own appends, on
+    the writer's connections, always are once their fetches are woken) does not."""
+    _setup(db_path)
+    other = Log(db_path)
+    pid = other.topic("t").pids[0]  # type: ignore[union-attr]
+
+    async def scenario() -> tuple[int, int]:
+        log = Log(db_path)
+        changes = Changes(log)
+        try:
+            first = asyncio.ensure_future(changes.wait(changes.mark(), 30))
+            await asyncio.sleep(0.05)  # waiting, and the watcher runs
+            other.append([(pid, _one(b"a"))])  # as the server's own append ...
+            changes.notify()  # ... which wakes the fetches itself
+            await first
+            mark = changes.mark()  # the next fetch reads after that commit
+            await changes.wait(mark, 0.3)  # nothing new: it waits until its timeout
+            quiet = changes._notified - mark.notified
+            mark = changes.mark()
+            waiting = asyncio.ensure_future(changes.wait(mark, 30))
+            await asyncio.sleep(0.05)
+            await asyncio.to_thread(other.append, [(pid, _one(b"b"))])  # after it read
+            await asyncio.wait_for(waiting, 10)  # woken by the watcher, not the timeout
+            return quiet, changes._notified - mark.notified
+        finally:
+            log.close()
+
+    try:
+        assert asyncio.run(scenario()) == (0, 1)
+    finally:
+        other.close()

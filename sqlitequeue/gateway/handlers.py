@@ -343,14 +343,13 @@ async def fetch(ctx: Context, req: Request) -> Any:
     body = req.body
     deadline = time.monotonic() + max(body.max_wait_ms, 0) / 1000
     while True:
-        token = ctx.changes.token()
-        event = ctx.changes.event
+        mark = ctx.changes.mark()
         responses, total = _fetch_partitions(ctx, body)
         errors = any(p.error_code for t in responses for p in t.partitions)
         left = deadline - time.monotonic()
         if total >= max(body.min_bytes, 1) or errors or left <= 0:
             break
-        await ctx.changes.wait(event, token, left)
+        await ctx.changes.wait(mark, left)
     return FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=responses)
 
 
