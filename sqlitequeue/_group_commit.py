@@ -25,6 +25,18 @@ So the design keeps the wake-ups on that path few:
   the GIL with the running one. Woken all at once, most of them would find the GIL taken
   and sleep a second time on it.
 
+Measured side by side on 2 cores and rejected, because each was slower for 8 threads
+(issue 15): overlapping the fsync with the next batch. Committing each batch at NORMAL and
+making it durable with an ``fdatasync`` of the WAL outside the write lock (shared by every
+batch committed before it started; as durable as FULL, since the WAL only grows between
+checkpoints that sync it) lets the next batch be written during the sync, but then two
+threads are runnable at once: every statement and every wake-up releases the GIL to the
+other, each hand-off becomes a contended one, the write transactions take about twice as
+long, and the syncs cover about half a batch each. A background thread that commits and
+syncs for everyone, and one ``fdatasync`` per put left to the kernel to merge, lost the
+same way; an ``executemany`` of the batch's rows saved too little to see. One thread
+running at a time, with the fsync alone in parallel, is what this interpreter does fastest.
+
 Guarantees:
 
 * a write returns only after the COMMIT of the transaction that holds it has returned (so
