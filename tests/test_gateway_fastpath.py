@@ -180,3 +180,59 @@ def test_a_waiting_fetch_wakes_for_another_connections_commit_not_for_one_it_rea
         assert asyncio.run(scenario()) == (0, 1)
     finally:
         other.close()
+
+
+def test_appends_queued_behind_a_catch_up_checkpoint_commit_on_the_loops_connection(
+    db_path: Path,
+) -> None:
+    """Appends that waited for the writer's catch-up checkpoint are committed on the loop's
+    connection once it ends, not handed to the writer thread (whose Python steps would
+    wait for the interpreter lock the loop holds); with the file's lock held by another
+    connection they go to the writer thread, which waits for it."""
+    _setup(db_path)
+    release, started = threading.Event(), threading.Event()
+    on_writer_thread: list[int] = []
+
+    async def scenario(hold_lock: bool) -> list[int]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        real_checkpoint, real_append = writer.log.checkpoint, writer.log.append_all
+
+        def held_checkpoint() -> None:
+            started.set()
+            release.wait(30)
+            real_checkpoint()
+
+        def counted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            on_writer_thread.append(len(jobs))
+            return real_append(jobs)
+
+        writer.log.checkpoint = held_checkpoint  # type: ignore[method-assign]
+        writer.log.append_all = counted_append  # type: ignore[method-assign]
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            writer._catch_up = True  # a background checkpoint ended: the catch-up is due
+            first = writer.submit([(pid, _one(b"a"))])  # the fast path, then the catch-up
+            assert first.done()
+            assert await asyncio.to_thread(started.wait, 30)  # held on the writer thread
+            queued = [writer.submit([(pid, _one(v))]) for v in (b"b", b"c")]
+            if hold_lock:
+                blocker.execute("BEGIN IMMEDIATE")
+            release.set()
+            if hold_lock:
+                await asyncio.sleep(0.2)
+                assert not any(f.done() for f in queued)  # waiting for the lock
+                blocker.execute("COMMIT")
+            return [(await f)[0] for f in [first, *queued]]
+        finally:
+            release.set()
+            blocker.close()
+            await asyncio.to_thread(writer.close)
+
+    assert asyncio.run(scenario(hold_lock=False)) == [0, 1, 2]
+    assert on_writer_thread == []
+    release.clear()
+    started.clear()
+    assert asyncio.run(scenario(hold_lock=True)) == [3, 4, 5]
+    assert on_writer_thread == [2]  # both queued ones, in one transaction, in order
+    assert _stored(db_path) == (0, 6)

@@ -100,16 +100,14 @@ class Writer:
         been accepted as following the failed ones (see :meth:`Producers.check`).
         """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        if self._idle() and sum(len(b.data) for _pid, b in writes) <= FAST_BYTES:
+        if self._idle():
             try:
-                offsets = self._fast_log.append_all([writes])[0]
-            except DatabaseBusy:
-                pass  # another process holds the file's lock: the writer thread waits for it
+                done = self._commit_here([writes])
             except QueueError as exc:
                 future.set_exception(exc)
                 return future
-            else:
-                future.set_result(offsets)
+            if done is not None:
+                future.set_result(done[0])
                 self._count([writes])
                 if self._catch_up or self._unchecked >= CHECKPOINT_PAGES:
                     self._flusher = asyncio.create_task(self._flush())
@@ -127,6 +125,17 @@ class Writer:
             and (self._flusher is None or self._flusher.done())
         )
 
+    def _commit_here(self, jobs: list[Writes]) -> list[list[int]] | None:
+        """Commit ``jobs`` in one transaction on this (the loop's) thread when they are
+        small and the file's lock is free; None when not (the writer thread then waits for
+        the lock). Raises QueueError when the transaction fails."""
+        if sum(len(b.data) for writes in jobs for _pid, b in writes) > FAST_BYTES:
+            return None
+        try:
+            return self._fast_log.append_all(jobs)
+        except DatabaseBusy:
+            return None  # another connection holds the lock
+
     def _count(self, jobs: list[Writes]) -> None:
         """Count the WAL pages of one committed transaction (see CHECKPOINT_PAGES)."""
         size = sum(len(b.data) for writes in jobs for _pid, b in writes)
@@ -136,8 +145,11 @@ class Writer:
         await self._maintain()  # due after a fast-path append, if that started this task
         while self._appends:
             jobs, self._appends = self._appends, []
-            try:
-                results = await self.run(self.log.append_all, [w for w, _ in jobs])
+            writes = [w for w, _ in jobs]
+            try:  # on the loop's thread when nothing else runs on the writer's
+                results = None if self._running else self._commit_here(writes)
+                if results is None:
+                    results = await self.run(self.log.append_all, writes)
             except Exception as exc:
                 jobs, self._appends = jobs + self._appends, []
                 for _, future in jobs:
@@ -147,7 +159,7 @@ class Writer:
                 for (_, future), offsets in zip(jobs, results, strict=True):
                     if not future.done():
                         future.set_result(offsets)
-                self._count([w for w, _ in jobs])
+                self._count(writes)
             await self._maintain()
 
     async def _maintain(self) -> None:
