@@ -39,9 +39,9 @@ class Log:
 
     def checkpoint_after_acks(self, backstop_pages: int) -> None:
         """Let this connection's commits checkpoint the WAL only once it holds
-        ``backstop_pages`` pages: the owner calls :meth:`checkpoint` well before, once the
-        appends it committed were answered (a checkpoint copies megabytes and syncs the
-        file, too long to hold up an acknowledgement)."""
+        ``backstop_pages`` pages (0: never): the owner calls :meth:`checkpoint` well
+        before, once the appends it committed were answered (a checkpoint copies megabytes
+        and syncs the file, too long to hold up an acknowledgement)."""
         self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(backstop_pages)}")
 
     def checkpoint(self) -> None:

@@ -1,19 +1,22 @@
-"""Every write to the file: on the event loop's thread when it cannot wait, else on one
+"""Every write to the file: small appends on the event loop's thread, the rest on one
 worker thread with its own connection.
 
 The event loop reads the file on its own connection (in WAL mode reads never wait for
-writers); writes (produced batches, committed offsets, topics, retention) run on the
-writer thread, so a write waiting for the file's lock (another process's transaction)
-never stalls the loop and the other connections. Appends that arrive while a transaction
-runs share the next one: one commit for several connections' produce requests.
+writers). Writes that may wait for the file's lock (another process's transaction) run on
+the writer thread, so that waiting never stalls the loop and the other connections: the
+appends that find the lock held or are large, committed offsets, topics and retention.
+Appends that arrive while a transaction runs share the next one: one commit for several
+connections' produce requests.
 
-The fast path: an append of at most FAST_BYTES with no write queued or running commits
-at once on the loop's thread, on a connection of its own that never waits for the lock
-(a small commit in WAL mode takes tens of microseconds; the two thread hops it saves, to
-the writer thread and back to the loop, cost more than that on a busy machine, and every
-Python step of the gateway competes for the same interpreter). When the lock is held it
-gives up at once and the append goes to the writer thread, which waits for it; as only
-an append with nothing ahead of it is taken, offsets follow the order of submission.
+The fast path: appends of at most FAST_BYTES commit on the loop's thread, on a connection
+of their own that never waits for the lock (nor checkpoints), when nothing runs on the
+writer thread: at once when no write is queued either, else as the next transaction once
+the running write ended. A small commit in WAL mode takes tens of microseconds; the two
+thread hops it saves, to the writer thread and back, cost more than that on a busy machine,
+and the writer thread's Python steps wait for the interpreter lock while the loop holds it
+(milliseconds at times, a cause of the end-to-end tail). When the lock is held the fast
+path gives up at once and the appends go to the writer thread, which waits for it. Only
+the oldest waiting appends are ever committed, so offsets follow the order of submission.
 
 Checkpoints never stop the appends. Once appends wrote about CHECKPOINT_PAGES pages to the
 WAL, a PASSIVE checkpoint runs on a second thread with its own connection (it copies
@@ -21,9 +24,10 @@ megabytes and syncs the file twice, tens of milliseconds: run between two transa
 it once was, every produce and offset commit arriving meanwhile waited for it, a stall every
 fraction of a second that set the tail of the end-to-end latency). A checkpoint that ran
 beside appends leaves their few frames uncopied, so the WAL could not start over; the writer
-copies those (a small catch-up, after the acks it owes) so that it can. Commits checkpoint by
-themselves only past BACKSTOP_PAGES (other writes, which are not counted), and the file's
-background checkpointer still runs as for any Database.
+copies those (a small catch-up, after the acks it owes) so that it can. The writer thread's
+commits checkpoint by themselves only past BACKSTOP_PAGES (other writes, which are not
+counted), the fast path's never, and the file's background checkpointer still runs as for
+any Database.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class Writer:
         #: The fast path's connection (see :meth:`submit`): it never waits for the lock.
         self._fast_log = Log(log.path)
         self._fast_log.db.lock_timeout = 0.0
-        self._fast_log.checkpoint_after_acks(BACKSTOP_PAGES)
+        self._fast_log.checkpoint_after_acks(0)  # never a checkpoint on the loop's thread
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
