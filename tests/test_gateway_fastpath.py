@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlitequeue.gateway import writer as writer_module
 from sqlitequeue.gateway.batches import Batch, check_batch
 from sqlitequeue.gateway.changes import Changes
+from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
 from sqlitequeue.gateway.writer import Writer
 from tests.test_gateway_protocol import batch
@@ -236,3 +237,20 @@ def test_appends_queued_behind_a_catch_up_checkpoint_commit_on_the_loops_connect
     assert asyncio.run(scenario(hold_lock=True)) == [3, 4, 5]
     assert on_writer_thread == [2]  # both queued ones, in one transaction, in order
     assert _stored(db_path) == (0, 6)
+
+
+def test_batches_stored_out_of_order_still_let_the_next_one_follow() -> None:
+    """A producer's batch committed on the loop's thread can be settled before an earlier
+    one whose task has not run yet: the next batch must still follow the later one."""
+    producers = Producers(lambda pid: [])
+
+    def one(sequence: int, count: int = 2) -> Batch:
+        return Batch(b"", count, 7, 0, sequence)
+
+    first, second, third = one(0), one(2), one(4)
+    assert producers.check(1, first) == (0, None)
+    assert producers.check(1, second) == (0, None)
+    producers.stored(1, second, 2)  # settled first
+    producers.stored(1, first, 0)
+    assert producers.check(1, third) == (0, None)  # follows the second, not the first
+    assert producers.check(1, one(2)) == (0, 2)  # a retry of the second is recognised

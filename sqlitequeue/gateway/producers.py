@@ -130,4 +130,13 @@ class Producers:
         state = self._states.get(key)
         if state is None or batch.producer_epoch != state.epoch:
             state = self._states[key] = _State(batch.producer_epoch)
-        state.batches.append((batch.base_sequence, _last_sequence(batch), offset))
+        entry = (batch.base_sequence, _last_sequence(batch), offset)
+        if state.batches and offset < state.batches[-1][2]:
+            # Settled after a later batch of its producer (one committed on the event
+            # loop's thread can be answered before an earlier one's task ran): keep the
+            # batches in offset order, which is their sequence order.
+            ordered = sorted([*state.batches, entry], key=lambda found: found[2])
+            state.batches.clear()
+            state.batches.extend(ordered[-REMEMBERED:])
+        else:
+            state.batches.append(entry)
