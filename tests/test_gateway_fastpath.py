@@ -8,11 +8,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from sqlitequeue.gateway import writer as writer_module
 from sqlitequeue.gateway.batches import Batch, check_batch
 from sqlitequeue.gateway.changes import Changes
+from sqlitequeue.gateway.handlers import AcceptedProduce
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
 from sqlitequeue.gateway.writer import Writer
@@ -199,10 +204,11 @@ def test_appends_queued_behind_a_catch_up_checkpoint_commit_on_the_loops_connect
         pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
         real_checkpoint, real_append = writer.log.checkpoint, writer.log.append_all
 
-        def held_checkpoint() -> None:
+        def held_checkpoint() -> bool:
             started.set()
             release.wait(30)
             real_checkpoint()
+            return False  # as if a reader kept frames: the WAL does not start over
 
         def counted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
             on_writer_thread.append(len(jobs))
@@ -254,3 +260,91 @@ def test_batches_stored_out_of_order_still_let_the_next_one_follow() -> None:
     producers.stored(1, first, 0)
     assert producers.check(1, third) == (0, None)  # follows the second, not the first
     assert producers.check(1, one(2)) == (0, 2)  # a retry of the second is recognised
+
+
+def test_the_append_after_a_checkpoint_that_copied_the_wal_commits_on_the_writer_thread(
+    db_path: Path,
+) -> None:
+    """The commit after a checkpoint that copied the whole WAL starts the WAL over and
+    syncs its header: that append goes to the writer thread, not the loop's connection,
+    and the next one takes the fast path again. Both checkpoints: the writer's catch-up,
+    and the background one. (Each reports a full copy: the file's own checkpointer, on
+    another thread, may have copied the WAL first and made them report busy.)"""
+    _setup(db_path)
+
+    async def scenario(catch_up: bool) -> tuple[list[int], list[int]]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        on_writer_thread: list[int] = []
+        real_append = writer.log.append_all
+
+        def counted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            on_writer_thread.append(len(jobs))
+            return real_append(jobs)
+
+        def copied_all(real: Callable[[], bool]) -> Callable[[], bool]:
+            return lambda: real() or True
+
+        writer.log.append_all = counted_append  # type: ignore[method-assign]
+        writer.log.checkpoint = copied_all(writer.log.checkpoint)  # type: ignore[method-assign]
+        background = writer._checkpoint_log
+        background.checkpoint = copied_all(background.checkpoint)  # type: ignore[method-assign]
+        try:
+            if catch_up:  # a background checkpoint ended: the catch-up is due
+                writer._catch_up = True
+            else:  # the appends filled the WAL: the background checkpoint is due
+                writer._unchecked = writer_module.CHECKPOINT_PAGES
+            first = writer.submit([(pid, _one(b"a"))])  # fast; then a checkpoint
+            assert first.done()
+            assert writer._flusher is not None
+            await writer._flusher
+            if writer._checkpointing is not None:  # the background one
+                await writer._checkpointing
+                await asyncio.sleep(0)  # its done-callback
+            second = writer.submit([(pid, _one(b"b"))])  # the WAL starts over
+            assert not second.done()
+            await second
+            await writer._flusher
+            third = writer.submit([(pid, _one(b"c"))])
+            assert third.done()  # the fast path again
+            return [(await f)[0] for f in (first, second, third)], on_writer_thread
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    assert asyncio.run(scenario(catch_up=True)) == ([0, 1, 2], [1])
+    assert asyncio.run(scenario(catch_up=False)) == ([3, 4, 5], [1])
+    assert _stored(db_path) == (0, 6)
+
+
+def test_an_unexpected_error_on_the_fast_path_is_settled_not_left_in_flight(
+    db_path: Path,
+) -> None:
+    """A fast-path commit failing with an error that is not a QueueError: submit does not
+    raise, its future holds the error, the produce is not answered at once, and settling
+    it forgets the producer's batch in flight, so a retry of it is accepted."""
+    _setup(db_path)
+    producers = Producers(lambda pid: [])
+    sent = Batch(b"", 2, 7, 0, 0)
+
+    def broken(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+        raise RuntimeError("disk on fire")
+
+    async def scenario() -> None:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        writer._fast_log.append_all = broken  # type: ignore[method-assign]
+        ctx = SimpleNamespace(producers=producers, changes=None)
+        try:
+            assert producers.check(pid, sent) == (0, None)
+            stored = writer.submit([(pid, sent)])
+            assert stored.done() and isinstance(stored.exception(), RuntimeError)
+            assert not writer._appends and not writer._running
+            accepted = AcceptedProduce([], [], [(pid, sent)], [(0, ("t", 0))], stored)
+            assert not accepted.ready  # answered through finish, which settles it
+            with pytest.raises(RuntimeError, match="disk on fire"):
+                await accepted.finish(ctx)  # type: ignore[arg-type]
+            assert producers.check(pid, sent) == (0, None)  # the retry is accepted
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    asyncio.run(scenario())

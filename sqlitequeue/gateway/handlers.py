@@ -169,9 +169,13 @@ class AcceptedProduce:
 
     @property
     def ready(self) -> bool:
-        """True once the commit is over (at once when the writer's fast path took it):
-        :meth:`responses` can answer without waiting."""
-        return self.stored is None or self.stored.done()
+        """True once the commit succeeded (at once when the writer's fast path took it),
+        or when nothing was to store: :meth:`responses` can answer without waiting or
+        raising. A failed commit is not ready: :meth:`finish` settles it."""
+        stored = self.stored
+        if stored is None:
+            return True
+        return stored.done() and not stored.cancelled() and stored.exception() is None
 
     async def finish(self, ctx: Context) -> list[Any]:
         """Wait for the accepted batches' commit; return each request's response (None
@@ -186,7 +190,9 @@ class AcceptedProduce:
         return self.responses(ctx)
 
     def responses(self, ctx: Context) -> list[Any]:
-        """Each request's response (None for acks=0) in order; only once :attr:`ready`."""
+        """Each request's response (None for acks=0) in order; only once the commit is
+        over (:attr:`ready`, or after :meth:`finish` waited). Settles the producers' batches;
+        raises the commit's error when it is not a QueueError."""
         if self.stored is not None:
             _settle(ctx, self.stored, self.writes, self.places, self.answers)
             self.stored = None
@@ -197,10 +203,12 @@ class AcceptedProduce:
 
 
 def accept_produce(ctx: Context, requests: list[Request]) -> AcceptedProduce:
-    """Check every partition's batch of every request and queue the good ones for the
-    writer, without waiting. The accepted batches are in flight for idempotence (see
-    :meth:`Producers.check`) until :meth:`AcceptedProduce.finish` saw them stored, so
-    the next requests of a producer can be accepted while these are committed."""
+    """Check every partition's batch of every request and submit the good ones to the
+    writer, without waiting for the writer thread: the writer's fast path may commit them
+    before this returns (then :attr:`AcceptedProduce.ready`). The accepted batches are in
+    flight for idempotence (see :meth:`Producers.check`) until :meth:`AcceptedProduce.
+    responses` (or :meth:`AcceptedProduce.finish`) settled them, so the next requests of
+    a producer can be accepted while these are committed."""
     answers: list[dict[tuple[str, int], Any]] = []
     writes: list[tuple[int, Batch]] = []
     places: list[tuple[int, tuple[str, int]]] = []

@@ -316,8 +316,9 @@ class Server:
         self, queue: asyncio.Queue[Request | bytes | None], writer: asyncio.StreamWriter
     ) -> None:
         """Answer queued requests in order. Produce requests queued together are checked
-        together and share a transaction; while it commits, the next ones are checked and
-        queued for the writer (a producer's pipelined requests keep the writer busy). Any
+        together and share a transaction, answered at once when the writer's fast path
+        committed them already; while one commits on the writer thread, the next ones are
+        checked and submitted (a producer's pipelined requests keep the writer busy). Any
         other request waits until every earlier answer is out, as on a Kafka broker."""
         outbox: asyncio.Queue[_Outgoing | None] = asyncio.Queue(IN_FLIGHT)
         sender = asyncio.create_task(self._send(outbox, writer))
@@ -353,7 +354,7 @@ class Server:
                 if accepted.ready:  # committed already (the writer's fast path)
                     data = _encode_all(group, accepted.responses(self._ctx))
                     await outbox.put(_Outgoing([], None, data))
-                else:
+                else:  # waits for the commit, or settles a failed one (even a fast one)
                     finish = asyncio.ensure_future(accepted.finish(self._ctx))
                     await outbox.put(_Outgoing(group, finish))
             else:

@@ -27,11 +27,20 @@ FETCH_ROWS = 2000
 class Log:
     """The topics of one file, as the gateway reads and writes them."""
 
-    def __init__(self, path: str | Path, *, auto_create: bool = True, partitions: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        auto_create: bool = True,
+        partitions: int = 1,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        """Open ``path``; its writes wait up to ``lock_timeout`` seconds for the file's
+        lock (0: never wait, raise DatabaseBusy at once)."""
         self.path = Path(path)
         self.auto_create = auto_create  # the handlers create topics on first use
         self.default_partitions = partitions
-        self.db = Database(path, durability="normal")
+        self.db = Database(path, durability="normal", lock_timeout=lock_timeout)
         self._topics: dict[str, log.TopicRow] = {}
 
     def close(self) -> None:
@@ -44,9 +53,11 @@ class Log:
         and syncs the file, too long to hold up an acknowledgement)."""
         self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(backstop_pages)}")
 
-    def checkpoint(self) -> None:
-        """Copy the WAL into the file as far as readers allow (a PASSIVE checkpoint)."""
-        self.db.checkpoint("PASSIVE")
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the file as far as readers allow (a PASSIVE checkpoint);
+        True when it copied every frame (the next commit then starts the WAL over)."""
+        busy, pages, copied = self.db.checkpoint("PASSIVE")
+        return not busy and pages >= 0 and copied == pages
 
     # -- topics --------------------------------------------------------------------------
 

@@ -28,6 +28,11 @@ copies those (a small catch-up, after the acks it owes) so that it can. The writ
 commits checkpoint by themselves only past BACKSTOP_PAGES (other writes, which are not
 counted), the fast path's never, and the file's background checkpointer still runs as for
 any Database.
+
+The first commit after a checkpoint that copied the whole WAL starts the WAL over: SQLite
+syncs the new WAL header (and truncates the WAL to the journal size limit) within that
+commit. So the next append after such a checkpoint goes to the writer thread, never the
+fast path: that sync, once per checkpoint cycle, must not stall the event loop.
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ Writes = list[tuple[int, Batch]]
 
 
 class Writer:
-    """Runs writes through ``log`` on one worker thread. Use from the event loop only."""
+    """Runs every write to ``log``'s file: small appends on the event loop's thread, on a
+    connection of its own, the rest on one worker thread (see the module docstring). Use
+    from the event loop only."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
@@ -74,21 +81,26 @@ class Writer:
         #: The checkpoints' own thread and connection (see the module docstring).
         self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="sqlitequeue-checkpoint")
         self._checkpoint_log = Log(log.path)
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[bool] | None = None
         self._catch_up = False  # a background checkpoint ended: copy what it left
+        #: A checkpoint copied the whole WAL: the next commit starts it over and syncs its
+        #: header, so the next append goes to the writer thread (see the module docstring).
+        self._restart_due = False
         self._running = 0  # jobs handed to the writer thread and not yet finished
         #: The fast path's connection (see :meth:`submit`): it never waits for the lock.
-        self._fast_log = Log(log.path)
-        self._fast_log.db.lock_timeout = 0.0
+        self._fast_log = Log(log.path, lock_timeout=0.0)
         self._fast_log.checkpoint_after_acks(0)  # never a checkpoint on the loop's thread
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
-        """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread."""
+        """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread. The job
+        counts as running until the thread ends it, even if the caller is cancelled."""
+        job = asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
         self._running += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
-        finally:
-            self._running -= 1
+        job.add_done_callback(self._job_done)
+        return await asyncio.shield(job)
+
+    def _job_done(self, _job: object) -> None:
+        self._running -= 1
 
     async def append(self, writes: Writes) -> list[int]:
         """Store batches; return their base offsets once committed (see :meth:`submit`)."""
@@ -96,24 +108,28 @@ class Writer:
 
     def submit(self, writes: Writes) -> asyncio.Future[list[int]]:
         """Queue batches to store at once; the future gives their base offsets once
-        committed.
+        committed. It may be done already when this returns: a small append with no write
+        queued or running commits on the fast path before it returns (or fails: the
+        future then holds the error). Never raises.
 
         Appends that arrive while a transaction runs share the next one. If a transaction
-        fails, each of its appends gets the error (a QueueError) and nothing of it is
-        stored; so do the appends already waiting for the next one, since they may have
-        been accepted as following the failed ones (see :meth:`Producers.check`).
+        fails, each of its appends gets the error (a QueueError, or the unexpected one) and
+        nothing of it is stored; so do the appends already waiting for the next one, since
+        they may have been accepted as following the failed ones (see
+        :meth:`Producers.check`).
         """
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         if self._idle():
             try:
                 done = self._commit_here([writes])
-            except QueueError as exc:
+            except Exception as exc:  # as in _flush: the caller settles it from the future
                 future.set_exception(exc)
                 return future
             if done is not None:
                 future.set_result(done[0])
                 self._count([writes])
-                if self._catch_up or self._unchecked >= CHECKPOINT_PAGES:
+                due = self._unchecked >= CHECKPOINT_PAGES and self._checkpointing is None
+                if self._catch_up or due:
                     self._flusher = asyncio.create_task(self._flush())
                 return future
         self._appends.append((writes, future))
@@ -132,7 +148,10 @@ class Writer:
     def _commit_here(self, jobs: list[Writes]) -> list[list[int]] | None:
         """Commit ``jobs`` in one transaction on this (the loop's) thread when they are
         small and the file's lock is free; None when not (the writer thread then waits for
-        the lock). Raises QueueError when the transaction fails."""
+        the lock, or the WAL restarts, see the module docstring). Raises QueueError when
+        the transaction fails."""
+        if self._restart_due:
+            return None
         if sum(len(b.data) for writes in jobs for _pid, b in writes) > FAST_BYTES:
             return None
         try:
@@ -146,7 +165,8 @@ class Writer:
         self._unchecked += TRANSACTION_PAGES + size // PAGE_BYTES
 
     async def _flush(self) -> None:
-        await self._maintain()  # due after a fast-path append, if that started this task
+        if not self._appends:  # started after a fast-path append: only the maintenance
+            await self._maintain()
         while self._appends:
             jobs, self._appends = self._appends, []
             writes = [w for w, _ in jobs]
@@ -154,6 +174,7 @@ class Writer:
                 results = None if self._running else self._commit_here(writes)
                 if results is None:
                     results = await self.run(self.log.append_all, writes)
+                    self._restart_due = False  # that commit started the WAL over if due
             except Exception as exc:
                 jobs, self._appends = jobs + self._appends, []
                 for _, future in jobs:
@@ -171,7 +192,8 @@ class Writer:
         if self._catch_up:
             self._catch_up = False
             with contextlib.suppress(QueueError):  # busy: the next round, or the backstop
-                await self.run(self.log.checkpoint)
+                if await self.run(self.log.checkpoint):
+                    self._restart_due = True
         if self._unchecked >= CHECKPOINT_PAGES and self._checkpointing is None:
             self._unchecked = 0
             self._start_checkpoint()
@@ -184,11 +206,14 @@ class Writer:
         )
         self._checkpointing.add_done_callback(self._checkpoint_done)
 
-    def _checkpoint_done(self, done: asyncio.Future[None]) -> None:
+    def _checkpoint_done(self, done: asyncio.Future[bool]) -> None:
         self._checkpointing = None
         if done.cancelled() or done.exception() is not None:
             return  # busy: the next round, or the backstop
-        self._catch_up = True
+        if done.result():  # copied everything: no catch-up, but the WAL starts over
+            self._restart_due = True
+        else:
+            self._catch_up = True
 
     def close(self) -> None:
         """Finish the running write and checkpoint, then close the connections."""
