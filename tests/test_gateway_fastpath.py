@@ -348,3 +348,87 @@ def test_an_unexpected_error_on_the_fast_path_is_settled_not_left_in_flight(
             await asyncio.to_thread(writer.close)
 
     asyncio.run(scenario())
+
+
+def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpoint(
+    db_path: Path,
+) -> None:
+    """A due catch-up checkpoint comes after the acks the writer owes: appends queued
+    behind a running write (here an offset commit, held) are committed before it."""
+    _setup(db_path)
+    release, started = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> None:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        real_commit, real_checkpoint = writer.log.commit, writer.log.checkpoint
+        real_append = writer.log.append_all
+
+        def noted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            order.append("append")  # on the writer thread: the commit still ran
+            return real_append(jobs)
+
+        def held_commit(*args: object) -> None:
+            started.set()
+            release.wait(30)
+            real_commit(*args)  # type: ignore[arg-type]
+
+        def noted_checkpoint() -> bool:
+            order.append("checkpoint")
+            return real_checkpoint()
+
+        writer.log.commit = held_commit  # type: ignore[method-assign,assignment]
+        writer.log.checkpoint = noted_checkpoint  # type: ignore[method-assign]
+        writer.log.append_all = noted_append  # type: ignore[method-assign]
+        try:
+            writer._catch_up = True
+            running = asyncio.ensure_future(writer.run(writer.log.commit, "g", [(pid, 0)]))
+            assert await asyncio.to_thread(started.wait, 30)
+            append = writer.submit([(pid, _one(b"a"))])
+            release.set()
+            await running
+            assert (await append) == [0]
+            assert writer._flusher is not None
+            await writer._flusher
+        finally:
+            release.set()
+            await asyncio.to_thread(writer.close)
+
+    asyncio.run(scenario())
+    assert order == ["append", "checkpoint"]
+
+
+def test_fast_appends_go_on_while_a_background_checkpoint_runs(db_path: Path) -> None:
+    """While the background checkpoint runs (held here), appends past CHECKPOINT_PAGES
+    still commit at once on the loop's thread: no idle flusher queues them meanwhile."""
+    _setup(db_path)
+    release, started = threading.Event(), threading.Event()
+
+    async def scenario() -> list[int]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        background = writer._checkpoint_log
+        real_checkpoint = background.checkpoint
+
+        def held_checkpoint() -> bool:
+            started.set()
+            release.wait(30)
+            return real_checkpoint()
+
+        background.checkpoint = held_checkpoint  # type: ignore[method-assign]
+        try:
+            writer._unchecked = writer_module.CHECKPOINT_PAGES  # the checkpoint is due
+            first = writer.submit([(pid, _one(b"a"))])
+            assert writer._flusher is not None
+            await writer._flusher  # started the background checkpoint
+            assert await asyncio.to_thread(started.wait, 30)
+            writer._unchecked = writer_module.CHECKPOINT_PAGES  # due again meanwhile
+            rest = [writer.submit([(pid, _one(v))]) for v in (b"b", b"c", b"d")]
+            assert all(f.done() for f in rest)  # each committed at once
+            return [f.result()[0] for f in (first, *rest)]
+        finally:
+            release.set()
+            await asyncio.to_thread(writer.close)
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3]
