@@ -42,6 +42,27 @@ def _one(value: bytes) -> Batch:
     return check_batch(batch([value]), 1 << 20)
 
 
+async def _held_offset_commit(
+    writer: Writer, release: threading.Event, after: Callable[[], None] = lambda: None
+) -> asyncio.Future[None]:
+    """Start an offset commit on the writer thread that waits there until ``release`` is
+    set (then commits and calls ``after``); return once it waits, with its future."""
+    started = threading.Event()
+    real = writer.log.commit
+
+    def held_commit(*args: object) -> None:
+        started.set()
+        release.wait(30)
+        real(*args)  # type: ignore[arg-type]
+        after()
+
+    writer.log.commit = held_commit  # type: ignore[method-assign,assignment]
+    pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+    running = asyncio.ensure_future(writer.run(writer.log.commit, "g", [(pid, 0)]))
+    assert await asyncio.to_thread(started.wait, 30)  # held on the writer thread
+    return running
+
+
 def test_an_append_with_no_write_in_flight_is_committed_before_submit_returns(
     db_path: Path,
 ) -> None:
@@ -101,24 +122,14 @@ def test_an_append_while_another_write_runs_waits_for_it(db_path: Path) -> None:
     """A write running on the writer thread (here an offset commit, held) comes first: an
     append submitted meanwhile is not committed ahead of it on the fast path."""
     _setup(db_path)
-    release, started = threading.Event(), threading.Event()
+    release = threading.Event()
     order: list[str] = []
 
     async def scenario() -> None:
         writer = Writer(Log(db_path))
         pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
-        real = writer.log.commit
-
-        def held_commit(*args: object) -> None:
-            started.set()
-            release.wait(30)
-            real(*args)  # type: ignore[arg-type]
-            order.append("commit")
-
-        writer.log.commit = held_commit  # type: ignore[method-assign]
         try:
-            running = asyncio.ensure_future(writer.run(writer.log.commit, "g", [(pid, 0)]))
-            assert await asyncio.to_thread(started.wait, 30)  # on the writer thread, held
+            running = await _held_offset_commit(writer, release, lambda: order.append("commit"))
             append = writer.submit([(pid, _one(b"a"))])
             append.add_done_callback(lambda _f: order.append("append"))
             assert not append.done()
@@ -356,35 +367,27 @@ def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpo
     """A due catch-up checkpoint comes after the acks the writer owes: appends queued
     behind a running write (here an offset commit, held) are committed before it."""
     _setup(db_path)
-    release, started = threading.Event(), threading.Event()
+    release = threading.Event()
     order: list[str] = []
 
     async def scenario() -> None:
         writer = Writer(Log(db_path))
         pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
-        real_commit, real_checkpoint = writer.log.commit, writer.log.checkpoint
-        real_append = writer.log.append_all
+        real_checkpoint, real_append = writer.log.checkpoint, writer.log.append_all
 
         def noted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
             order.append("append")  # on the writer thread: the commit still ran
             return real_append(jobs)
 
-        def held_commit(*args: object) -> None:
-            started.set()
-            release.wait(30)
-            real_commit(*args)  # type: ignore[arg-type]
-
         def noted_checkpoint() -> bool:
             order.append("checkpoint")
             return real_checkpoint()
 
-        writer.log.commit = held_commit  # type: ignore[method-assign,assignment]
         writer.log.checkpoint = noted_checkpoint  # type: ignore[method-assign]
         writer.log.append_all = noted_append  # type: ignore[method-assign]
         try:
             writer._catch_up = True
-            running = asyncio.ensure_future(writer.run(writer.log.commit, "g", [(pid, 0)]))
-            assert await asyncio.to_thread(started.wait, 30)
+            running = await _held_offset_commit(writer, release)
             append = writer.submit([(pid, _one(b"a"))])
             release.set()
             await running
