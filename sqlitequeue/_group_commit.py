@@ -6,9 +6,11 @@ one after another. With :class:`GroupCommit`, writes that arrive while no batch 
 committed gather in the next batch, and the thread whose write completes it (every thread
 that wrote in the last two batches is in) runs the whole batch in one write transaction
 and commits once (one fsync); then each waiting thread gets its result. The first write of
-a batch waits for the others at most as long as the last COMMIT took; if they do not all
-come, it commits what is there. Writes that arrive during a commit gather in the
-next batch. One thread alone commits at once, a transaction of one write, as before.
+a batch waits for the others at most one and a half times as long as the last complete
+batch took to gather and commit; if they do not all come, it commits what is there. It
+does not wait at all when every committed write has already returned (no thread is on its
+way back with its next write). Writes that arrive during a commit gather
+in the next batch. One thread alone commits at once, a transaction of one write, as before.
 
 Where the time goes (measured on 2 cores with 8 threads, see docs/benchmarks.md): the
 fsync releases the GIL, but everything else in a put is Python that runs one thread at a
@@ -23,7 +25,11 @@ So the design keeps the wake-ups on that path few:
 * after the commit the committing thread wakes only the first writer of its batch, and
   each writer wakes the next one as it returns: one woken thread at a time competes for
   the GIL with the running one. Woken all at once, most of them would find the GIL taken
-  and sleep a second time on it.
+  and sleep a second time on it;
+* the first writer's wait outlasts the whole batch (see LINGER_SHARE), so it does not
+  run out, for nothing, during the commit;
+* the batch's puts (:class:`RowInsert`) are inserted with one multi-row INSERT, not one
+  statement each.
 
 Measured side by side on 2 cores and rejected, because each was slower for 8 threads
 (issue 15): overlapping the fsync with the next batch. Committing each batch at NORMAL and
@@ -34,7 +40,8 @@ threads are runnable at once: every statement and every wake-up releases the GIL
 other, each hand-off becomes a contended one, the write transactions take about twice as
 long, and the syncs cover about half a batch each. A background thread that commits and
 syncs for everyone, and one ``fdatasync`` per put left to the kernel to merge, lost the
-same way; an ``executemany`` of the batch's rows saved too little to see. One thread
+same way; an ``executemany`` of the batch's rows saved too little to see (one multi-row
+INSERT does save: about a quarter of the batch's statement time). One thread
 running at a time, with the fsync alone in parallel, is what this interpreter does fastest.
 
 Guarantees:
@@ -71,14 +78,40 @@ T = TypeVar("T")
 #: Opens one write transaction (``Database.write``): commits on exit, rolls back on error.
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
+#: Row inserts of a batch run as multi-row INSERTs of 2**k rows (at most this many), so a
+#: connection's statement cache holds a few of them, not one per batch size.
+MAX_ROWS_PER_INSERT = 64
+
 
 #: The first write of a batch waits for the threads that wrote in the last two batches at
-#: most this share of the last COMMIT's duration (and at most LINGER_MAX seconds). Their
-#: wake-ups come one after another and do not get faster with the disk: with half a commit
-#: on a disk with fast fsyncs, the wait ran out before the last of 8 writers came in
-#: several percent of the batches, which then split into two commits.
-LINGER_SHARE = 1.0
+#: most this share of the last complete batch's gathering and transaction together (and at
+#: most LINGER_MAX seconds). The wait must outlast the whole batch: when it runs out during
+#: the commit that already holds the write (its batch was completed by another thread), the
+#: waiting thread wakes for nothing and takes the interpreter lock in the middle of the
+#: commit; measured on 2 cores with 8 threads, that one spurious wake-up per batch cost about
+#: a tenth of the throughput (LINGER_SHARE 1.0 of the COMMIT alone did that). Too short a wait
+#: splits the batch: the writers' wake-ups come one after another and do not get faster
+#: with the disk.
+LINGER_SHARE = 1.5
 LINGER_MAX = 0.002
+
+
+class RowInsert:
+    """A write that inserts one row: ``statement`` is an ``INSERT ... VALUES (?, ...)`` of
+    one row, ``row`` its parameters. Called with a connection, it inserts the row and
+    returns its rowid. In a batch, consecutive row inserts with the same statement run as
+    one multi-row INSERT (one statement instead of one each); the rowids are then
+    consecutive, as they are for one INSERT of rows into a table with an INTEGER PRIMARY
+    KEY whose largest rowid is below 2**63 - 1 (``put_many`` relies on the same)."""
+
+    __slots__ = ("row", "statement")
+
+    def __init__(self, statement: str, row: tuple[Any, ...]) -> None:
+        self.statement = statement
+        self.row = row
+
+    def __call__(self, conn: sqlite3.Connection) -> int:
+        return conn.execute(self.statement, self.row).lastrowid  # type: ignore[return-value]
 
 
 class _Write(Generic[T]):
@@ -111,9 +144,11 @@ class GroupCommit:
     One batch at a time is committed, by the thread whose write completed it (or whose
     wait for the others ran out); the others wait on their own lock. Threads that wrote in
     the last two batches are likely to write again at once (they were waiting for their
-    commit), so a batch waits a little for them (bounded by LINGER_SHARE of the last
-    COMMIT's duration): without it the writers split into two alternating halves and each
-    commit carries only half of them. A lone thread never waits.
+    commit), so a batch waits a little for them (bounded by LINGER_SHARE of how long the
+    last complete batch took to gather and commit): without it the writers split into two
+    alternating halves and each commit carries only half of them. The first write of a
+    batch does not wait when every committed write has returned (their threads are busy
+    elsewhere, or gone), so a lone thread, or threads that put now and then, never wait.
     """
 
     def __init__(self) -> None:
@@ -126,7 +161,12 @@ class GroupCommit:
         self._committing = False  # a thread is running a batch's transaction
         self._last_threads: set[int] = set()
         self._recent_threads: set[int] = set()  # of the last two batches
-        self._last_commit = 0.0  # seconds the last COMMIT took
+        # Threads whose write was taken into a batch and has not returned yet (set.add and
+        # set.discard are atomic, so a returning thread need not take the lock).
+        self._returning: set[int] = set()
+        self._gathering_since: float | None = None  # a first write began waiting for others
+        self._last_gather = 0.0  # seconds the last complete batch's first write waited
+        self._last_transaction = 0.0  # seconds the last transaction took, BEGIN to COMMIT
 
     def run(self, work: Callable[[sqlite3.Connection], T], transaction: Transaction) -> T:
         """Run ``work(conn)`` inside a transaction opened by ``transaction()``, possibly
@@ -136,19 +176,34 @@ class GroupCommit:
         if self._pid != os.getpid():
             self._reset()  # forked: the parent's threads and batch are not here
         write: _Write[T] = _Write(work, threading.get_ident())
-        with self._lock:
-            waiting = self._waiting
-            waiting.append(write)
-            if self._committing or len(waiting) < len(self._recent_threads):
-                write.wake = threading.Lock()
-                write.wake.acquire()
-                first = not self._committing and len(waiting) == 1
-                batch = None
-            else:
-                batch = self._take()
-        if batch is None:
-            return self._wait(write, first, transaction)
-        return self._commit(batch, write, transaction)
+        try:
+            with self._lock:
+                waiting = self._waiting
+                waiting.append(write)
+                if self._committing or (
+                    len(waiting) < len(self._recent_threads)
+                    and (len(waiting) > 1 or self._returning)
+                ):
+                    write.wake = threading.Lock()
+                    write.wake.acquire()
+                    deadline = None
+                    if not self._committing and len(waiting) == 1:
+                        deadline = self._start_gathering()
+                    batch = None
+                else:
+                    batch = self._take()
+            if batch is None:
+                return self._wait(write, deadline, transaction)
+            return self._commit(batch, write, transaction)
+        finally:
+            self._returning.discard(write.thread)
+
+    def _start_gathering(self) -> float:
+        """The first write of a batch starts waiting for the others: return until when
+        (lock held)."""
+        now = self._gathering_since = time.monotonic()
+        linger = (self._last_gather + self._last_transaction) * LINGER_SHARE
+        return now + min(linger, LINGER_MAX)
 
     def _take(self) -> list[_Write[Any]]:
         """Take the waiting writes as the batch to commit now (lock held)."""
@@ -158,17 +213,20 @@ class GroupCommit:
         for write in batch:
             write.taken = True
             threads.add(write.thread)
+        since, self._gathering_since = self._gathering_since, None
+        if len(threads) >= len(self._recent_threads):  # complete: every recent thread came
+            self._last_gather = time.monotonic() - since if since is not None else 0.0
         self._recent_threads = threads | self._last_threads
         self._last_threads = threads
+        self._returning.update(threads)
         return batch
 
-    def _wait(self, write: _Write[T], first: bool, transaction: Transaction) -> T:
+    def _wait(self, write: _Write[T], deadline: float | None, transaction: Transaction) -> T:
         """Wait until ``write``'s batch is done, then wake the next writer and return its
-        outcome; or, as the first write of a batch whose wait for the others ran out (or
-        that was handed the batch after a commit), commit the batch. An interrupt is
-        raised once that is done."""
+        outcome; or, as the first write of a batch whose wait for the others ran out at
+        ``deadline`` (or that was handed the batch after a commit), commit the batch. An
+        interrupt is raised once that is done."""
         wake: threading.Lock = write.wake  # type: ignore[assignment]
-        deadline = time.monotonic() + self._linger() if first else None
         interrupted: BaseException | None = None
         while True:
             try:
@@ -184,11 +242,10 @@ class GroupCommit:
                 if write.taken or self._committing or self._waiting[0] is not write:
                     deadline = None  # signalled when its batch is done, or handed the next
                     continue
-                now = time.monotonic()
                 if deadline is None:  # handed the batch after a commit: wait for the rest
-                    deadline = now + self._linger()
+                    deadline = self._start_gathering()
                 complete = len(self._waiting) >= len(self._recent_threads)
-                if not complete and now < deadline and interrupted is None:
+                if not complete and time.monotonic() < deadline and interrupted is None:
                     continue
                 batch = self._take()
             try:
@@ -203,9 +260,6 @@ class GroupCommit:
             raise interrupted
         return write.outcome()
 
-    def _linger(self) -> float:
-        return min(self._last_commit * LINGER_SHARE, LINGER_MAX)
-
     def _commit(self, batch: list[_Write[Any]], me: _Write[T], transaction: Transaction) -> T:
         """Run every write of ``batch`` in one transaction and commit; record each outcome,
         wake the batch's first waiting writer (each wakes the next) and hand the next batch,
@@ -213,12 +267,12 @@ class GroupCommit:
         waiters = [w for w in batch if w is not me]
         for write, after in pairwise(waiters):
             write.next = after  # read by each waiter only once its write is done
-        committing = 0.0
+        began = time.monotonic()
+        took = 0.0
         try:
             with transaction() as conn:
-                for write in batch:
-                    write.result = write.work(conn)
-                committing = time.monotonic()
+                _run_writes(conn, batch)
+            took = time.monotonic() - began
         except BaseException as exc:
             for write in batch:
                 write.result = None
@@ -228,14 +282,68 @@ class GroupCommit:
                 write.done = True
             if waiters:
                 _signal(waiters[0].wake)
-            took = time.monotonic() - committing if committing else self._last_commit
             with self._lock:
                 self._committing = False
-                self._last_commit = took
+                if took:
+                    self._last_transaction = took
                 following = self._waiting[0] if self._waiting else None
             if following is not None:
                 _signal(following.wake)
         return me.outcome()
+
+
+def _run_writes(conn: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
+    """Run the batch's writes in order and record each result; consecutive row inserts with
+    one statement run as multi-row INSERTs (see :class:`RowInsert`)."""
+    inserts: list[tuple[_Write[Any], RowInsert]] = []
+    for write in batch:
+        work = write.work
+        if type(work) is RowInsert:
+            if inserts and inserts[0][1].statement != work.statement:
+                _insert_rows(conn, inserts)
+                inserts = []
+            inserts.append((write, work))
+            continue
+        if inserts:
+            _insert_rows(conn, inserts)
+            inserts = []
+        write.result = work(conn)
+    if inserts:
+        _insert_rows(conn, inserts)
+
+
+def _insert_rows(conn: sqlite3.Connection, inserts: list[tuple[_Write[Any], RowInsert]]) -> None:
+    """Insert the rows of ``inserts`` (row inserts with one statement), in order, in
+    INSERTs of 2**k rows; record each write's rowid."""
+    statement = inserts[0][1].statement
+    done = 0
+    while done < len(inserts):
+        rows = min(MAX_ROWS_PER_INSERT, 1 << (len(inserts) - done).bit_length() - 1)
+        chunk = inserts[done : done + rows]
+        if rows == 1:
+            write, insert = chunk[0]
+            write.result = insert(conn)
+        else:
+            values = [value for _, insert in chunk for value in insert.row]
+            cursor = conn.execute(_multi_row(statement, rows), values)
+            first = cursor.lastrowid - rows + 1  # type: ignore[operator]
+            for rowid, (write, _) in enumerate(chunk, start=first):
+                write.result = rowid
+        done += rows
+
+
+_MULTI_ROW: dict[tuple[str, int], str] = {}
+
+
+def _multi_row(statement: str, rows: int) -> str:
+    """``statement`` (an INSERT of one row ending in its ``VALUES (?, ...)``) for ``rows``
+    rows."""
+    key = (statement, rows)
+    multi = _MULTI_ROW.get(key)
+    if multi is None:
+        values = statement[statement.rindex("(") :]
+        multi = _MULTI_ROW[key] = statement + f", {values}" * (rows - 1)
+    return multi
 
 
 def _signal(wake: threading.Lock | None) -> None:

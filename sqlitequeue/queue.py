@@ -42,6 +42,7 @@ from sqlitequeue._checks import INT64_MAX, check_int64, check_text
 from sqlitequeue._checks import check_count as _check_count
 from sqlitequeue._checks import check_seconds as _check_seconds
 from sqlitequeue._db import Database
+from sqlitequeue._group_commit import RowInsert
 from sqlitequeue._queue_sql import DELAYED, LEASED, READY
 from sqlitequeue._worker import Delivery, StopFlag, consume
 from sqlitequeue.errors import DatabaseError, InvalidArgument, LeaseLost, PayloadTooLarge
@@ -169,7 +170,7 @@ class Queue:
         state, rank = self._schedule(delay, priority)
         row = (self.name, state, priority, rank, time.time(), key, payload)
         if self._db.durability == "full":  # an fsync per commit: share it (group commit)
-            return self._db.write_grouped(lambda conn: _inserted(conn, row))
+            return self._db.write_grouped(RowInsert(sql.INSERT, row))
         cur = self._db.execute_write(sql.INSERT, row)
         return cur.lastrowid  # type: ignore[return-value]
 
@@ -621,11 +622,6 @@ class Queue:
             "nacked, buried or purged). The work may be done twice: keep handlers "
             "idempotent, use a longer lease, or call extend() while working."
         )
-
-
-def _inserted(conn: sqlite3.Connection, row: tuple[Any, ...]) -> int:
-    """Insert one message row; return its id."""
-    return conn.execute(sql.INSERT, row).lastrowid  # type: ignore[return-value]
 
 
 def _inserted_many(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int]:

@@ -166,6 +166,78 @@ def test_a_lone_thread_is_never_held_back(db_path: Path, many: bool) -> None:
         assert log.batches == [2 if many else 1] * 20
 
 
+def test_threads_that_put_now_and_then_are_never_held_back(db_path: Path) -> None:
+    """Two threads take turns: each puts only once the other's put has returned. Each put
+    commits at once, alone: no thread is on its way back with a put, so there is nothing
+    to wait for (the batch's first put would otherwise wait for the other thread)."""
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        group = q._db._group
+        waits: list[float] = []
+        start_gathering = group._start_gathering
+
+        def counted_start() -> float:
+            waits.append(time.monotonic())
+            return start_gathering()
+
+        group._start_gathering = counted_start  # type: ignore[method-assign]
+        turns = [threading.Event(), threading.Event()]
+
+        def take_turns(me: int) -> None:
+            for i in range(10):
+                assert turns[me].wait(10)
+                turns[me].clear()
+                q.put(b"%d:%d" % (me, i))
+                turns[1 - me].set()
+
+        threads = [threading.Thread(target=take_turns, args=(n,)) for n in (0, 1)]
+        for t in threads:
+            t.start()
+        turns[0].set()
+        for t in threads:
+            t.join(30)
+        log.close()
+        assert log.batches == [1] * 20
+        assert waits == []  # no put waited for the other thread
+
+
+@pytest.mark.parametrize("puts", [2, 7, 70])  # one INSERT; 4 + 2 + 1 rows; 64 + 4 + 2 rows
+@pytest.mark.parametrize("with_put_many", [False, True])
+def test_each_put_of_a_batch_returns_the_id_of_its_own_message(
+    db_path: Path, puts: int, with_put_many: bool
+) -> None:
+    """A batch's puts are inserted together (multi-row INSERTs, a put_many between them
+    splits them): every put still returns the id its own message is stored under."""
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+        returned: dict[bytes, int] = {}
+
+        def put(payload: bytes) -> None:
+            if with_put_many and payload == b"%d" % (puts // 2):
+                first_id, second_id = q.put_many([payload, payload + b"+"])
+                returned[payload + b"+"] = second_id
+            else:
+                first_id = q.put(payload)
+            returned[payload] = first_id
+
+        log.hold_next = 0.3  # the first put leads and holds its transaction open ...
+        first = threading.Thread(target=put, args=(b"first",))
+        first.start()
+        assert log.holding.wait(10)
+        threads = [  # ... while these wait for it: together they are the next batch
+            threading.Thread(target=put, args=(b"%d" % n,)) for n in range(puts)
+        ]
+        for t in threads:
+            t.start()
+        wait_for_waiting_puts(q, puts)
+        for t in [first, *threads]:
+            t.join(30)
+        log.close()
+        assert log.batches == [1, puts + with_put_many]
+        stored = {m.payload: m.id for m in iter(lambda: q.get(timeout=0), None)}
+        assert stored == returned
+
+
 def test_no_put_of_a_batch_returns_before_its_commit_has_returned(db_path: Path) -> None:
     """The COMMIT of a batch of several puts is held open: none of them may return until it
     has returned, whatever the order in which the waiting threads are woken."""
