@@ -116,23 +116,28 @@ def time_sends(subject: Subject, count: int, cap: float) -> Sample:
 def time_threaded_sends(subject: Subject, count: int, cap: float, threads: int) -> Sample:
     """``count`` payloads sent one at a time (``send`` + ``flush``) from ``threads`` threads,
     each with its own producer on the subject's one queue object (the group-commit pattern:
-    at FULL their puts may share commits); msgs/s from the first start to the last end.
-    First, untimed, PUT_THREADS_WARMUP payloads are sent one at a time from one thread, so
-    every row is timed with the file's WAL at its working size."""
+    at FULL their puts may share commits); msgs/s from the moment every thread is ready
+    (started, its payloads built) to the last end. First, untimed, PUT_THREADS_WARMUP
+    payloads are sent one at a time from one thread, so every row is timed with the file's
+    WAL at its working size."""
     producers = [subject.producer(TOPIC) for _ in range(threads)]
     send, flush = producers[0].send, producers[0].flush
     for data in payloads(PUT_THREADS_WARMUP):
         send(None, data)
         flush()
     share = max(1, count // threads)
-    clock = _Cap(cap)
+    shares = [payloads(share) for _ in range(threads)]
+    clocks: list[_Cap] = []
+    ready = threading.Barrier(threads, action=lambda: clocks.append(_Cap(cap)))
     sent = [0] * threads
     errors: list[BaseException] = []
 
     def run(n: int) -> None:
         send, flush = producers[n].send, producers[n].flush
         try:
-            for data in payloads(share):
+            ready.wait()
+            clock = clocks[0]
+            for data in shares[n]:
                 if clock.over(sent[n], 16):
                     break
                 send(None, data)
@@ -149,6 +154,7 @@ def time_threaded_sends(subject: Subject, count: int, cap: float, threads: int) 
     if errors:
         raise errors[0]
     done = sum(sent)
+    clock = clocks[0]
     return _sample(clock.rate(done), clock.capped, done, share * threads)
 
 
