@@ -8,8 +8,8 @@ that wrote in the last two batches is in) runs the whole batch in one write tran
 and commits once (one fsync); then each waiting thread gets its result. The first write of
 a batch waits for the others at most one and a half times as long as the last complete
 batch took to gather and commit; if they do not all come, it commits what is there. It
-does not wait at all when every committed write has already returned (no thread is on its
-way back with its next write). Writes that arrive during a commit gather
+does not wait for threads that are not on their way back from a commit (their writes have
+returned: they are busy elsewhere, or gone). Writes that arrive during a commit gather
 in the next batch. One thread alone commits at once, a transaction of one write, as before.
 
 Where the time goes (measured on 2 cores with 8 threads, see docs/benchmarks.md): the
@@ -84,14 +84,15 @@ MAX_ROWS_PER_INSERT = 64
 
 
 #: The first write of a batch waits for the threads that wrote in the last two batches at
-#: most this share of the last complete batch's gathering and transaction together (and at
+#: most this share of the last complete batch's gathering plus the last transaction (and at
 #: most LINGER_MAX seconds). The wait must outlast the whole batch: when it runs out during
 #: the commit that already holds the write (its batch was completed by another thread), the
 #: waiting thread wakes for nothing and takes the interpreter lock in the middle of the
 #: commit; measured on 2 cores with 8 threads, that one spurious wake-up per batch cost about
 #: a tenth of the throughput (LINGER_SHARE 1.0 of the COMMIT alone did that). Too short a wait
 #: splits the batch: the writers' wake-ups come one after another and do not get faster
-#: with the disk.
+#: with the disk. (Where a batch takes over LINGER_MAX / LINGER_SHARE, a slow disk, the cap
+#: wins and the wait runs out during the commit again; there, one wake-up is a small share.)
 LINGER_SHARE = 1.5
 LINGER_MAX = 0.002
 
@@ -100,9 +101,11 @@ class RowInsert:
     """A write that inserts one row: ``statement`` is an ``INSERT ... VALUES (?, ...)`` of
     one row, ``row`` its parameters. Called with a connection, it inserts the row and
     returns its rowid. In a batch, consecutive row inserts with the same statement run as
-    one multi-row INSERT (one statement instead of one each); the rowids are then
-    consecutive, as they are for one INSERT of rows into a table with an INTEGER PRIMARY
-    KEY whose largest rowid is below 2**63 - 1 (``put_many`` relies on the same)."""
+    multi-row INSERTs (of 2**k rows, one statement instead of one each), and each write's
+    rowid is worked out from the last: rows of one INSERT into a table with an INTEGER
+    PRIMARY KEY get consecutive rowids while the largest stays below 2**63 - 1, which no
+    count of inserts reaches (``put_many`` relies on the same; past it SQLite picks rowids
+    at random, and ids would neither increase nor be unique over time anyway)."""
 
     __slots__ = ("row", "statement")
 
@@ -146,9 +149,9 @@ class GroupCommit:
     the last two batches are likely to write again at once (they were waiting for their
     commit), so a batch waits a little for them (bounded by LINGER_SHARE of how long the
     last complete batch took to gather and commit): without it the writers split into two
-    alternating halves and each commit carries only half of them. The first write of a
-    batch does not wait when every committed write has returned (their threads are busy
-    elsewhere, or gone), so a lone thread, or threads that put now and then, never wait.
+    alternating halves and each commit carries only half of them. A batch is complete once
+    no thread is on its way back from a commit (every committed write has returned), so a
+    lone thread, or threads that put now and then, do not wait for each other.
     """
 
     def __init__(self) -> None:
@@ -181,8 +184,7 @@ class GroupCommit:
                 waiting = self._waiting
                 waiting.append(write)
                 if self._committing or (
-                    len(waiting) < len(self._recent_threads)
-                    and (len(waiting) > 1 or self._returning)
+                    len(waiting) < len(self._recent_threads) and self._returning
                 ):
                     write.wake = threading.Lock()
                     write.wake.acquire()
@@ -244,7 +246,7 @@ class GroupCommit:
                     continue
                 if deadline is None:  # handed the batch after a commit: wait for the rest
                     deadline = self._start_gathering()
-                complete = len(self._waiting) >= len(self._recent_threads)
+                complete = len(self._waiting) >= len(self._recent_threads) or not self._returning
                 if not complete and time.monotonic() < deadline and interrupted is None:
                     continue
                 batch = self._take()
@@ -284,6 +286,7 @@ class GroupCommit:
                 _signal(waiters[0].wake)
             with self._lock:
                 self._committing = False
+                self._returning.discard(me.thread)  # on its way back, not to be waited for
                 if took:
                     self._last_transaction = took
                 following = self._waiting[0] if self._waiting else None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlitequeue import Closed, DatabaseError, Queue
+from sqlitequeue import Closed, DatabaseError, Queue, _group_commit
 
 THREADS = 8
 
@@ -201,16 +201,57 @@ def test_threads_that_put_now_and_then_are_never_held_back(db_path: Path) -> Non
         assert waits == []  # no put waited for the other thread
 
 
+def test_a_put_handed_the_next_batch_does_not_wait_for_threads_that_are_not_putting(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put that arrives during another thread's commit is handed the next batch. When no
+    other thread is on its way back from a commit (the threads that put before are busy
+    elsewhere), it commits as soon as that commit has returned, without waiting for them."""
+    monkeypatch.setattr(_group_commit, "LINGER_SHARE", 1000.0)
+    monkeypatch.setattr(_group_commit, "LINGER_MAX", 60.0)  # waiting would take a minute
+    with Queue(db_path, durability="full") as q:
+        log = CommitLog(q, db_path)
+
+        def put_while_held(later: list[bytes]) -> None:
+            """One put holds its commit open while the puts of ``later`` arrive."""
+            log.holding.clear()
+            log.hold_next = 0.3
+            first = threading.Thread(target=q.put, args=(b"first",))
+            first.start()
+            assert log.holding.wait(10)
+            others = [threading.Thread(target=q.put, args=(p,)) for p in later]
+            for t in others:
+                t.start()
+            wait_for_waiting_puts(q, len(later))
+            for t in [first, *others]:
+                t.join(10)
+                assert not t.is_alive(), "a put waited for threads that were not putting"
+
+        put_while_held([b"b", b"c"])  # three threads have put: the recent writers
+        put_while_held([b"e"])  # e is handed the batch after the held commit
+        log.close()
+        assert log.batches == [1, 2, 1, 1]
+
+
 @pytest.mark.parametrize("puts", [2, 7, 70])  # one INSERT; 4 + 2 + 1 rows; 64 + 4 + 2 rows
 @pytest.mark.parametrize("with_put_many", [False, True])
 def test_each_put_of_a_batch_returns_the_id_of_its_own_message(
     db_path: Path, puts: int, with_put_many: bool
 ) -> None:
-    """A batch's puts are inserted together (multi-row INSERTs, a put_many between them
-    splits them): every put still returns the id its own message is stored under."""
+    """A batch's puts are inserted together (multi-row INSERTs of 2**k rows; a put_many
+    between them splits them): every put still returns the id its own message is stored
+    under."""
     with Queue(db_path, durability="full") as q:
         log = CommitLog(q, db_path)
         returned: dict[bytes, int] = {}
+        inserts: list[str] = []
+        q._db.conn.set_trace_callback(
+            lambda statement: (
+                inserts.append(statement)
+                if statement.startswith("INSERT INTO queue_messages")
+                else None
+            )
+        )
 
         def put(payload: bytes) -> None:
             if with_put_many and payload == b"%d" % (puts // 2):
@@ -234,6 +275,8 @@ def test_each_put_of_a_batch_returns_the_id_of_its_own_message(
             t.join(30)
         log.close()
         assert log.batches == [1, puts + with_put_many]
+        if not with_put_many:  # the first put's INSERT, then one per 2**k rows
+            assert len(inserts) == 1 + bin(puts).count("1")
         stored = {m.payload: m.id for m in iter(lambda: q.get(timeout=0), None)}
         assert stored == returned
 
