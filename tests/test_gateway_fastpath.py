@@ -14,12 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from sqlitequeue.errors import DatabaseError
 from sqlitequeue.gateway import writer as writer_module
 from sqlitequeue.gateway.batches import Batch, check_batch
 from sqlitequeue.gateway.changes import Changes
 from sqlitequeue.gateway.handlers import AcceptedProduce
 from sqlitequeue.gateway.producers import Producers
 from sqlitequeue.gateway.storage import Log
+from sqlitequeue.gateway.wire import ErrorCode
 from sqlitequeue.gateway.writer import Writer
 from tests.test_gateway_protocol import batch
 
@@ -359,6 +361,53 @@ def test_an_unexpected_error_on_the_fast_path_is_settled_not_left_in_flight(
             await asyncio.to_thread(writer.close)
 
     asyncio.run(scenario())
+
+
+def test_a_batch_checked_after_its_predecessor_failed_is_refused_not_stored(
+    db_path: Path,
+) -> None:
+    """A producer's batch fails on the writer thread; its next batch (pipelined) is checked
+    before the failed one's request was answered. It is refused as out of order, not
+    stored after a gap: the producer then resends both, in order, and both are stored."""
+    _setup(db_path)
+
+    async def scenario() -> tuple[int, list[int]]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        producers = Producers(writer.log.recent_batches)
+        writer.on_failure = producers.forget_partitions
+        real_append = writer.log.append_all
+        failures = [DatabaseError("disk I/O error")]
+
+        def fails_once(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            if failures:
+                raise failures.pop()
+            return real_append(jobs)
+
+        writer.log.append_all = fails_once  # type: ignore[method-assign]
+        first = check_batch(batch([b"a", b"b"], producer_id=7, sequence=0), 1 << 20)
+        second = check_batch(batch([b"c"], producer_id=7, sequence=2), 1 << 20)
+        try:
+            writer._restart_due = True  # no fast path: the append goes to the writer thread
+            assert producers.check(pid, first) == (0, None)
+            failed = writer.submit([(pid, first)])
+            with pytest.raises(DatabaseError):
+                await failed  # failed, and its request not answered yet
+            code, _ = producers.check(pid, second)
+            offsets = []
+            for resent in (first, second):  # the producer resends both, in order
+                assert producers.check(pid, resent) == (0, None)
+                stored = await writer.submit([(pid, resent)])
+                producers.stored(pid, resent, stored[0])
+                offsets.append(stored[0])
+            return code, offsets
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    code, offsets = asyncio.run(scenario())
+    assert code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert offsets == [0, 2]
+    assert _stored(db_path) == (0, 3)
 
 
 def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpoint(

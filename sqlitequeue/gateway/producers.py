@@ -99,6 +99,12 @@ class Producers:
         for key in [k for k in self._in_flight if k[0] == pid]:
             del self._in_flight[key]
 
+    def forget_partitions(self, pids: set[int]) -> None:
+        """:meth:`forget` each of ``pids``: their appends failed (the writer calls this as
+        they fail, so no batch of theirs is accepted as following a failed one)."""
+        for pid in pids:
+            self.forget(pid)
+
     def _check_stored(self, pid: int, batch: Batch) -> tuple[int, int | None]:
         self._load(pid)
         state = self._states.get((pid, batch.producer_id))

@@ -194,6 +194,8 @@ class Server:
                 ) from exc
             self.port = listener.sockets[0].getsockname()[1]
             advertised_host, advertised_port = self.advertise or (self._own_host(), self.port)
+            producers = Producers(log.recent_batches)
+            writer.on_failure = producers.forget_partitions
             self._ctx = Context(
                 log,
                 writer,
@@ -201,7 +203,7 @@ class Server:
                 advertised_host,
                 advertised_port,
                 cluster_id_for(self.path),
-                Producers(log.recent_batches),
+                producers,
             )
             if not is_loopback(self.host):
                 logger.warning(

@@ -90,6 +90,11 @@ class Writer:
         #: The fast path's connection (see :meth:`submit`): it never waits for the lock.
         self._fast_log = Log(log.path, lock_timeout=0.0)
         self._fast_log.checkpoint_after_acks(0)  # never a checkpoint on the loop's thread
+        #: Called on the loop's thread with the partitions of appends that failed, as they
+        #: fail (before any other request is handled): the server forgets their producers'
+        #: batches in flight there (see :meth:`Producers.check`), so that a producer's next
+        #: batch, checked before the failed one was answered, is not accepted as following it.
+        self.on_failure: Callable[[set[int]], None] = lambda pids: None
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` (a method of :attr:`log`) on the writer thread. The job
@@ -124,6 +129,7 @@ class Writer:
                 done = self._commit_here([writes])
             except Exception as exc:  # as in _flush: the caller settles it from the future
                 future.set_exception(exc)
+                self._failed([writes])
                 return future
             if done is not None:
                 future.set_result(done[0])
@@ -159,6 +165,10 @@ class Writer:
         except DatabaseBusy:
             return None  # another connection holds the lock
 
+    def _failed(self, jobs: list[Writes]) -> None:
+        """Tell :attr:`on_failure` which partitions' appends failed."""
+        self.on_failure({pid for writes in jobs for pid, _batch in writes})
+
     def _count(self, jobs: list[Writes]) -> None:
         """Count the WAL pages of one committed transaction (see CHECKPOINT_PAGES)."""
         size = sum(len(b.data) for writes in jobs for _pid, b in writes)
@@ -180,6 +190,7 @@ class Writer:
                 for _, future in jobs:
                     if not future.done():
                         future.set_exception(exc)
+                self._failed([w for w, _ in jobs])
             else:
                 for (_, future), offsets in zip(jobs, results, strict=True):
                     if not future.done():
