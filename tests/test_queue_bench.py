@@ -80,6 +80,13 @@ def test_the_anchor_and_group_commit_carry_the_issue_15_targets(
     assert not any(c.what in ("ours/honker", "ours/huey") for c in report.checks)
 
 
+def test_the_header_says_what_waking_a_thread_costs(report: microbench.Report) -> None:
+    """Group commit's floor is the machine's: the report measures it beside the rows."""
+    assert report.environment["thread_handoff_us"] > 0
+    header = microbench.format_report(report).splitlines()[0]
+    assert "waking a thread takes" in header and "µs" in header
+
+
 def test_every_measured_row_has_a_sample_and_no_errors(report: microbench.Report) -> None:
     for m in report.measurements:
         if m.skipped:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlitequeue.bench.microbench.patterns import PATTERN_BY_KEY, PATTERNS, PAYLOAD_BYTES, Sizes
+from sqlitequeue.bench.microbench.patterns import (
+    PATTERN_BY_KEY,
+    PATTERNS,
+    PAYLOAD_BYTES,
+    PUT_THREADS,
+    Sizes,
+)
 from sqlitequeue.bench.microbench.results import Check, Measurement, Report, median_ratio
 
 # -- output ------------------------------------------------------------------------------
@@ -62,7 +68,8 @@ def format_report(report: Report) -> str:
         f"Python {versions.get('python')}; files in {env.get('bench_directory')} "
         f"({env.get('bench_filesystem')}); load average {env.get('load_average_before')} "
         f"before, {env.get('load_average_after')} after; sleep(1 ms) wakes late by "
-        f"{_jitter_text(env.get('sleep_jitter_ms'))} (the noise floor of every latency)",
+        f"{_jitter_text(env.get('sleep_jitter_ms'))} (the noise floor of every latency)"
+        f"{_handoff_text(env.get('thread_handoff_us'))}",
         "ours/this and raw/this are ours (or the raw loop) / this row for throughput and "
         "this row / ours for latency p50 (> 1: faster than this row); raw/this is the best "
         "ratio any code issuing our SQL could reach; the minimal design is the least a "
@@ -78,6 +85,15 @@ def format_report(report: Report) -> str:
         lines += _latency_table(rows, checks) if pattern.latency else _rate_table(rows, checks)
     lines += ["", _summary(report)]
     return "\n".join(lines)
+
+
+def _handoff_text(handoff: float | None) -> str:
+    if handoff is None:
+        return ""
+    return (
+        f"; waking a thread takes {handoff:.1f} µs ({PUT_THREADS} threads passing a lock: "
+        "group commit pays one per thread between two fsyncs)"
+    )
 
 
 def _jitter_text(jitter: dict[str, float] | None) -> str:

@@ -6,7 +6,8 @@ commit), so ours, the raw loops and the peers pay the same per-call overhead. Si
 patterns time calls on an opened subject. Multi-process patterns (end-to-end latency, 4
 draining consumers, 2 stream groups) start worker processes with the ``spawn`` method; the
 workers are module-level functions (pickled by qualified name) that build their own subject
-from its :class:`BackendSpec`. :func:`sleep_jitter` measures the machine's noise floor.
+from its :class:`BackendSpec`. :func:`sleep_jitter` measures the machine's noise floor, and
+:func:`thread_handoff_us` what waking a thread costs (group commit's floor).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlitequeue.bench.microbench.patterns import (
     LIFECYCLE_POLL_BATCH,
     PAYLOAD_BYTES,
     PUT_BATCH,
+    PUT_THREADS,
     PUT_THREADS_WARMUP,
     STREAM_GROUPS,
     TOPIC,
@@ -479,6 +481,36 @@ def time_groups(spec: BackendSpec, count: int, cap: float) -> Sample:
     if not capped and done != planned:
         note = f"ERROR: read {done:,} of {planned:,} records"
     return sample, note
+
+
+def thread_handoff_us(threads: int = PUT_THREADS, hops: int = 4000) -> float:
+    """Microseconds per hop of a token passed round ``threads`` threads, each waiting on
+    its own lock: a thread wakes, wakes the next and waits again, with no other work. On
+    a VM whose idle cores halt, each hop is an inter-processor wake-up through the
+    hypervisor; group commit pays one per thread between two fsyncs (see
+    sqlitequeue/_group_commit.py), so this is the floor under the 8-thread row."""
+    locks = [threading.Lock() for _ in range(threads)]
+    for lock in locks:
+        lock.acquire()
+    passed = [0]
+
+    def relay(n: int) -> None:
+        mine, following = locks[n], locks[(n + 1) % threads]
+        while True:
+            mine.acquire()
+            passed[0] += 1
+            following.release()
+            if passed[0] >= hops:
+                return
+
+    ring = [threading.Thread(target=relay, args=(n,), daemon=True) for n in range(threads)]
+    for thread in ring:
+        thread.start()
+    start = time.perf_counter()
+    locks[0].release()
+    for thread in ring:
+        thread.join()
+    return (time.perf_counter() - start) / passed[0] * 1e6
 
 
 def sleep_jitter(samples: int = 500, pause: float = 0.001) -> dict[str, float]:
