@@ -429,7 +429,7 @@ def _group_commit_lines(tables: list[QueueTable], handoff: str | None) -> list[s
             + (f"; {_verdict(one)}" if one["mark"] else "")
             + (
                 f". Waking a thread took {handoff} µs on this machine, and a batch of 8 "
-                "threads pays 8 such wake-ups between two fsyncs"
+                "threads pays 8 such wake-ups between two fsyncs."
                 if handoff
                 else ""
             )
