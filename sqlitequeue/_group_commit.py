@@ -28,8 +28,8 @@ So the design keeps the wake-ups on that path few:
   and sleep a second time on it;
 * the first writer's wait outlasts the whole batch (see LINGER_SHARE), so it does not
   run out, for nothing, during the commit;
-* the batch's puts (:class:`RowInsert`) are inserted with one multi-row INSERT, not one
-  statement each.
+* the batch's puts (:class:`RowInsert`) are inserted with a few multi-row INSERTs (of 2**k
+  rows), not one statement each.
 
 Measured side by side on 2 cores and rejected, because each was slower for 8 threads
 (issue 15): overlapping the fsync with the next batch. Committing each batch at NORMAL and
@@ -88,7 +88,7 @@ MAX_ROWS_PER_INSERT = 64
 #: most LINGER_MAX seconds). The wait must outlast the whole batch: when it runs out during
 #: the commit that already holds the write (its batch was completed by another thread), the
 #: waiting thread wakes for nothing and takes the interpreter lock in the middle of the
-#: commit; measured on 2 cores with 8 threads, that one spurious wake-up per batch cost about
+#: commit; measured on 2 cores with 8 threads, that one spurious wake-up per batch cost over
 #: a tenth of the throughput (LINGER_SHARE 1.0 of the COMMIT alone did that). Too short a wait
 #: splits the batch: the writers' wake-ups come one after another and do not get faster
 #: with the disk. (Where a batch takes over LINGER_MAX / LINGER_SHARE, a slow disk, the cap
