@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -408,6 +409,62 @@ def test_a_batch_checked_after_its_predecessor_failed_is_refused_not_stored(
     assert code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
     assert offsets == [0, 2]
     assert _stored(db_path) == (0, 3)
+
+
+def test_a_batch_settled_after_its_partition_was_forgotten_leaves_later_ones_in_flight(
+    db_path: Path,
+) -> None:
+    """Producer Q's batch commits on the writer thread; before its request is answered,
+    the next append on the partition (producer P's) fails, and the writer forgets the
+    partition. Q's next batch is then accepted from what is stored. Settling Q's first
+    batch late must not take that one out of flight: Q's batch after it still follows,
+    and a resend of the one in flight is not accepted a second time."""
+    _setup(db_path)
+
+    def one(value: bytes, producer: int, sequence: int) -> Batch:
+        return check_batch(batch([value], producer_id=producer, sequence=sequence), 1 << 20)
+
+    async def scenario() -> list[tuple[int, int | None]]:
+        writer = Writer(Log(db_path))
+        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+        producers = Producers(writer.log.recent_batches)
+        writer.on_failure = producers.forget_partitions
+        real_append = writer.log.append_all
+        running = threading.Event()
+
+        def slow_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            running.set()
+            time.sleep(0.2)  # P's append queues behind it meanwhile
+            return real_append(jobs)
+
+        def broken(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
+            raise DatabaseError("disk I/O error")
+
+        writer.log.append_all = slow_append  # type: ignore[method-assign]
+        writer._fast_log.append_all = broken  # type: ignore[method-assign]
+        q0, q1, q2 = one(b"q0", 9, 0), one(b"q1", 9, 1), one(b"q2", 9, 2)
+        try:
+            writer._restart_due = True  # Q's append goes to the writer thread
+            assert producers.check(pid, q0) == (0, None)
+            first = writer.submit([(pid, q0)])
+            assert await asyncio.to_thread(running.wait, 10)
+            assert producers.check(pid, one(b"p", 7, 0)) == (0, None)
+            failing = writer.submit([(pid, one(b"p", 7, 0))])  # fails on the fast path
+            await asyncio.wait([failing])
+            assert isinstance(failing.exception(), DatabaseError)
+            assert first.done() and not first.exception()  # committed, not yet settled
+            found = [producers.check(pid, q1)]  # accepted again from the file
+            producers.stored(pid, q0, first.result()[0])  # Q's first request answered
+            found.append(producers.check(pid, q2))  # follows q1, still in flight
+            found.append(producers.check(pid, q1))  # a resend of q1, still in flight
+            return found
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    after_forget, follower, resend = asyncio.run(scenario())
+    assert after_forget == (0, None)
+    assert follower == (0, None)
+    assert resend[0] == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER  # not stored twice
 
 
 def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpoint(

@@ -253,8 +253,11 @@ def _settle(
     """Fill in the answers of committed (or failed) writes; wake the fetches."""
     failure = stored.exception() if not stored.cancelled() else asyncio.CancelledError()
     if failure is not None:
-        for pid, _batch in writes:
-            ctx.producers.forget(pid)
+        for pid, batch in writes:  # (the writer forgot their partitions as they failed)
+            if stored.cancelled():  # it may have committed all the same: reload the file
+                ctx.producers.forget(pid)
+            else:
+                ctx.producers.failed(pid, batch)
         if not isinstance(failure, QueueError):
             raise failure
         logger.error("produce failed, nothing stored: %s", failure)

@@ -12,6 +12,7 @@ epoch and sequence), so a retry that crosses a restart is still recognised.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,8 +45,11 @@ class Producers:
         self._recent = recent  # pid -> newest stored batches (see Log.recent_batches)
         self._states: dict[tuple[int, int], _State] = {}
         self._loaded: set[int] = set()
-        # (pid, producer id) -> (last sequence accepted, batches accepted but not stored)
-        self._in_flight: dict[tuple[int, int], tuple[int, int]] = {}
+        # (pid, producer id) -> the sequence ranges (first, last) of its batches accepted
+        # and not yet settled, in the order accepted. One entry per batch, so settling a
+        # batch after its partition was forgotten (and its successors accepted again from
+        # the file) cannot take a later batch out of flight.
+        self._in_flight: dict[tuple[int, int], deque[tuple[int, int]]] = {}
         self._last_id = 0
 
     def new_id(self) -> int:
@@ -76,19 +80,35 @@ class Producers:
         if batch.producer_id < 0 or batch.base_sequence < 0:
             return ErrorCode.NONE, None
         key = (pid, batch.producer_id)
-        if key in self._in_flight:
-            last, count = self._in_flight[key]
-            if batch.base_sequence != (last + 1) % SEQUENCE_MOD:
+        flying = self._in_flight.get(key)
+        if flying:
+            if batch.base_sequence != (flying[-1][1] + 1) % SEQUENCE_MOD:
                 code, original = self._check_stored(pid, batch)  # a retry of a stored one?
                 if original is not None:
                     return code, original
                 return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
-            self._in_flight[key] = (_last_sequence(batch), count + 1)
+            flying.append((batch.base_sequence, _last_sequence(batch)))
             return ErrorCode.NONE, None
         code, original = self._check_stored(pid, batch)
         if code == ErrorCode.NONE and original is None:
-            self._in_flight[key] = (_last_sequence(batch), 1)
+            self._in_flight[key] = deque([(batch.base_sequence, _last_sequence(batch))])
         return code, original
+
+    def failed(self, pid: int, batch: Batch) -> None:
+        """After a failed write: ``batch`` is no longer in flight (nothing of it was
+        stored, so a resend of it is checked against what is stored)."""
+        self._settled(pid, batch)
+
+    def _settled(self, pid: int, batch: Batch) -> None:
+        """Take ``batch`` out of its producer's batches in flight, if it is there."""
+        key = (pid, batch.producer_id)
+        flying = self._in_flight.get(key)
+        if flying is None:
+            return
+        with contextlib.suppress(ValueError):  # forgotten meanwhile (see forget_partitions)
+            flying.remove((batch.base_sequence, _last_sequence(batch)))
+        if not flying:
+            del self._in_flight[key]
 
     def forget(self, pid: int) -> None:
         """Drop what is known of a partition, batches in flight included (reloaded from
@@ -126,17 +146,14 @@ class Producers:
         """After the commit: remember the batch for retries."""
         if batch.producer_id < 0 or batch.base_sequence < 0:
             return
+        self._settled(pid, batch)
         key = (pid, batch.producer_id)
-        flying = self._in_flight.get(key)
-        if flying is not None:
-            if flying[1] > 1:
-                self._in_flight[key] = (flying[0], flying[1] - 1)
-            else:
-                del self._in_flight[key]
         state = self._states.get(key)
         if state is None or batch.producer_epoch != state.epoch:
             state = self._states[key] = _State(batch.producer_epoch)
         entry = (batch.base_sequence, _last_sequence(batch), offset)
+        if entry in state.batches:  # reloaded from the file after a forget
+            return
         if state.batches and offset < state.batches[-1][2]:
             # Settled after a later batch of its producer (one committed on the event
             # loop's thread can be answered before an earlier one's task ran): keep the
