@@ -428,8 +428,8 @@ def _group_commit_lines(tables: list[QueueTable], handoff: str | None) -> list[s
             f"{one['msgs/s']} ({one['label']}): {_ratio(one, 'ours/this')}"
             + (f"; {_verdict(one)}" if one["mark"] else "")
             + (
-                f". Waking a thread took {handoff} µs on this machine, and a batch of 8 "
-                "threads pays 8 such wake-ups between two fsyncs."
+                f". Waking a thread took {handoff} µs on this machine, and a batch pays "
+                "one such wake-up per thread between two fsyncs."
                 if handoff
                 else ""
             )
@@ -439,7 +439,7 @@ def _group_commit_lines(tables: list[QueueTable], handoff: str | None) -> list[s
 
 def queue_bench_reading(root: Path = RESULTS) -> str:
     """What the reference ``bench queue`` run says: ratios, latencies, stream rates, targets."""
-    text = (root / "reference-queue.txt").read_text()
+    text = (root / "reference-queue.txt").read_text(encoding="utf-8")
     tables = queue_tables(text)
     repeats = re.search(r"median of (\d+) repeat", text)
     load = re.search(r"load average (\S+) before, (\S+) after", text)

@@ -147,10 +147,15 @@ def time_threaded_sends(subject: Subject, count: int, cap: float, threads: int) 
                 sent[n] += 1
         except BaseException as exc:  # reported by the measuring thread
             errors.append(exc)
+            ready.abort()  # no other thread waits for this one at the barrier
 
     workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
+    try:
+        for worker in workers:
+            worker.start()
+    except BaseException:
+        ready.abort()  # the started ones stop waiting for the rest
+        raise
     for worker in workers:
         worker.join()
     if errors:
