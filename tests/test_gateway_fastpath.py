@@ -66,6 +66,26 @@ async def _held_offset_commit(
     return running
 
 
+async def _append_behind_a_held_commit(
+    writer: Writer,
+    release: threading.Event,
+    after: Callable[[], None] = lambda: None,
+    appended: Callable[[], None] = lambda: None,
+) -> list[int]:
+    """Submit one append while an offset commit is held on the writer thread (see
+    _held_offset_commit: ``after`` runs once it committed, ``appended`` once the append
+    is done); check the append is not done yet, release the commit, and return the
+    append's offsets once both are done."""
+    pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
+    running = await _held_offset_commit(writer, release, after)
+    append = writer.submit([(pid, _one(b"a"))])
+    append.add_done_callback(lambda _f: appended())
+    assert not append.done()
+    release.set()
+    await running
+    return await append
+
+
 def test_an_append_with_no_write_in_flight_is_committed_before_submit_returns(
     db_path: Path,
 ) -> None:
@@ -130,15 +150,11 @@ def test_an_append_while_another_write_runs_waits_for_it(db_path: Path) -> None:
 
     async def scenario() -> None:
         writer = Writer(Log(db_path))
-        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
         try:
-            running = await _held_offset_commit(writer, release, lambda: order.append("commit"))
-            append = writer.submit([(pid, _one(b"a"))])
-            append.add_done_callback(lambda _f: order.append("append"))
-            assert not append.done()
-            release.set()
-            await running
-            assert (await append) == [0]
+            offsets = await _append_behind_a_held_commit(
+                writer, release, lambda: order.append("commit"), lambda: order.append("append")
+            )
+            assert offsets == [0]
         finally:
             release.set()
             await asyncio.to_thread(writer.close)
@@ -478,7 +494,6 @@ def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpo
 
     async def scenario() -> None:
         writer = Writer(Log(db_path))
-        pid = writer.log.topic("t").pids[0]  # type: ignore[union-attr]
         real_checkpoint, real_append = writer.log.checkpoint, writer.log.append_all
 
         def noted_append(jobs: list[list[tuple[int, Batch]]]) -> list[list[int]]:
@@ -493,11 +508,7 @@ def test_appends_queued_behind_a_write_are_committed_before_the_catch_up_checkpo
         writer.log.append_all = noted_append  # type: ignore[method-assign]
         try:
             writer._catch_up = True
-            running = await _held_offset_commit(writer, release)
-            append = writer.submit([(pid, _one(b"a"))])
-            release.set()
-            await running
-            assert (await append) == [0]
+            assert await _append_behind_a_held_commit(writer, release) == [0]
             assert writer._flusher is not None
             await writer._flusher
         finally:
