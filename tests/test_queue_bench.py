@@ -87,6 +87,13 @@ def test_the_header_says_what_waking_a_thread_costs(report: microbench.Report) -
     assert "waking a thread takes" in header and "µs" in header
 
 
+def test_the_header_says_what_an_fsync_costs(report: microbench.Report) -> None:
+    """Group commit's gain grows with the fsync: the report measures it beside the rows."""
+    assert report.environment["fsync_us"] > 0
+    header = microbench.format_report(report).splitlines()[0]
+    assert "an fsync takes" in header
+
+
 def test_every_measured_row_has_a_sample_and_no_errors(report: microbench.Report) -> None:
     for m in report.measurements:
         if m.skipped:

@@ -415,9 +415,12 @@ def _peer_lines(tables: list[QueueTable], peer: str) -> list[str]:
     return lines
 
 
-def _group_commit_lines(tables: list[QueueTable], handoff: str | None) -> list[str]:
+def _group_commit_lines(
+    tables: list[QueueTable], handoff: str | None, fsync: str | None
+) -> list[str]:
     """The group-commit table in one bullet: ours from 8 threads and from one, the ratio,
-    and (``handoff``, from the run's header) what waking one thread cost on the machine."""
+    and (from the run's header) what waking one thread (``handoff``) and one fsync
+    (``fsync``) cost on the machine."""
     lines = []
     for t in tables:
         if not any(r["label"].endswith("thread") for r in t.rows):  # "..., 1 thread"
@@ -433,6 +436,12 @@ def _group_commit_lines(tables: list[QueueTable], handoff: str | None) -> list[s
                 if handoff
                 else ""
             )
+            + (
+                f" An fsync took {fsync} µs: the batch's Python, run one thread at a time, "
+                "must fit beside one fsync, so a slower disk gives a higher ratio."
+                if fsync
+                else ""
+            )
         )
     return lines
 
@@ -445,6 +454,7 @@ def queue_bench_reading(root: Path = RESULTS) -> str:
     load = re.search(r"load average (\S+) before, (\S+) after", text)
     took = re.search(r"\(benchmark took (\d+) s\)", text)
     handoff = re.search(r"waking a thread takes (\S+) µs", text)
+    fsync = re.search(r"an fsync takes (\S+) µs", text)
     raw = [
         (float(r["ours/this"]), r["ours/this"], f"{t.title}, {r['sync']}", r["mark"])
         for t in tables
@@ -464,7 +474,9 @@ def queue_bench_reading(root: Path = RESULTS) -> str:
     ]
     lines.append("* **ours / minimal design** (the least a correct SQLite queue needs):")
     lines += _peer_lines(tables, "minimal design")
-    lines += _group_commit_lines(tables, handoff.group(1) if handoff else None)
+    lines += _group_commit_lines(
+        tables, handoff.group(1) if handoff else None, fsync.group(1) if fsync else None
+    )
     peers = dict.fromkeys(
         r["label"]
         for t in tables

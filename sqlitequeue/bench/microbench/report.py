@@ -69,7 +69,7 @@ def format_report(report: Report) -> str:
         f"({env.get('bench_filesystem')}); load average {env.get('load_average_before')} "
         f"before, {env.get('load_average_after')} after; sleep(1 ms) wakes late by "
         f"{_jitter_text(env.get('sleep_jitter_ms'))} (the noise floor of every latency)"
-        f"{_handoff_text(env.get('thread_handoff_us'))}",
+        f"{_handoff_text(env.get('thread_handoff_us'))}{_fsync_text(env.get('fsync_us'))}",
         "ours/this and raw/this are ours (or the raw loop) / this row for throughput and "
         "this row / ours for latency p50 (> 1: faster than this row); raw/this is the best "
         "ratio any code issuing our SQL could reach; the minimal design is the least a "
@@ -93,6 +93,15 @@ def _handoff_text(handoff: float | None) -> str:
     return (
         f"; waking a thread takes {handoff:.1f} µs ({PUT_THREADS} threads passing a lock: "
         "group commit pays one per thread between two fsyncs)"
+    )
+
+
+def _fsync_text(fsync: float | None) -> str:
+    if fsync is None:
+        return ""
+    return (
+        f"; an fsync takes {fsync:.0f} µs (4 KB rewritten, then fdatasync: what a FULL "
+        "commit waits for; group commit's gain grows with it)"
     )
 
 

@@ -48,7 +48,7 @@ from sqlitequeue.bench.microbench.patterns import (
 from sqlitequeue.bench.microbench.plan import Job, plan
 from sqlitequeue.bench.microbench.report import fmt_ratio, format_report, report_to_json
 from sqlitequeue.bench.microbench.results import Check, Measurement, Report, evaluate
-from sqlitequeue.bench.microbench.timing import sleep_jitter, thread_handoff_us
+from sqlitequeue.bench.microbench.timing import fsync_us, sleep_jitter, thread_handoff_us
 
 __all__ = [
     "FULL_SIZES",
@@ -108,6 +108,7 @@ def run_benchmark(
     load_before = _load_average()
     jitter = sleep_jitter()
     handoff = thread_handoff_us()
+    fsync = fsync_us(str(directory) if directory else None)
     jobs = plan(sizes, only)
     rows = {id(j): Measurement(j.pattern, j.durability, j.impl, j.label) for j in jobs}
     for job in jobs:
@@ -138,6 +139,7 @@ def run_benchmark(
     env["load_average_after"] = _load_average()
     env["sleep_jitter_ms"] = jitter
     env["thread_handoff_us"] = handoff
+    env["fsync_us"] = fsync
     return Report(
         sizes,
         repeats,
