@@ -44,12 +44,10 @@ same way; an ``executemany`` of the batch's rows saved too little to see (one mu
 INSERT does save: about a quarter of the batch's statement time). Opening the batch's
 transaction at its first write and letting each write insert its own row as it arrives (so
 only the COMMIT is left when the last one comes) lost the same way: each INSERT hands the
-GIL to the next woken writer and must win it back. Waking every writer of a batch at once
-lost too (they queue for the GIL). One thread running at a time, with the fsync alone in
-parallel, is what this interpreter does fastest. What bounds the gain is then the machine:
-8 writers' wake-ups and Python, one after another, beside one fsync. Cheaper wake-ups do not
-raise it (a VM that polls before halting an idle core sped the 1-thread put up as much as 8
-threads), a slower fsync does.
+GIL to the next woken writer and must win it back. One thread running at a time, with the
+fsync alone in parallel, is what this interpreter does fastest. A batch then pays one fsync
+for all its puts, and 8 writers' wake-ups and Python one after another: the slower the fsync
+compared with those, the closer 8 threads get to 8 times one thread.
 
 Guarantees:
 

@@ -14,7 +14,7 @@ import pytest
 
 import sqlitequeue
 from sqlitequeue.bench.backends.base import BACKENDS, Delivery
-from sqlitequeue.bench.microbench import raw
+from sqlitequeue.bench.microbench import raw, timing
 from sqlitequeue.bench.microbench import run as microbench
 from sqlitequeue.bench.microbench.patterns import GROUP, TOPIC
 from sqlitequeue.bench.microbench.run import PATTERNS, Sizes
@@ -92,6 +92,30 @@ def test_the_header_says_what_an_fsync_costs(report: microbench.Report) -> None:
     assert report.environment["fsync_us"] > 0
     header = microbench.format_report(report).splitlines()[0]
     assert "an fsync takes" in header
+
+
+def test_the_docs_render_the_fsync_from_a_report_and_do_without_it(
+    report: microbench.Report, tmp_path: Path
+) -> None:
+    """render_docs reads the figure the header writes; an older reference lacks it."""
+    from tools import render_docs
+
+    text = microbench.format_report(report)
+    (tmp_path / "reference-queue.txt").write_text(text, encoding="utf-8")
+    assert "An fsync took at least" in render_docs.queue_bench_reading(tmp_path)
+    older = re.sub(r"; an fsync takes [^;\n]*", "", text)
+    (tmp_path / "reference-queue.txt").write_text(older, encoding="utf-8")
+    assert "An fsync took" not in render_docs.queue_bench_reading(tmp_path)
+
+
+def test_fsync_is_left_out_where_the_file_system_refuses_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def refuse(fd: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(timing.os, "fdatasync", refuse)
+    assert timing.fsync_us(tmp_path, samples=2) is None
 
 
 def test_every_measured_row_has_a_sample_and_no_errors(report: microbench.Report) -> None:

@@ -437,8 +437,9 @@ def _group_commit_lines(
                 else ""
             )
             + (
-                f" An fsync took {fsync} µs: the batch's Python, run one thread at a time, "
-                "must fit beside one fsync, so a slower disk gives a higher ratio."
+                f" An fsync took at least {fsync} µs: a batch pays one for 8 puts, a lone put "
+                "one each, so the slower the fsync compared with the puts' Python and "
+                "wake-ups, the closer the ratio gets to 8."
                 if fsync
                 else ""
             )

@@ -100,8 +100,8 @@ def _fsync_text(fsync: float | None) -> str:
     if fsync is None:
         return ""
     return (
-        f"; an fsync takes {fsync:.0f} µs (4 KB rewritten, then fdatasync: what a FULL "
-        "commit waits for; group commit's gain grows with it)"
+        f"; an fsync takes {fsync:.0f} µs (one page rewritten, then fdatasync: the floor "
+        "under a FULL commit; group commit's gain grows with it)"
     )
 
 

@@ -108,7 +108,7 @@ def run_benchmark(
     load_before = _load_average()
     jitter = sleep_jitter()
     handoff = thread_handoff_us()
-    fsync = fsync_us(str(directory) if directory else None)
+    fsync = fsync_us(directory)
     jobs = plan(sizes, only)
     rows = {id(j): Measurement(j.pattern, j.durability, j.impl, j.label) for j in jobs}
     for job in jobs:
